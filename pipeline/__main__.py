@@ -1,0 +1,120 @@
+"""Command line: one subcommand per stage, as called from ``dvc.yaml``.
+
+    python -m pipeline fetch --task competition
+    python -m pipeline train --task imdb --model word_lr
+    python -m pipeline submit --dry-run
+
+Errors the user can fix print one clear message (no traceback) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from .errors import PipelineError
+from .tasks import TASK_NAMES
+
+log = logging.getLogger("pipeline")
+
+
+def _stage(name: str):
+    def run(args) -> None:
+        from .params import load_params
+        from .tasks import get_task
+
+        params = load_params(args.params)
+        task = get_task(args.task, params)
+        if name == "fetch":
+            from .sources import fetch as stage
+        elif name == "prepare":
+            from .prepare import prepare as stage
+        elif name == "report":
+            from .report import report as stage
+        elif name == "tokenize":
+            from .tokenize import tokenize as stage
+        elif name == "ensemble":
+            from .ensemble import ensemble as stage
+        if name == "train":
+            from .train import train
+
+            train(task, args.model, params)
+        elif name == "tune":
+            from .tune import tune
+
+            tune(task, args.model, params, storage=args.storage, workers=args.workers)
+        else:
+            stage(task, params)
+
+    return run
+
+
+def _submissions(args) -> None:
+    from .params import load_params
+    from .submit import write_submissions
+
+    write_submissions(load_params(args.params))
+
+
+def _submit(args) -> None:
+    from .kaggle_submit import main
+
+    main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.split("\n")[0])
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in (("fetch", "download or copy the raw data"),
+                           ("prepare", "validate, clean, make folds"),
+                           ("tokenize", "fit the vocabulary, write integer sequences"),
+                           ("train", "out-of-fold and test predictions for one model"),
+                           ("tune", "Optuna search for one RNN family"),
+                           ("ensemble", "stack/blend the models' out-of-fold predictions"),
+                           ("report", "metrics, plots, submissions, markdown report")):
+        stage = sub.add_parser(name, help=helptext)
+        stage.add_argument("--task", required=True, choices=TASK_NAMES)
+        if name in ("train", "tune"):
+            stage.add_argument("--model", required=True)
+        if name == "tune":
+            stage.add_argument("--storage", default=None,
+                               help="Optuna storage URL (default: tune.storage in params.yaml)")
+            stage.add_argument("--workers", type=int, default=1, help="local worker processes")
+        stage.set_defaults(func=_stage(name))
+    sub.add_parser("submissions", help="write submissions/<competition>/<model>.csv and index.json"
+                   ).set_defaults(func=_submissions)
+    submit = sub.add_parser("submit", help="check a submission file and send it to Kaggle")
+    submit.add_argument("--file", help="default: submissions/<competition>/ensemble.csv")
+    submit.add_argument("--message", help="default: model, CV score and git commit")
+    submit.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
+    submit.add_argument("--list", action="store_true", help="list recent submissions and scores")
+    submit.set_defaults(func=_submit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    started = time.perf_counter()
+    try:
+        args.func(args)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: outputs of this stage were not written", file=sys.stderr)
+        return 130
+    log.info("%s done in %.1f s", args.command, time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The model registry: name → how to build a per-fold trainer.
+
+A model factory takes ``(task, params, train, test, n_classes)`` and returns a callable
+``fit_predict(train_idx, valid_idx) -> (valid_proba, test_proba)``. ``train.py`` runs every
+model through the same fold loop, so adding a model is adding one entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+FitPredict = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str  # "tfidf" or "rnn": the rnn family is tuned and may use fewer folds
+    description: str
+    factory: Callable[..., FitPredict]
+
+
+def _lazy(module: str, function: str) -> Callable[..., FitPredict]:
+    # Import on use: the TF-IDF stages must not pay for importing TensorFlow.
+    def factory(*args, **kwargs):
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{module}"), function)(*args, **kwargs)
+
+    return factory
+
+
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
+    ModelSpec("word_lr", "tfidf", "word 1-2-gram TF-IDF + logistic regression", _lazy("tfidf", "word_lr")),
+    ModelSpec("char_lr", "tfidf", "char 2-5-gram TF-IDF + logistic regression", _lazy("tfidf", "char_lr")),
+    ModelSpec("nbsvm", "tfidf", "NB-weighted logistic regression (Wang & Manning)", _lazy("tfidf", "nbsvm")),
+    ModelSpec("word_svc", "tfidf", "plain word TF-IDF + LinearSVC (reference baseline)", _lazy("tfidf", "word_svc")),
+    ModelSpec("lstm", "rnn", "stacked (Bi)LSTM tuned with Optuna", _lazy("rnn", "lstm")),
+    ModelSpec("gru", "rnn", "stacked (Bi)GRU tuned with Optuna", _lazy("rnn", "gru")),
+)}

@@ -1,0 +1,137 @@
+"""TF-IDF baselines: word and char n-gram logistic regression, NB-SVM, LinearSVC.
+
+The vectoriser is fitted once on train + test text. That uses no labels (only document
+frequencies), so out-of-fold scores stay honest, and it saves refitting per fold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
+
+from ..params import Params
+
+# Words plus "!" and "?", which carry style (sensational writing) in fake-news data.
+TOKEN_PATTERN = r"(?u)\b\w+\b|[!?]"
+
+
+def expand_proba(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarray:
+    """Place the columns of classes seen in training into a full ``n_classes`` matrix."""
+    full = np.zeros((proba.shape[0], n_classes), dtype=np.float64)
+    full[:, np.asarray(seen, dtype=int)] = proba
+    return full
+
+
+def _scores_to_proba(scores: np.ndarray) -> np.ndarray:
+    """Sigmoid (binary) or softmax of decision scores, for models with no probabilities."""
+    if scores.ndim == 1:
+        positive = 1.0 / (1.0 + np.exp(-scores))
+        return np.column_stack([1 - positive, positive])
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+class NBSVMClassifier(ClassifierMixin, BaseEstimator):
+    """Logistic regression on features scaled by naive-Bayes log-count ratios.
+
+    Wang & Manning (2012), in its common logistic-regression form: for each class, one
+    binary model on ``X * r`` with ``r = log((p/|p|) / (q/|q|))``, ``p``/``q`` the smoothed
+    feature sums of that class and of the rest; probabilities normalised across classes.
+    """
+
+    def __init__(self, alpha: float = 1.0, C: float = 4.0, random_state: int = 0):
+        self.alpha = alpha
+        self.C = C
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        X = sp.csr_matrix(X)
+        self.classes_ = np.unique(y)
+        targets = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
+        self.ratios_, self.models_ = [], []
+        for cls in targets:
+            pos = np.asarray(y == cls)
+            p = self.alpha + np.asarray(X[pos].sum(axis=0)).ravel()
+            q = self.alpha + np.asarray(X[~pos].sum(axis=0)).ravel()
+            ratio = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+            model = LogisticRegression(C=self.C, max_iter=1000, solver="liblinear",
+                                       random_state=self.random_state)
+            self.ratios_.append(ratio)
+            self.models_.append(model.fit(X.multiply(ratio).tocsr(), pos.astype(int)))
+        return self
+
+    def predict_proba(self, X):
+        X = sp.csr_matrix(X)
+        positive = np.column_stack([m.predict_proba(X.multiply(r).tocsr())[:, 1]
+                                    for r, m in zip(self.ratios_, self.models_)])
+        if len(self.classes_) == 2:
+            return np.column_stack([1 - positive[:, 0], positive[:, 0]])
+        return positive / np.clip(positive.sum(axis=1, keepdims=True), 1e-12, None)
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def _fitter(vectorizer, make_classifier, texts_train: pd.Series, texts_test: pd.Series,
+            y: np.ndarray, n_classes: int):
+    features = vectorizer.fit_transform(pd.concat([texts_train, texts_test], ignore_index=True))
+    features = sp.csr_matrix(features)
+    X, X_test = features[: len(texts_train)], features[len(texts_train):]
+
+    def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
+        model = make_classifier().fit(X[train_idx], y[train_idx])
+        if hasattr(model, "predict_proba"):
+            predict = model.predict_proba
+        else:
+            def predict(rows):
+                return _scores_to_proba(model.decision_function(rows))
+        return (expand_proba(predict(X[valid_idx]), model.classes_, n_classes),
+                expand_proba(predict(X_test), model.classes_, n_classes))
+
+    return fit_predict
+
+
+def _word_vectorizer(ngram_max: int, min_df: int, max_features: int) -> TfidfVectorizer:
+    return TfidfVectorizer(ngram_range=(1, ngram_max), min_df=min_df, max_features=max_features,
+                           sublinear_tf=True, token_pattern=TOKEN_PATTERN, dtype=np.float32)
+
+
+def _lr(C: float, seed: int):
+    return lambda: LogisticRegression(C=C, max_iter=2000, random_state=seed)
+
+
+def word_lr(task, params: Params, train, test, n_classes: int):
+    p = params.tfidf.word
+    return _fitter(_word_vectorizer(p.ngram_max, p.min_df, p.max_features), _lr(p.C, params.seed),
+                   train["text"], test["text"], train["y"].to_numpy(), n_classes)
+
+
+def word_svc(task, params: Params, train, test, n_classes: int):
+    p = params.tfidf.word
+    return _fitter(_word_vectorizer(p.ngram_max, p.min_df, p.max_features),
+                   lambda: LinearSVC(C=params.tfidf.svc_C, random_state=params.seed),
+                   train["text"], test["text"], train["y"].to_numpy(), n_classes)
+
+
+def char_lr(task, params: Params, train, test, n_classes: int):
+    p = params.tfidf.char
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(p.ngram_min, p.ngram_max),
+                                 min_df=p.min_df, max_features=p.max_features, sublinear_tf=True,
+                                 dtype=np.float32)
+    # Char n-grams of long documents add little over their first max_chars characters.
+    return _fitter(vectorizer, _lr(p.C, params.seed), train["text"].str.slice(0, p.max_chars),
+                   test["text"].str.slice(0, p.max_chars), train["y"].to_numpy(), n_classes)
+
+
+def nbsvm(task, params: Params, train, test, n_classes: int):
+    p = params.tfidf.nbsvm
+    vectorizer = CountVectorizer(ngram_range=(1, p.ngram_max), min_df=p.min_df,
+                                 max_features=p.max_features, binary=True,
+                                 token_pattern=TOKEN_PATTERN, dtype=np.float32)
+    return _fitter(vectorizer, lambda: NBSVMClassifier(p.alpha, p.C, params.seed),
+                   train["text"], test["text"], train["y"].to_numpy(), n_classes)

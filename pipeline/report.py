@@ -1,0 +1,155 @@
+"""``report`` stage: metrics JSON, DVC plots + PNG copies, submissions, markdown report.
+
+Per task it writes ``metrics/<task>.json`` (flat keys ``cv.<model>.<metric>``, plus
+``test.<model>.<metric>`` where test labels are public), ``plots/<task>/`` (DVC plot data
+and PNGs for offline viewing) and ``reports/<task>.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on CI or servers
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import confusion_matrix, roc_curve  # noqa: E402
+
+from .io import atomic_path, write_json, write_text  # noqa: E402
+from .metrics import all_scores  # noqa: E402
+from .params import Params  # noqa: E402
+from .prepare import load_prepared  # noqa: E402
+from .tasks import Task  # noqa: E402
+from .train import load_predictions  # noqa: E402
+
+log = logging.getLogger(__name__)
+METRICS_DIR, PLOTS_DIR, REPORTS_DIR = Path("metrics"), Path("plots"), Path("reports")
+
+
+def report_models(params: Params) -> list[str]:
+    """Models the report covers, in params order, the ensemble last once it exists."""
+    return list(params.models.all) + ["ensemble"]
+
+
+def _save_png(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for model, (fpr, tpr, auc) in curves.items():
+        ax.plot(fpr, tpr, label=f"{model} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    ax.legend(loc="lower right", fontsize=8)
+    _save_png(fig, path)
+
+
+def _confusion_png(matrix: np.ndarray, classes: list[str], path: Path, title: str) -> None:
+    size = min(4 + 0.18 * len(classes), 14)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7 if len(classes) > 10 else 10)
+    ax.set_yticks(range(len(classes)), classes, fontsize=7 if len(classes) > 10 else 10)
+    if len(classes) <= 10:
+        for (i, j), count in np.ndenumerate(matrix):
+            ax.text(j, i, str(count), ha="center", va="center",
+                    color="white" if count > matrix.max() / 2 else "black")
+    ax.set(xlabel="predicted", ylabel="actual", title=title)
+    _save_png(fig, path)
+
+
+def _comparison_png(scores: dict[str, float], metric: str, path: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(scores)))
+    names = list(scores)
+    ax.barh(names, [scores[n] for n in names], color="tab:blue")
+    for i, name in enumerate(names):
+        ax.text(scores[name], i, f" {scores[name]:.4f}", va="center", fontsize=8)
+    low = min(scores.values())
+    ax.set_xlim(max(0.0, low - 0.1), min(1.0, max(scores.values()) + 0.06))
+    ax.invert_yaxis()
+    ax.set(xlabel=metric, title=title)
+    _save_png(fig, path)
+
+
+def _markdown(task: Task, meta: dict, records: dict[str, dict], scores_test: dict, plots: Path) -> str:
+    lines = [f"# {task.name}: model report", ""]
+    if not meta["available"]:
+        return "\n".join(lines + [f"**Unavailable:** {meta['reason']}", "", f"Fix: `{meta['fix']}`", ""])
+    lines += [f"{meta['n_train']} train / {meta['n_test']} test rows, {len(meta['classes'])} classes. "
+              f"Headline metric: **{task.metric}** (out-of-fold on train).", "",
+              "| model | CV " + task.metric + " | CV f1_macro | CV log_loss | folds | seconds |"
+              + (" test accuracy |" if scores_test else ""),
+              "|---|---|---|---|---|---|" + ("---|" if scores_test else "")]
+    for model, rec in records.items():
+        cv = rec["cv"]
+        row = (f"| {model} | {cv[task.metric]:.4f} | {cv['f1_macro']:.4f} | {cv['log_loss']:.4f} "
+               f"| {len(rec.get('folds', []))} | {rec.get('seconds', 0):.1f} |")
+        if scores_test:
+            row += f" {scores_test[model]['accuracy']:.4f} |"
+        lines.append(row)
+    lines += ["", f"![model comparison]({plots.name}/model_comparison.png)", ""]
+    if len(meta["classes"]) == 2:
+        lines += [f"![ROC]({plots.name}/roc.png)", ""]
+    for model in records:
+        lines += [f"![confusion {model}]({plots.name}/confusion_{model}.png)"]
+    for extra in ("ensemble_weights.png", "tuning_lstm.png", "tuning_gru.png"):
+        lines += [f"![{extra[:-4]}]({plots.name}/{extra})"] if (plots / extra).exists() else []
+    return "\n".join(lines) + "\n"
+
+
+def report(task: Task, params: Params) -> dict:
+    """Write metrics, plots, report and (competition only) submissions for ``task``."""
+    train_df, test_df, meta = load_prepared(task)
+    metrics: dict = {"available": int(meta["available"])}
+    records, scores_test = {}, {}
+    plots = PLOTS_DIR / task.name
+    with atomic_path(plots) as plot_dir:
+        plot_dir.mkdir()
+        if meta["available"]:
+            classes = meta["classes"]
+            y = train_df["y"].to_numpy()
+            curves = {}
+            for model in report_models(params):
+                try:
+                    record, arrays = load_predictions(task, model)
+                except FileNotFoundError:
+                    continue  # the ensemble before it exists
+                records[model] = record
+                metrics.update({f"cv.{model}.{k}": v for k, v in record["cv"].items()})
+                oof, test_proba = arrays["oof"], arrays["test"]
+                scored = ~np.isnan(oof[:, 0])
+                pred = oof[scored].argmax(axis=1)
+                matrix = confusion_matrix(y[scored], pred, labels=range(len(classes)))
+                write_json(plot_dir / "confusion" / f"{model}.json",
+                           [{"actual": classes[a], "predicted": classes[p]} for a, p in zip(y[scored], pred)])
+                _confusion_png(matrix, classes, plot_dir / f"confusion_{model}.png",
+                               f"{task.name} / {model} (out-of-fold)")
+                if len(classes) == 2:
+                    fpr, tpr, _ = roc_curve(y[scored], oof[scored, 1])
+                    step = max(1, len(fpr) // 400)  # keep the plot files small
+                    write_json(plot_dir / "roc" / f"{model}.json",
+                               [{"fpr": round(float(a), 5), "tpr": round(float(b), 5)}
+                                for a, b in zip(fpr[::step], tpr[::step])])
+                    curves[model] = (fpr, tpr, record["cv"]["roc_auc"])
+                if task.has_test_labels:
+                    scores_test[model] = all_scores(test_df["y"].to_numpy(), test_proba)
+                    metrics.update({f"test.{model}.{k}": v for k, v in scores_test[model].items()})
+            if curves:
+                _roc_png(curves, plot_dir / "roc.png", f"{task.name}: out-of-fold ROC")
+            if records:
+                _comparison_png({m: r["cv"][task.metric] for m, r in records.items()}, task.metric,
+                                plot_dir / "model_comparison.png", f"{task.name}: CV {task.metric}")
+        else:
+            metrics["unavailable_reason"] = meta["reason"]
+            metrics["unavailable_fix"] = meta["fix"]
+        write_text(plot_dir / ".keep", "")
+    write_json(METRICS_DIR / f"{task.name}.json", metrics)
+    write_text(REPORTS_DIR / f"{task.name}.md", _markdown(task, meta, records, scores_test, plots))
+    log.info("[report %s] %s", task.name, ", ".join(
+        f"{m}={r['cv'][task.metric]:.4f}" for m, r in records.items()) or "unavailable")
+    return metrics

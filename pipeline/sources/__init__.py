@@ -1,0 +1,131 @@
+"""Data sources and the ``fetch`` stage.
+
+``fetch`` fills ``data/raw/<task>/`` with the task's raw CSVs and ``source.json`` (where
+they came from, sha256 and row count of each file). The competition is written in the
+Kaggle layout (train.csv, test.csv, sample_submission.csv); the validation tasks in a
+normalised ``id,text,label`` layout (their test labels are public).
+
+A validation task whose data cannot be reached (offline, no local copy) is recorded as
+unavailable, with the reason and the fix, instead of failing the whole ``dvc repro``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DataError, SourceUnavailable
+from ..io import atomic_path, sha256_file, write_json
+from ..params import Params
+from ..tasks import Task
+
+log = logging.getLogger(__name__)
+SOURCE_RECORD = "source.json"
+COMPETITION_FILES = ("train.csv", "test.csv", "sample_submission.csv")
+
+
+def _copy_local_competition(local_dir: Path, dest: Path) -> dict:
+    if not local_dir.is_dir():
+        raise DataError(f"competition.local_dir {str(local_dir)!r} is not a folder: set it to the "
+                        "folder holding train.csv, test.csv and sample_submission.csv")
+    names = {p.name for p in local_dir.iterdir()}
+    if "sample_submission.csv" not in names and "submit.csv" in names:
+        names.add("sample_submission.csv")  # Kaggle's fake-news ships it as submit.csv
+    missing = [name for name in COMPETITION_FILES if name not in names]
+    if missing:
+        raise DataError(f"{local_dir}: missing {', '.join(missing)} (found: "
+                        f"{', '.join(sorted(names)) or 'nothing'}); download the competition "
+                        "files into that folder")
+    for name in COMPETITION_FILES:
+        src = local_dir / name
+        shutil.copyfile(src if src.exists() else local_dir / "submit.csv", dest / name)
+    return {"source": "local", "local_dir": str(local_dir.resolve())}
+
+
+def _write_validation_task(task: Task, params: Params, dest: Path) -> dict:
+    config = getattr(params.validation, task.name)
+    if config.source == "keras":
+        raise SourceUnavailable(
+            "the 'keras' source needs Keras' imdb.npz/reuters.npz, which cannot be fetched here",
+            fix=f"set validation.{task.name}.source to 'local' or 'download'")
+    if task.name == "imdb":
+        from . import imdb as loader
+    else:
+        from . import reuters as loader
+    if config.source == "local":
+        if not config.local_dir:
+            raise SourceUnavailable(f"validation.{task.name}.source is 'local' but local_dir is empty",
+                                    fix=f"dvc exp run -S validation.{task.name}.local_dir=<folder>")
+        folder = Path(config.local_dir)
+        if not folder.exists():
+            raise SourceUnavailable(f"validation.{task.name}.local_dir {str(folder)!r} does not exist",
+                                    fix=f"dvc exp run -S validation.{task.name}.local_dir=<folder>")
+    else:
+        folder = loader.download(Path("data") / "downloads" / task.name)
+    train, test = loader.load_local(folder) if task.name == "imdb" else loader.load_r52(folder)
+    train.to_csv(dest / "train.csv", index=False, lineterminator="\n")
+    test.to_csv(dest / "test.csv", index=False, lineterminator="\n")
+    return {"source": config.source, "local_dir": str(folder)}
+
+
+def _fill(task: Task, params: Params, dest: Path) -> dict:
+    if task.is_competition:
+        comp = params.competition
+        if comp.source == "sample":
+            from .sample import write_sample
+
+            return write_sample(dest, seed=params.seed)
+        if comp.source == "local":
+            return _copy_local_competition(Path(comp.local_dir), dest)
+        from .kaggle import download_competition
+
+        return download_competition(comp.name, dest)
+    if not task.enabled(params):
+        raise SourceUnavailable(f"task {task.name!r} is not in validation.tasks",
+                                fix=f"add {task.name} to validation.tasks in params.yaml")
+    return _write_validation_task(task, params, dest)
+
+
+def _describe_files(folder: Path) -> dict:
+    files = {}
+    for path in sorted(folder.glob("*.csv")):
+        rows = len(pd.read_csv(path, usecols=[0], dtype=str, keep_default_na=False))
+        files[path.name] = {"sha256": sha256_file(path), "rows": rows, "bytes": path.stat().st_size}
+    return files
+
+
+def fetch(task: Task, params: Params) -> dict:
+    """Fill ``task.raw_dir`` atomically and return the source record written beside the files.
+
+    Competition errors propagate (the user asked for that source). A validation task that
+    cannot be fetched is recorded as unavailable with a loud warning.
+    """
+    with atomic_path(task.raw_dir) as dest:
+        dest.mkdir(parents=True)
+        try:
+            record = _fill(task, params, dest)
+            record.update(available=True, files=_describe_files(dest))
+        except SourceUnavailable as error:
+            if task.is_competition:
+                raise
+            for stale in dest.iterdir():
+                stale.unlink()
+            record = {"available": False, "reason": error.reason, "fix": error.fix}
+            log.warning("\n%s\n!! task %s is UNAVAILABLE: %s\n!! fix: %s\n%s", "!" * 70,
+                        task.name, error.reason, error.fix, "!" * 70)
+        record["task"] = task.name
+        write_json(dest / SOURCE_RECORD, record)
+    return record
+
+
+def read_source_record(task: Task) -> dict:
+    """The ``source.json`` that ``fetch`` wrote for ``task``."""
+    import json
+
+    path = task.raw_dir / SOURCE_RECORD
+    if not path.exists():
+        raise DataError(f"{path} not found: run `dvc repro fetch@{task.name}` first")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,316 @@
+"""Kaggle competitions as a data source: credentials, download, submit, list submissions.
+
+The ``kaggle`` package is imported lazily, inside the functions that talk to Kaggle:
+importing it (kaggle 2.2.5) authenticates at import time, prints help when there are no
+credentials, creates ``~/.kaggle`` and, with ``KAGGLE_API_TOKEN``, calls the network.
+Every call checks credentials and the network first, so a missing key or an offline
+machine fails in seconds with a :class:`SourceUnavailable` saying what to do.
+No message ever contains the key or the token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import urllib.parse
+import urllib.request
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Callable, Mapping
+
+from pipeline.errors import DataError, PipelineError, SourceUnavailable
+from pipeline.io import atomic_path
+
+SETTINGS_URL = "https://www.kaggle.com/settings"
+REQUIRED_FILES = ("train.csv", "test.csv", "sample_submission.csv")
+_HOST, _PORT = "www.kaggle.com", 443
+_UPLOAD_FAILED = "Could not submit to competition"  # what competition_submit returns on failure
+_HOW_TO = (
+    f"create an API token at {SETTINGS_URL} (section 'API'), then use one of:\n"
+    "  1. export KAGGLE_USERNAME=<user> KAGGLE_KEY=<key>\n"
+    "  2. save kaggle.json as ~/.kaggle/kaggle.json (or in the folder named by "
+    "KAGGLE_CONFIG_DIR), then: chmod 600 ~/.kaggle/kaggle.json\n"
+    "  3. export KAGGLE_API_TOKEN=<token>, or save the token alone in ~/.kaggle/access_token")
+
+
+def find_credentials(env: Mapping[str, str] | None = None, home: Path | None = None) -> str | None:
+    """Describe which method supplies Kaggle credentials (never the secret), or return None.
+
+    Same order as kaggle 2.2.5's ``KaggleApi.authenticate()``: ``KAGGLE_API_TOKEN``,
+    ``~/.kaggle/access_token[.txt]``, ``KAGGLE_USERNAME``/``KAGGLE_KEY``, ``kaggle.json`` (in
+    ``$KAGGLE_CONFIG_DIR``, else ``~/.kaggle``, else on Linux ``$XDG_CONFIG_HOME/kaggle``),
+    ``~/.kaggle/credentials.json`` (``kaggle auth login``). A malformed ``kaggle.json``
+    raises :class:`SourceUnavailable`; a secret file readable by others warns.
+    """
+    env = os.environ if env is None else env
+    home = Path.home() if home is None else Path(home)
+    if env.get("KAGGLE_API_TOKEN"):
+        return "KAGGLE_API_TOKEN environment variable"
+    for token in (home / ".kaggle" / "access_token", home / ".kaggle" / "access_token.txt"):
+        if token.is_file() and _read(token).strip():
+            warn_if_world_readable(token)
+            return f"{token} (access_token file)"
+    if env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY"):
+        return "KAGGLE_USERNAME/KAGGLE_KEY environment variables"
+    config = _config_path(env, home)
+    if config.is_file():
+        _check_config(config)
+        warn_if_world_readable(config)
+        config_dir = env.get("KAGGLE_CONFIG_DIR")
+        return f"KAGGLE_CONFIG_DIR={config_dir} (kaggle.json)" if config_dir else str(config)
+    oauth = home / ".kaggle" / "credentials.json"
+    return f"{oauth} (kaggle auth login)" if oauth.is_file() else None
+
+
+def require_credentials(env: Mapping[str, str] | None = None, home: Path | None = None) -> str:
+    """Like :func:`find_credentials`, but raise :class:`SourceUnavailable` when none is found."""
+    method = find_credentials(env, home)
+    if method is None:
+        raise SourceUnavailable("no Kaggle credentials found", fix=_HOW_TO)
+    return method
+
+
+def warn_if_world_readable(path: Path) -> None:
+    """Warn (``warnings.warn``) when the secret file ``path`` is readable by group or others."""
+    if os.name != "nt" and Path(path).stat().st_mode & 0o077:
+        warnings.warn(f"{path} is readable by other users: run `chmod 600 {path}`", stacklevel=2)
+
+
+def check_network(host: str = _HOST, port: int = _PORT, timeout: float = 5.0) -> None:
+    """Open and close a TCP connection to ``host:port``; raise :class:`SourceUnavailable` if
+    it fails or takes more than ``timeout`` seconds, DNS lookup included."""
+    outcome: list[OSError | None] = []
+
+    def attempt() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=attempt, daemon=True)  # also bounds a hanging DNS lookup
+    thread.start()
+    thread.join(timeout)
+    if outcome and outcome[0] is None:
+        return
+    if not outcome:
+        reason = f"no answer within {timeout:g} s"
+    elif isinstance(outcome[0], socket.gaierror):
+        reason = f"DNS lookup failed: {outcome[0].strerror or outcome[0]}"
+    else:
+        reason = outcome[0].strerror or str(outcome[0]) or type(outcome[0]).__name__
+    raise SourceUnavailable(f"cannot reach {host}:{port} ({reason}): no network?",
+                            fix="connect to the internet (behind a proxy: export HTTPS_PROXY), "
+                            "or set competition.source to 'local' with the files downloaded by hand")
+
+
+def extract_zip(zip_path: Path, dest: Path) -> list[str]:
+    """Extract ``zip_path`` into the folder ``dest``; return the archive's member names.
+
+    Refuses (:class:`DataError`, before extracting anything) a member that would land
+    outside ``dest`` ("zip slip"). When every member sits in one top folder, that folder is
+    flattened away. ``__MACOSX/`` entries are skipped.
+    """
+    zip_path, root = Path(zip_path), Path(dest).resolve()
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile:
+        raise DataError(f"{zip_path} is not a valid zip archive (truncated download?): "
+                        "delete it and download again") from None
+    with archive:
+        members = [m for m in archive.infolist() if not m.filename.startswith("__MACOSX/")]
+        names = [m.filename.replace("\\", "/") for m in members]
+        for name in names:
+            target = root.joinpath(name).resolve()
+            if target != root and root not in target.parents:
+                raise DataError(f"{zip_path}: refusing to extract {name!r}: it would be written "
+                                f"outside {dest} (zip slip). The archive is not the expected one.")
+        prefix = _single_top_folder(names)
+        for member, name in zip(members, names):
+            target = root / name[len(prefix):]
+            if member.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+    return names
+
+
+def unpack_competition(archives: list[Path], dest: Path) -> list[str]:
+    """Extract ``archives`` (and zips inside them) into ``dest`` atomically; return member names.
+
+    ``submit.csv`` becomes ``sample_submission.csv`` when the latter is missing (Kaggle's
+    fake-news ships it so). A missing required file raises :class:`DataError` listing what
+    the archives held, and leaves ``dest`` as it was.
+    """
+    contents: list[str] = []
+    with atomic_path(dest) as out:
+        out.mkdir()
+        for archive in archives:
+            contents += extract_zip(archive, out)
+        for inner in sorted(out.glob("*.zip")):
+            contents += extract_zip(inner, out)
+            inner.unlink()
+        if (out / "submit.csv").is_file() and not (out / "sample_submission.csv").exists():
+            (out / "submit.csv").rename(out / "sample_submission.csv")
+        missing = [name for name in REQUIRED_FILES if not (out / name).is_file()]
+        if missing:
+            raise DataError(f"the Kaggle archive has no {', '.join(missing)} (it contained: "
+                            f"{', '.join(contents) or 'nothing'}); this pipeline needs a "
+                            f"competition with {', '.join(REQUIRED_FILES)}: check competition.name")
+    return contents
+
+
+def download_competition(competition: str, dest: Path) -> dict:
+    """Download ``competition`` into ``dest`` (train.csv, test.csv, sample_submission.csv).
+
+    Returns ``{"source": "kaggle", "competition": ..., "credentials": <method>}``.
+    """
+    method = _preflight()
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".kaggle-", dir=dest.parent) as tmp:
+        _call(competition, lambda api: api.competition_download_files(competition, path=tmp,
+                                                                      quiet=False))
+        archives = sorted(Path(tmp).glob("*.zip"))
+        if not archives:
+            got = ", ".join(p.name for p in Path(tmp).iterdir()) or "nothing"
+            raise DataError(f"Kaggle sent no zip archive for {competition!r} (got: {got})")
+        unpack_competition(archives, dest)
+    return {"source": "kaggle", "competition": competition, "credentials": method}
+
+
+def submit(competition: str, file: Path, message: str) -> None:
+    """Upload the submission ``file`` to ``competition`` with the description ``message``."""
+    file = Path(file)
+    if not file.is_file():
+        raise DataError(f"submission file {file} does not exist: build it first")
+    _preflight()
+    response = _call(competition, lambda api: api.competition_submit(str(file), message,
+                                                                     competition, quiet=False))
+    if getattr(response, "message", "") == _UPLOAD_FAILED:
+        raise SourceUnavailable(f"uploading {file} to Kaggle competition {competition!r} failed",
+                                fix="submit again, or upload the file at https://www.kaggle.com/"
+                                f"competitions/{competition}/submissions")
+
+
+def list_submissions(competition: str, limit: int = 10) -> list[dict]:
+    """Return your latest ``limit`` submissions to ``competition``, newest first.
+
+    Keys: date (ISO string), description, status ("PENDING", "COMPLETE" or "ERROR"),
+    public_score, private_score (strings, as Kaggle sends them) and file_name.
+    """
+    _preflight()
+    rows = _call(competition, lambda api: api.competition_submissions(competition,
+                                                                      page_size=limit))
+    return [{"date": row.date.isoformat() if hasattr(row.date, "isoformat") else row.date,
+             "description": row.description, "status": getattr(row.status, "name", row.status),
+             "public_score": row.public_score, "private_score": row.private_score,
+             "file_name": row.file_name} for row in (rows or [])[:limit] if row is not None]
+
+
+def _preflight() -> str:
+    method = require_credentials()
+    proxy = urllib.request.getproxies().get("https")  # requests would go through it
+    parts = urllib.parse.urlsplit(proxy if "://" in (proxy or "") else f"http://{proxy or ''}")
+    check_network(parts.hostname or _HOST, parts.port or (8080 if proxy else _PORT))
+    return method
+
+
+def _call(competition: str, action: Callable):
+    try:
+        from kaggle.api.kaggle_api_extended import KaggleApi  # lazy: see the module docstring
+
+        api = KaggleApi()
+        api.authenticate()  # calls exit(1) when it accepts no credentials
+        return action(api)
+    except (Exception, SystemExit) as exc:
+        error = _translate_kaggle_error(exc, competition)
+        if error is None:  # unknown: let it surface with its traceback
+            raise
+        raise error from exc
+
+
+def _translate_kaggle_error(exc: BaseException, competition: str) -> PipelineError | None:
+    """Turn what kaggle raised into a :class:`SourceUnavailable`; None if it is not known."""
+    if isinstance(exc, SystemExit):
+        return SourceUnavailable("Kaggle accepted none of the credentials (invalid or expired "
+                                 "token or key)", fix=_HOW_TO)
+    # kaggle 2.2.5 raises requests.exceptions.HTTPError(..., response=...) for HTTP errors.
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    page = f"https://www.kaggle.com/competitions/{competition}"
+    if status == 401:
+        return SourceUnavailable("Kaggle rejected the credentials (HTTP 401): invalid or "
+                                 "expired key or token", fix=_HOW_TO)
+    if status == 403:
+        return SourceUnavailable(
+            f"Kaggle refused access to {competition!r} (HTTP 403): you have not accepted the "
+            f"competition rules: open {page}/rules and click 'I Understand and Accept'",
+            fix=f"accept the rules at {page}/rules, logged in as the credentials' user")
+    if status == 404:
+        return SourceUnavailable(f"unknown competition {competition!r} (HTTP 404)",
+                                 fix="set competition.name to the slug after /competitions/ "
+                                 "in the competition's URL")
+    if status is not None:
+        return SourceUnavailable(f"Kaggle answered HTTP {status} for {competition!r}: "
+                                 f"{_scrub(str(exc))}", fix="try again later")
+    import requests
+
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError,
+                        TimeoutError, socket.gaierror)):
+        return SourceUnavailable(f"cannot reach Kaggle ({type(exc).__name__}): no network?",
+                                 fix="check the internet connection (HTTPS_PROXY behind a proxy)")
+    return None
+
+
+def _scrub(text: str) -> str:
+    for secret in (os.environ.get("KAGGLE_KEY"), os.environ.get("KAGGLE_API_TOKEN")):
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _single_top_folder(names: list[str]) -> str:
+    tops = {name.split("/", 1)[0] for name in names}
+    top = tops.pop() + "/" if len(tops) == 1 else ""
+    return top if top and all(name.startswith(top) for name in names) else ""
+
+
+def _config_path(env: Mapping[str, str], home: Path) -> Path:
+    if env.get("KAGGLE_CONFIG_DIR"):
+        return Path(env["KAGGLE_CONFIG_DIR"]) / "kaggle.json"
+    legacy = home / ".kaggle"
+    if legacy.exists() or not sys.platform.startswith("linux"):
+        return legacy / "kaggle.json"
+    return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle" / "kaggle.json"
+
+
+def _check_config(path: Path) -> None:
+    fix = f"download a new kaggle.json from {SETTINGS_URL}, save it as {path}, chmod 600 {path}"
+    try:
+        data = json.loads(_read(path))
+    except json.JSONDecodeError as exc:  # exc.msg quotes none of the content
+        raise SourceUnavailable(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, "
+                                f"column {exc.colno})", fix=fix) from None
+    if not isinstance(data, dict):
+        raise SourceUnavailable(f'{path} must be a JSON object with "username" and "key"', fix=fix)
+    missing = [key for key in ("username", "key")
+               if not isinstance(data.get(key), str) or not data[key].strip()]
+    if missing:
+        raise SourceUnavailable(f"{path} has no {' and no '.join(map(repr, missing))} "
+                                '(it needs {"username": ..., "key": ...})', fix=fix)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise SourceUnavailable(f"cannot read {path}: {exc.strerror}",
+                                fix=f"chmod 600 {path} as its owner") from None

@@ -1,0 +1,124 @@
+"""Submission files: built in the sample submission's exact shape, checked before writing,
+and sent to Kaggle from the command line (``python -m pipeline submit``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+from .io import atomic_path
+from .rawdata import read_csv
+
+
+def check_submission(frame: pd.DataFrame, sample: pd.DataFrame, classes: list[str],
+                     name: str = "submission") -> None:
+    """Raise :class:`DataError` unless ``frame`` matches ``sample``: columns, ids, order, labels.
+
+    Kaggle matches rows by id, but a file whose order differs from the sample is almost
+    always a bug (a shuffled join), so the order is checked too.
+    """
+    if list(frame.columns) != list(sample.columns):
+        raise DataError(f"{name}: columns {list(frame.columns)} differ from the sample "
+                        f"submission's {list(sample.columns)}")
+    id_col, label_col = sample.columns[0], sample.columns[-1]
+    ids, expected = frame[id_col].astype(str).str.strip(), sample[id_col].astype(str).str.strip()
+    missing = sorted(set(expected) - set(ids))
+    extra = sorted(set(ids) - set(expected))
+    if missing or extra:
+        raise DataError(f"{name}: ids differ from the sample submission: {len(missing)} missing "
+                        f"(e.g. {missing[:3]}), {len(extra)} unknown (e.g. {extra[:3]})")
+    if ids.duplicated().any():
+        raise DataError(f"{name}: duplicate ids, e.g. {ids[ids.duplicated()].iloc[0]!r}")
+    if not ids.reset_index(drop=True).equals(expected.reset_index(drop=True)):
+        row = int(np.flatnonzero(ids.to_numpy() != expected.to_numpy())[0])
+        raise DataError(f"{name}: row {row + 2} has id {ids.iat[row]!r} where the sample has "
+                        f"{expected.iat[row]!r}; write rows in the sample submission's order")
+    labels = frame[label_col].astype(str).str.strip()
+    bad = labels[~labels.isin(classes)]
+    if len(bad):
+        raise DataError(f"{name}: column {label_col!r} must hold one of {classes}; row "
+                        f"{int(bad.index[0]) + 2} holds {bad.iloc[0]!r}")
+
+
+def build_submission(test_ids: pd.Series, predicted: np.ndarray, sample: pd.DataFrame) -> pd.DataFrame:
+    """Predicted labels in the sample's id order and column names."""
+    id_col, label_col = sample.columns[0], sample.columns[-1]
+    by_id = pd.Series(np.asarray(predicted), index=test_ids.astype(str).str.strip().to_numpy())
+    order = sample[id_col].astype(str).str.strip()
+    missing = order[~order.isin(by_id.index)]
+    if len(missing):
+        raise DataError(f"sample_submission.csv: id {missing.iloc[0]!r} (row {int(missing.index[0]) + 2}) "
+                        "is not in test.csv; the competition files do not match")
+    return pd.DataFrame({id_col: sample[id_col].to_numpy(), label_col: by_id[order].to_numpy()})
+
+
+def write_submission(path: Path, frame: pd.DataFrame, sample: pd.DataFrame, classes: list[str]) -> None:
+    """Check ``frame`` against ``sample``, then write it atomically."""
+    check_submission(frame, sample, classes, name=str(path))
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def read_sample(raw_dir: Path) -> pd.DataFrame:
+    return read_csv(raw_dir / "sample_submission.csv")
+
+
+def _git_commit() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def write_submissions(params) -> dict:
+    """``submissions`` stage: one CSV per model (and the ensemble) plus ``index.json``.
+
+    The index lists each file with its CV score, the git commit and the params hash that
+    made it, so a submission can always be traced back to its run.
+    """
+    import hashlib
+    import json
+    import logging
+
+    from .report import report_models
+    from .tasks import get_task
+    from .train import load_predictions
+    from .prepare import load_prepared
+
+    task = get_task("competition", params)
+    _, test_df, meta = load_prepared(task)
+    sample = read_sample(task.raw_dir)
+    classes = meta["classes"]
+    params_hash = hashlib.sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True)
+                                 .encode()).hexdigest()[:12]
+    index = {"competition": params.competition.name, "metric": task.metric,
+             "git_commit": _git_commit(), "params_sha256": params_hash, "files": {}}
+    with atomic_path(SUBMISSIONS_DIR) as out:
+        for model in report_models(params):
+            try:
+                record, arrays = load_predictions(task, model)
+            except FileNotFoundError:
+                continue
+            labels = np.asarray(classes)[arrays["test"].argmax(axis=1)]
+            name = f"{params.competition.name}/{model}.csv"
+            write_submission(out / name, build_submission(test_df["id"], labels, sample), sample, classes)
+            index["files"][name] = {"model": model, f"cv_{task.metric}": record["cv"][task.metric]}
+        if not index["files"]:
+            raise DataError("no model predictions found: run `dvc repro` to train the models first")
+        best = max(index["files"], key=lambda n: index["files"][n][f"cv_{task.metric}"])
+        index["best"] = best
+        (out / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    logging.getLogger(__name__).info("[submissions] %d files; best CV: %s", len(index["files"]), best)
+    return index
+
+
+SUBMISSIONS_DIR = Path("submissions")

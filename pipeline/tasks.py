@@ -1,0 +1,69 @@
+"""Tasks: the competition and the validation benchmarks, described as data.
+
+Every stage takes a task name and works the same way for all of them: one code path.
+The validation tasks (IMDB, Reuters R52) have public test labels, so their test scores
+guard the modelling code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .params import Params
+
+TASK_NAMES = ("competition", "imdb", "reuters")
+DATA = Path("data")
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a stage needs to know about a task's data."""
+
+    name: str
+    id_col: str
+    text_cols: tuple[str, ...]
+    label_col: str
+    metric: str
+    has_test_labels: bool
+    # Fixed classes (the competition is binary 0/1); None = taken from train labels.
+    classes: tuple[str, ...] | None = None
+
+    @property
+    def is_competition(self) -> bool:
+        return self.name == "competition"
+
+    def enabled(self, params: Params) -> bool:
+        return self.is_competition or self.name in params.validation.tasks
+
+    # Where each stage reads and writes; one place for the data layout.
+    @property
+    def raw_dir(self) -> Path:
+        return DATA / "raw" / self.name
+
+    @property
+    def prepared_dir(self) -> Path:
+        return DATA / "prepared" / self.name
+
+    @property
+    def features_dir(self) -> Path:
+        return DATA / "features" / self.name
+
+    @property
+    def predictions_dir(self) -> Path:
+        return DATA / "predictions" / self.name
+
+    def tuning_dir(self, family: str) -> Path:
+        return DATA / "tuning" / self.name / family
+
+
+def get_task(name: str, params: Params) -> Task:
+    """Return the :class:`Task` called ``name`` (one of :data:`TASK_NAMES`)."""
+    if name == "competition":
+        comp = params.competition
+        return Task(name, comp.id, comp.text, comp.label, comp.metric,
+                    has_test_labels=False, classes=("0", "1"))
+    if name in ("imdb", "reuters"):
+        # The validation sources write a normalised id,text,label layout.
+        return Task(name, "id", ("text",), "label", "accuracy", has_test_labels=True)
+    raise ValueError(f"unknown task {name!r}; expected one of {TASK_NAMES}")

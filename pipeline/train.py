@@ -1,0 +1,83 @@
+"""``train`` stage: out-of-fold and test predictions for any registered model.
+
+Writes ``data/predictions/<task>/<model>.npz`` (``oof``: train rows × classes, NaN for rows
+whose fold was not run; ``test``: the mean over fold models) and ``<model>.json`` (CV score
+per fold and overall, seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from .io import load_arrays, read_json, save_arrays, write_json
+from .metrics import all_scores, score
+from .models import MODELS
+from .params import Params
+from .prepare import load_prepared
+from .tasks import Task
+
+log = logging.getLogger(__name__)
+
+
+def folds_to_run(model: str, params: Params) -> list[int]:
+    """All folds for TF-IDF models; the first ``neural.folds`` for the slower RNNs."""
+    n = params.cv.folds
+    if MODELS[model].family == "rnn":
+        n = min(n, params.neural.folds)
+    return list(range(n))
+
+
+def prediction_paths(task: Task, model: str):
+    base = task.predictions_dir / model
+    return base.with_suffix(".npz"), base.with_suffix(".json")
+
+
+def train(task: Task, model: str, params: Params) -> dict:
+    """Run ``model`` over the folds of ``task``; save and return its CV record."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; known: {sorted(MODELS)}")
+    arrays_path, record_path = prediction_paths(task, model)
+    train_df, test_df, meta = load_prepared(task)
+    record = {"task": task.name, "model": model, "available": meta["available"]}
+    if not meta["available"]:
+        save_arrays(arrays_path, oof=np.zeros((0, 0)), test=np.zeros((0, 0)))
+        write_json(record_path, {**record, "reason": meta["reason"]})
+        return record
+    n_classes = len(meta["classes"])
+    y, fold_of_row = train_df["y"].to_numpy(), train_df["fold"].to_numpy()
+    started = time.perf_counter()
+    fit_predict = MODELS[model].factory(task, params, train_df, test_df, n_classes)
+    oof = np.full((len(train_df), n_classes), np.nan)
+    test_sum = np.zeros((len(test_df), n_classes))
+    folds = folds_to_run(model, params)
+    fold_scores = []
+    for done, fold in enumerate(folds, start=1):
+        fold_started = time.perf_counter()
+        valid_idx = np.flatnonzero(fold_of_row == fold)
+        train_idx = np.flatnonzero(fold_of_row != fold)
+        valid_proba, test_proba = fit_predict(train_idx, valid_idx)
+        oof[valid_idx] = valid_proba
+        test_sum += test_proba
+        fold_scores.append(score(task.metric, y[valid_idx], valid_proba))
+        elapsed = time.perf_counter() - started
+        log.info("[train %s/%s] fold %d/%d %s=%.4f (%.1f s, ~%.0f s left)", task.name, model, done,
+                 len(folds), task.metric, fold_scores[-1], time.perf_counter() - fold_started,
+                 elapsed / done * (len(folds) - done))
+    scored = ~np.isnan(oof[:, 0])
+    record.update(metric=task.metric, folds=folds, fold_scores=fold_scores,
+                  n_scored=int(scored.sum()), cv=all_scores(y[scored], oof[scored]),
+                  seconds=round(time.perf_counter() - started, 2))
+    save_arrays(arrays_path, oof=oof, test=test_sum / len(folds))
+    write_json(record_path, record)
+    log.info("[train %s/%s] CV %s=%.4f over %d rows", task.name, model, task.metric,
+             record["cv"][task.metric], record["n_scored"])
+    return record
+
+
+def load_predictions(task: Task, model: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """The record and arrays that :func:`train` (or the ensemble) saved for ``model``."""
+    arrays_path, record_path = prediction_paths(task, model)
+    return read_json(record_path), load_arrays(arrays_path)
