@@ -32,7 +32,7 @@ def make_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The least populated class")
-            splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(y, y)
+            splitter = list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(y, y))
     for fold, (_, valid) in enumerate(splitter):
         folds[valid] = fold
     return folds

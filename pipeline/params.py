@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from .errors import ParamsError
 
@@ -25,20 +26,28 @@ class _Section(BaseModel):
 class Competition(_Section):
     name: str = Field("fake-news", min_length=1)
     source: Literal["sample", "local", "kaggle"] = "sample"
-    local_dir: str = ""
+    local_dir: str = Field("", validate_default=True)
     id: str = "id"
     text: tuple[str, ...] = ("title", "author", "text")
     label: str = "label"
     metric: Literal["accuracy", "f1_weighted", "f1_macro"] = "accuracy"
 
-    @model_validator(mode="after")
-    def _local_needs_dir(self):
-        if self.source == "local" and not self.local_dir:
+    # Field validators (not a model validator): they run even when another key is invalid,
+    # so one ParamsError lists every bad key. `source` is declared before `local_dir`.
+    @field_validator("local_dir")
+    @classmethod
+    def _local_needs_dir(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("source") == "local" and not value:
             raise ValueError("source is 'local' but local_dir is empty: set competition.local_dir "
                              "to the folder holding train.csv and test.csv")
-        if not self.text:
+        return value
+
+    @field_validator("text")
+    @classmethod
+    def _some_text(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
             raise ValueError("text must list at least one column")
-        return self
+        return value
 
 
 class CV(_Section):
@@ -84,8 +93,71 @@ class Tfidf(_Section):
     svc_C: float = Field(0.5, gt=0)
 
 
+class Tokenize(_Section):
+    vocab_size: int = Field(30_000, ge=100)  # most frequent train tokens kept
+    min_count: int = Field(2, ge=1)          # ... that occur at least this often
+    max_tokens: int = Field(1000, ge=10)     # tokens stored per document (models cut further)
+
+
+class RNNConfig(_Section):
+    """One LSTM/GRU configuration: the tuned values, or the fixed defaults."""
+
+    embedding_dim: int = Field(128, ge=4)
+    units: int = Field(64, ge=4)
+    layers: int = Field(2, ge=1, le=4)
+    bidirectional: bool = True
+    dropout: float = Field(0.3, ge=0, lt=1)
+    spatial_dropout: float = Field(0.2, ge=0, lt=1)
+    dense_units: int = Field(64, ge=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(128, ge=1)
+    seq_len: int = Field(300, ge=4)
+    vocab_size: int = Field(30_000, ge=100)
+    truncate: Literal["head", "tail", "head_tail"] = "head_tail"
+
+
 class Neural(_Section):
-    folds: int = Field(2, ge=1, le=20)  # RNNs run the first `folds` CV folds (CPU cost)
+    folds: int = Field(2, ge=1, le=20)   # RNNs run the first `folds` CV folds (CPU cost)
+    epochs: int = Field(8, ge=1)        # maximum; early stopping picks the best epoch
+    patience: int = Field(2, ge=1)
+    threads: int = Field(0, ge=0)        # TensorFlow intra-op threads; 0 = all cores
+    defaults: RNNConfig = RNNConfig()    # used as is when tuning is off, and as tuning's first trial
+
+
+class SearchSpace(_Section):
+    """Categorical choices as lists; floats as [low, high] (learning_rate on a log scale)."""
+
+    embedding_dim: tuple[int, ...] = (64, 128)
+    units: tuple[int, ...] = (32, 64, 96)
+    layers: tuple[int, ...] = (1, 2)
+    bidirectional: tuple[bool, ...] = (True, False)
+    dropout: tuple[float, float] = (0.1, 0.5)
+    spatial_dropout: tuple[float, float] = (0.0, 0.4)
+    learning_rate: tuple[float, float] = (3e-4, 3e-3)
+    batch_size: tuple[int, ...] = (64, 128)
+    seq_len: tuple[int, ...] = (150, 300)
+    truncate: tuple[Literal["head", "tail", "head_tail"], ...] = ("head", "head_tail")
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        for name in ("dropout", "spatial_dropout", "learning_rate"):
+            low, high = getattr(self, name)
+            if not 0 <= low <= high:
+                raise ValueError(f"{name} must be [low, high] with 0 <= low <= high, got {[low, high]}")
+        return self
+
+
+class Budget(_Section):
+    n_trials: int = Field(8, ge=0)          # 0 = no tuning: neural.defaults are used
+    timeout: float = Field(1800, gt=0)       # seconds per model family
+
+
+class Tune(_Section):
+    budget: Budget = Budget()
+    storage: str = ""        # "" = JournalFileBackend under data/optuna/; or any Optuna URL
+    startup_trials: int = Field(4, ge=0)     # random trials before TPE
+    pruner_warmup_epochs: int = Field(1, ge=0)
+    space: SearchSpace = SearchSpace()
 
 
 class ValidationSource(_Section):
@@ -95,6 +167,7 @@ class ValidationSource(_Section):
 
 class Validation(_Section):
     tasks: tuple[Literal["imdb", "reuters"], ...] = ("imdb", "reuters")
+    budget: Budget = Budget(n_trials=4, timeout=600)  # tuning budget for the validation tasks
     imdb: ValidationSource = ValidationSource()
     reuters: ValidationSource = ValidationSource()
 
@@ -125,7 +198,9 @@ class Params(_Section):
     cv: CV = CV()
     text: Text = Text()
     models: Models = Models()
+    tokenize: Tokenize = Tokenize()
     neural: Neural = Neural()
+    tune: Tune = Tune()
     tfidf: Tfidf = Tfidf()
     validation: Validation = Validation()
 

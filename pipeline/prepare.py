@@ -11,6 +11,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from .errors import DataError
 from .folds import make_folds
 from .io import atomic_path, read_json, write_json
 from .params import Params
@@ -54,7 +55,10 @@ def prepare(task: Task, params: Params) -> dict:
         raw_train, raw_test, classes = load_task_csvs(task)
         train, empty_train = _frame(raw_train, task, params, classes, True)
         test, empty_test = _frame(raw_test, task, params, classes, task.has_test_labels)
-        train["fold"] = make_folds(train["y"].to_numpy(), params.cv.folds, params.seed)
+        try:
+            train["fold"] = make_folds(train["y"].to_numpy(), params.cv.folds, params.seed)
+        except ValueError as error:
+            raise DataError(f"{task.raw_dir / 'train.csv'}: {error}") from None
         for name, count in (("train", empty_train), ("test", empty_test)):
             if count:
                 log.warning("%s %s.csv: %d row(s) have no text in %s; kept as empty strings",

@@ -49,6 +49,8 @@ def read_csv(path: str | Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
         detail = str(error).strip().splitlines()[-1]
         raise DataError(f"{path}: not a well-formed CSV ({detail}); check quoting on that line") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise DataError(f"{path}: no data rows, only a header; expected at least one row")
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}. "
@@ -91,9 +93,10 @@ def load_task_csvs(task: Task) -> tuple[pd.DataFrame, pd.DataFrame, tuple[str, .
         raise DataError(f"{test_path}: id(s) also in train.csv on row(s) {_rows(overlap)} "
                         f"(e.g. {test[task.id_col][overlap[0]]!r}); train and test ids must not overlap")
     check_labels(train, task, train_path, task.classes)
-    classes = task.classes or tuple(sorted(set(train[task.label_col].str.strip())))
-    if len(classes) < 2:
-        raise DataError(f"{train_path}: column {task.label_col!r} has a single class {classes}; need two or more")
+    observed = tuple(sorted(set(train[task.label_col].str.strip())))
+    if len(observed) < 2:
+        raise DataError(f"{train_path}: column {task.label_col!r} has a single class {observed}; need two or more")
+    classes = task.classes or observed
     if task.has_test_labels:
         check_labels(test, task, test_path, classes)
     return train, test, classes

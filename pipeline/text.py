@@ -53,7 +53,7 @@ def clean_text(text: object, *, lowercase: bool = True, keep_digits: bool = True
         return ""
     text = str(text)
     # Decoding entities can reveal new tags/entities ("&amp;lt;b&amp;gt;"): iterate to a fixed point.
-    for _ in range(5):
+    for _ in range(len(text) + 2):  # until a fixed point; each changing pass peels a layer
         cleaned = _clean_once(text, lowercase, keep_digits, keep_punctuation, urls, max_chars)
         if cleaned == text:
             break

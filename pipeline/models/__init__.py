@@ -21,6 +21,7 @@ class ModelSpec:
     family: str  # "tfidf" or "rnn": the rnn family is tuned and may use fewer folds
     description: str
     factory: Callable[..., FitPredict]
+    tunable: bool = True  # rnn models only: has a `tune` stage search space
 
 
 def _lazy(module: str, function: str) -> Callable[..., FitPredict]:
@@ -40,4 +41,6 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("word_svc", "tfidf", "plain word TF-IDF + LinearSVC (reference baseline)", _lazy("tfidf", "word_svc")),
     ModelSpec("lstm", "rnn", "stacked (Bi)LSTM tuned with Optuna", _lazy("rnn", "lstm")),
     ModelSpec("gru", "rnn", "stacked (Bi)GRU tuned with Optuna", _lazy("rnn", "gru")),
+    ModelSpec("lstm_baseline", "rnn", "lecture-style Embedding(5000,100) → LSTM(100) reference, not tuned",
+              _lazy("rnn", "lstm_baseline"), tunable=False),
 )}

@@ -1,0 +1,160 @@
+"""Stacked LSTM / GRU classifiers (Keras 3 on TensorFlow).
+
+embedding → spatial dropout → N recurrent layers (optionally bidirectional) → max + mean
+pooling of the last layer's sequence, concatenated with its final state → dense head →
+sigmoid (binary) or softmax (multi-class).
+
+The recurrent layers keep Keras' defaults (tanh/sigmoid, no recurrent dropout, no mask;
+sequences are pre-padded), the configuration that runs on cuDNN kernels on a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from ..params import Params, RNNConfig
+
+log = logging.getLogger(__name__)
+
+
+def set_determinism(seed: int, threads: int = 0) -> None:
+    """Seed Python/NumPy/TensorFlow and make TensorFlow ops deterministic."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+        except RuntimeError:  # already initialised in this process
+            pass
+
+
+def build_model(kind: str, config: RNNConfig, n_classes: int, vocab_size: int):
+    """A compiled Keras model; ``kind`` is ``"lstm"`` or ``"gru"``."""
+    import keras
+    from keras import layers
+
+    if kind not in ("lstm", "gru"):
+        raise ValueError(f"kind must be 'lstm' or 'gru', got {kind!r}")
+    cell = layers.LSTM if kind == "lstm" else layers.GRU
+    inputs = keras.Input(shape=(config.seq_len,), dtype="int32", name="tokens")
+    x = layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(inputs)
+    x = layers.SpatialDropout1D(config.spatial_dropout)(x)
+    for i in range(config.layers):
+        last = i == config.layers - 1
+        rnn = cell(config.units, return_sequences=True, return_state=last, name=f"{kind}_{i}")
+        out = layers.Bidirectional(rnn, name=f"bi_{kind}_{i}")(x) if config.bidirectional else rnn(x)
+        if not last:
+            x = out
+            continue
+        x, *states = out
+        # LSTM returns (h, c) per direction, GRU h: keep the hidden states h.
+        per_direction = 2 if kind == "lstm" else 1
+        hidden = states[::per_direction]
+    pooled = [layers.GlobalMaxPooling1D()(x), layers.GlobalAveragePooling1D()(x), *hidden]
+    x = layers.Concatenate()(pooled)
+    x = layers.Dropout(config.dropout)(x)
+    if config.dense_units:
+        x = layers.Dense(config.dense_units, activation="relu")(x)
+        x = layers.Dropout(config.dropout)(x)
+    binary = n_classes == 2
+    outputs = layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax")(x)
+    model = keras.Model(inputs, outputs, name=f"stacked_{kind}")
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=False,
+                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+# The lecture-style reference model (Keras book/courses): top 5,000 words, sequences padded
+# and truncated at the front to 300 (pad_sequences' defaults), Embedding(5000, 100) →
+# LSTM(100) → Dense. Issue-3's tuned models must beat it on the same folds.
+BASELINE = RNNConfig(embedding_dim=100, units=100, layers=1, bidirectional=False, dropout=0.0,
+                     spatial_dropout=0.0, dense_units=0, learning_rate=1e-3, batch_size=128,
+                     seq_len=300, vocab_size=5000, truncate="tail")
+
+
+def build_baseline(kind: str, config: RNNConfig, n_classes: int, vocab_size: int):
+    """Embedding → one LSTM (last state) → Dense, compiled with Adam."""
+    import keras
+    from keras import layers
+
+    binary = n_classes == 2
+    model = keras.Sequential([
+        keras.Input(shape=(config.seq_len,), dtype="int32"),
+        layers.Embedding(vocab_size, config.embedding_dim),
+        layers.LSTM(config.units),
+        layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax"),
+    ], name="lstm_baseline")
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=False,
+                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def predict_proba(model, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Class probabilities ``(rows, n_classes)``, binary models included."""
+    proba = model.predict(X, batch_size=batch_size, verbose=0).astype(np.float64)
+    return np.column_stack([1 - proba[:, 0], proba[:, 0]]) if proba.shape[1] == 1 else proba
+
+
+def fit(model, X, y, X_valid, y_valid, epochs: int, patience: int, batch_size: int,
+        callbacks=(), verbose: int = 2):
+    """Train with early stopping on the validation split, restoring the best weights."""
+    import keras
+
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                         restore_best_weights=True)
+    return model.fit(X, y, validation_data=(X_valid, y_valid), epochs=epochs, batch_size=batch_size,
+                     callbacks=[stop, *callbacks], verbose=verbose, shuffle=True)
+
+
+def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
+                 config: RNNConfig | None = None, baseline: bool = False):
+    """Per-fold trainer for the registry: the tuned config (or ``neural.defaults``)."""
+    from ..tokenize import load_sequences, to_matrix
+    from ..tune import best_config
+
+    from ..tokenize import effective_length
+
+    config = config or best_config(task, kind, params)
+    record, arrays = load_sequences(task)
+    vocab_size = min(config.vocab_size, record["vocab_size"])
+    config = config.model_copy(update={"seq_len": effective_length(config.seq_len, arrays["train_lengths"])})
+    X = to_matrix(arrays["train_values"], arrays["train_lengths"], config.seq_len, config.truncate, vocab_size)
+    X_test = to_matrix(arrays["test_values"], arrays["test_lengths"], config.seq_len, config.truncate,
+                       vocab_size)
+    y = train["y"].to_numpy()
+    log.info("%s config: %s", kind, config.model_dump())
+
+    def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
+        import keras
+
+        set_determinism(params.seed, params.neural.threads)
+        model = (build_baseline if baseline else build_model)(kind, config, n_classes, vocab_size)
+        fit(model, X[train_idx], y[train_idx], X[valid_idx], y[valid_idx], params.neural.epochs,
+            params.neural.patience, config.batch_size)
+        result = predict_proba(model, X[valid_idx]), predict_proba(model, X_test)
+        keras.backend.clear_session()
+        return result
+
+    return fit_predict
+
+
+def lstm(task, params, train, test, n_classes):
+    return fold_trainer("lstm", task, params, train, test, n_classes)
+
+
+def gru(task, params, train, test, n_classes):
+    return fold_trainer("gru", task, params, train, test, n_classes)
+
+
+def lstm_baseline(task, params, train, test, n_classes):
+    # Keras pads to the full 300 steps: no length cap, to measure the reference as taught.
+    return fold_trainer("lstm", task, params, train, test, n_classes, config=BASELINE, baseline=True)

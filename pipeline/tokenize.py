@@ -1,0 +1,141 @@
+"""``tokenize`` stage: a vocabulary fitted on train text only, and integer sequences.
+
+Keras' ``TextVectorization`` does the splitting and lookup (id 0 = padding, 1 = OOV, then
+tokens by decreasing train frequency, so "the top K words" is simply ``id < K + 2``).
+Sequences are stored unpadded (flat ids + row lengths), keeping the first and last
+``tokenize.max_tokens / 2`` tokens of long documents, so a model can later choose its own
+length and truncation (head, tail or head+tail) without re-tokenising.
+
+Outputs ``data/features/<task>/``: ``sequences.npz`` and ``vocab.json`` (tokens + settings).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from .io import atomic_path, load_arrays, read_json, write_json
+from .params import Params
+from .prepare import load_prepared
+from .tasks import Task
+
+log = logging.getLogger(__name__)
+PAD, OOV = 0, 1
+# Punctuation becomes its own token: "!" and "?" carry style in fake news.
+_PUNCT = r"([!?.,;:\"()\[\]])"
+
+
+def _standardize(text):
+    import tensorflow as tf
+
+    return tf.strings.regex_replace(text, _PUNCT, r" \1 ")
+
+
+def _vectorizer(vocabulary=None, max_tokens=None):
+    import keras
+
+    return keras.layers.TextVectorization(max_tokens=max_tokens, standardize=_standardize,
+                                          split="whitespace", output_mode="int", ragged=True,
+                                          vocabulary=vocabulary)
+
+
+def _encode(layer, texts, batch: int = 2048) -> list[np.ndarray]:
+    rows: list[np.ndarray] = []
+    for start in range(0, len(texts), batch):
+        ragged = layer(np.asarray(texts[start:start + batch], dtype=object))
+        rows.extend(np.asarray(r, dtype=np.int32) for r in ragged.to_list())
+    return rows
+
+
+def _keep_ends(rows: list[np.ndarray], max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    half = max_tokens // 2
+    kept = [r if len(r) <= max_tokens else np.concatenate([r[:half], r[-(max_tokens - half):]])
+            for r in rows]
+    lengths = np.array([len(r) for r in kept], dtype=np.int32)
+    values = np.concatenate(kept).astype(np.int32) if kept else np.zeros(0, np.int32)
+    return values, lengths
+
+
+def fit_vocabulary(train_texts, vocab_size: int, min_count: int) -> list[str]:
+    """The ``vocab_size`` most frequent train tokens occurring ``min_count`` times or more."""
+    layer = _vectorizer(max_tokens=vocab_size + 2)
+    layer.adapt(np.asarray(train_texts, dtype=object), batch_size=2048)
+    vocabulary = layer.get_vocabulary()[2:]  # drop "" and "[UNK]"
+    ids = _encode(layer, train_texts)
+    counts = np.bincount(np.concatenate(ids) if ids else np.zeros(0, int), minlength=len(vocabulary) + 2)
+    return [token for token, count in zip(vocabulary, counts[2:]) if count >= min_count]
+
+
+def tokenize(task: Task, params: Params) -> dict:
+    """Fit the vocabulary on train text, encode train and test; return the vocab record."""
+    train, test, meta = load_prepared(task)
+    settings = params.tokenize.model_dump()
+    record = {"task": task.name, "available": meta["available"], "settings": settings}
+    arrays = {}
+    if meta["available"]:
+        started = time.perf_counter()
+        vocabulary = fit_vocabulary(train["text"].tolist(), params.tokenize.vocab_size,
+                                    params.tokenize.min_count)
+        layer = _vectorizer(vocabulary=vocabulary)
+        for split, frame in (("train", train), ("test", test)):
+            values, lengths = _keep_ends(_encode(layer, frame["text"].tolist()), params.tokenize.max_tokens)
+            arrays[f"{split}_values"], arrays[f"{split}_lengths"] = values, lengths
+        oov = float(np.mean(arrays["train_values"] == OOV)) if len(arrays["train_values"]) else 0.0
+        record.update(tokens=vocabulary, vocab_size=len(vocabulary) + 2, train_oov_rate=round(oov, 4),
+                      median_train_length=int(np.median(arrays["train_lengths"])),
+                      seconds=round(time.perf_counter() - started, 2))
+        log.info("[tokenize %s] %d tokens in vocabulary, median length %d, %.1f s", task.name,
+                 len(vocabulary), record["median_train_length"], record["seconds"])
+    with atomic_path(task.features_dir) as out:
+        out.mkdir()
+        with open(out / "sequences.npz", "wb") as handle:
+            np.savez(handle, **arrays)
+        write_json(out / "vocab.json", record)
+    return record
+
+
+def load_sequences(task: Task) -> tuple[dict, dict[str, np.ndarray]]:
+    """The vocabulary record and the stored sequences of ``task``."""
+    return read_json(task.features_dir / "vocab.json"), load_arrays(task.features_dir / "sequences.npz")
+
+
+def effective_length(seq_len: int, train_lengths: np.ndarray, quantile: float = 0.95) -> int:
+    """``seq_len``, capped at the ``quantile`` of train lengths (rounded up to a multiple of 8).
+
+    Padding short texts (tweets, statements) to 300 steps would only cost time: a recurrent
+    layer runs once per step whatever the content.
+    """
+    if not len(train_lengths):
+        return seq_len
+    cap = int(np.ceil(np.quantile(train_lengths, quantile) / 8.0) * 8)
+    return int(max(8, min(seq_len, cap)))
+
+
+def to_matrix(values: np.ndarray, lengths: np.ndarray, seq_len: int, truncate: str,
+              vocab_size: int | None = None) -> np.ndarray:
+    """Pre-padded ``(rows, seq_len)`` id matrix, as Keras' ``pad_sequences`` lays it out.
+
+    ``truncate``: keep the ``head``, the ``tail``, or ``head_tail`` (half of each) of longer
+    rows. Ids ``>= vocab_size`` (rarer tokens) become OOV.
+    """
+    if truncate not in ("head", "tail", "head_tail"):
+        raise ValueError(f"truncate must be 'head', 'tail' or 'head_tail', got {truncate!r}")
+    out = np.zeros((len(lengths), seq_len), dtype=np.int32)
+    ends = np.cumsum(lengths)
+    half = seq_len // 2
+    for i, (end, length) in enumerate(zip(ends, lengths)):
+        row = values[end - length:end]
+        if length > seq_len:
+            if truncate == "head":
+                row = row[:seq_len]
+            elif truncate == "tail":
+                row = row[-seq_len:]
+            else:
+                row = np.concatenate([row[:half], row[-(seq_len - half):]])
+        if len(row):
+            out[i, seq_len - len(row):] = row
+    if vocab_size is not None:
+        out[out >= vocab_size] = OOV
+    return out

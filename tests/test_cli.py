@@ -1,0 +1,200 @@
+"""Tests of the command line (``python -m pipeline <stage>``): user errors exit 2 with one
+clear message and no traceback; fetch writes the raw layout and its source record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+RAW = Path("data/raw/competition")
+TINY = {  # a tiny valid competition folder, with CRLF and a BOM to check byte-for-byte copies
+    "train.csv": b"\xef\xbb\xbfid,title,author,text,label\r\n1,A title,Ann,Some text,0\r\n"
+                 b"2,B title,,\"Quoted, text\",1\r\n3,C,Bob,More,0\r\n4,D,Eve,Even more,1\r\n",
+    "test.csv": b"id,title,author,text\n10,X,Ann,caf\xc3\xa9\n11,Y,,\n",
+    "sample_submission.csv": b"id,label\n10,0\n11,0\n",
+}
+
+
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def write_params(folder: Path, text: str = "") -> None:
+    (folder / "params.yaml").write_text(text, encoding="utf-8")
+
+
+def make_local_dir(folder: Path, files: dict[str, bytes] = TINY) -> Path:
+    folder.mkdir(parents=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def local_params(local_dir: Path) -> str:
+    return f"competition:\n  source: local\n  local_dir: {json.dumps(str(local_dir))}\n"
+
+
+def test_prepare_bad_input_exits_2_without_traceback(tmp_path):
+    write_params(tmp_path, "cv:\n  folds: 2\n")
+    raw = tmp_path / RAW
+    raw.mkdir(parents=True)
+    (raw / "train.csv").write_bytes(b"id,title,author,text,label\n1,a,b,c,0\n2,a,b,c,fake\n")
+    (raw / "test.csv").write_bytes(TINY["test.csv"])
+    (raw / "sample_submission.csv").write_bytes(TINY["sample_submission.csv"])
+    (raw / "source.json").write_text(json.dumps({"available": True, "task": "competition"}))
+
+    result = cli(tmp_path, "prepare", "--task", "competition")
+    assert result.returncode == 2, result.stderr
+    assert "error:" in result.stderr
+    assert "train.csv" in result.stderr and "row(s) 3" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data" / "prepared").exists()
+
+
+def test_fetch_local_missing_test_csv_exits_2(tmp_path):
+    files = {k: v for k, v in TINY.items() if k != "test.csv"}
+    local = make_local_dir(tmp_path / "kaggle_files", files)
+    write_params(tmp_path, local_params(local))
+
+    result = cli(tmp_path, "fetch", "--task", "competition")
+    assert result.returncode == 2, result.stderr
+    assert "error:" in result.stderr
+    assert "missing test.csv" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / RAW).exists()
+
+
+def test_fetch_sample_writes_files_and_source_record(tmp_path):
+    write_params(tmp_path)
+    result = cli(tmp_path, "fetch", "--task", "competition")
+    assert result.returncode == 0, result.stderr
+
+    raw = tmp_path / RAW
+    assert sorted(p.name for p in raw.iterdir()) == [
+        "sample_submission.csv", "source.json", "test.csv", "train.csv"]
+    record = json.loads((raw / "source.json").read_text())
+    assert record["available"] is True
+    assert record["task"] == "competition" and record["source"] == "sample"
+    assert set(record["files"]) == {"train.csv", "test.csv", "sample_submission.csv"}
+    for name, info in record["files"].items():
+        data = (raw / name).read_bytes()
+        assert info["sha256"] == hashlib.sha256(data).hexdigest(), name
+        assert info["bytes"] == len(data), name
+        assert info["rows"] == data.count(b"\n") - 1, name  # no multi-line fields in the sample
+    assert record["files"]["train.csv"]["rows"] == 400
+    assert record["files"]["test.csv"]["rows"] == 200
+
+
+def test_fetch_local_copies_byte_for_byte(tmp_path):
+    local = make_local_dir(tmp_path / "kaggle_files")
+    write_params(tmp_path, local_params(local))
+
+    result = cli(tmp_path, "fetch", "--task", "competition")
+    assert result.returncode == 0, result.stderr
+    raw = tmp_path / RAW
+    for name, data in TINY.items():
+        assert (raw / name).read_bytes() == data, name
+    record = json.loads((raw / "source.json").read_text())
+    assert record["source"] == "local" and record["available"] is True
+    assert record["local_dir"] == str(local.resolve())
+    assert record["files"]["train.csv"]["rows"] == 4
+    assert record["files"]["test.csv"]["sha256"] == hashlib.sha256(TINY["test.csv"]).hexdigest()
+
+
+def test_fetch_validation_task_unavailable_does_not_fail(tmp_path):
+    write_params(tmp_path, "validation:\n  imdb: {source: local, local_dir: no/such/folder}\n")
+    result = cli(tmp_path, "fetch", "--task", "imdb")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "UNAVAILABLE" in result.stderr
+
+    raw = tmp_path / "data" / "raw" / "imdb"
+    assert [p.name for p in raw.iterdir()] == ["source.json"]
+    record = json.loads((raw / "source.json").read_text())
+    assert record["available"] is False
+    assert record["task"] == "imdb"
+    assert "no/such/folder" in record["reason"]
+    assert "validation.imdb.local_dir" in record["fix"]
+
+
+# In-process checks of further bad local folders (a subprocess per case would be slow).
+
+
+@pytest.fixture
+def in_project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")  # main() sets it; restore afterwards
+    return tmp_path
+
+
+def test_fetch_local_dir_not_a_folder(in_project, capsys):
+    write_params(in_project, local_params(in_project / "nowhere"))
+    assert main(["fetch", "--task", "competition"]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "nowhere" in err and "local_dir" in err
+
+
+def test_fetch_local_accepts_kaggle_submit_csv(in_project):
+    files = {k: v for k, v in TINY.items() if k != "sample_submission.csv"}
+    files["submit.csv"] = TINY["sample_submission.csv"]
+    local = make_local_dir(in_project / "kaggle_files", files)
+    write_params(in_project, local_params(local))
+    assert main(["fetch", "--task", "competition"]) == 0
+    assert (RAW / "sample_submission.csv").read_bytes() == TINY["sample_submission.csv"]
+
+
+@pytest.mark.parametrize("name, data", [
+    ("train.csv", b""),                                                  # empty file
+    ("train.csv", b"id,title,author,text,label\n1\xe9,a,b,c,0\n"),       # latin-1 byte in an id
+    ("test.csv", b'id,title,author,text\n10,"unclosed,b,c\n'),           # unterminated quote
+])
+def test_fetch_local_bad_file_is_a_clean_error(in_project, capsys, name, data):
+    # fetch counts the rows of every copied CSV; a file pandas cannot read must give a
+    # clear "error: <file> ..." and exit 2, not a pandas traceback.
+    local = make_local_dir(in_project / "kaggle_files", {**TINY, name: data})
+    write_params(in_project, local_params(local))
+    assert main(["fetch", "--task", "competition"]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and name in err
+    assert not RAW.exists()
+
+
+def test_bad_params_exit_2(in_project, capsys):
+    write_params(in_project, "cv:\n  folds: 1\nbogus: 3\n")
+    assert main(["fetch", "--task", "competition"]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "cv.folds" in err and "bogus" in err
+
+
+def test_missing_params_file_exit_2(in_project, capsys):
+    assert main(["prepare", "--task", "competition"]) == 2
+    assert "params.yaml not found" in capsys.readouterr().err
+
+
+def test_unknown_task_is_a_usage_error(in_project):
+    with pytest.raises(SystemExit) as info:
+        main(["prepare", "--task", "mnist"])
+    assert info.value.code == 2
+
+
+def test_fetch_copy_is_atomic_on_rerun(in_project):
+    # A failing second fetch keeps the first fetch's files.
+    local = make_local_dir(in_project / "kaggle_files")
+    write_params(in_project, local_params(local))
+    assert main(["fetch", "--task", "competition"]) == 0
+    before = {p.name: p.read_bytes() for p in RAW.iterdir()}
+    (local / "test.csv").unlink()
+    assert main(["fetch", "--task", "competition"]) == 2
+    assert {p.name: p.read_bytes() for p in RAW.iterdir()} == before
+    assert [p.name for p in RAW.parent.iterdir()] == ["competition"]  # no temp folders

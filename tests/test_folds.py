@@ -1,0 +1,121 @@
+"""Tests of pipeline.folds.make_folds: seeded, stratified, robust to rare classes."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pytest
+
+from pipeline.folds import make_folds
+
+
+def _labels(counts: dict[str, int], seed: int = 0) -> np.ndarray:
+    """Shuffled labels with the given count per class."""
+    y = np.array([label for label, n in counts.items() for _ in range(n)])
+    return np.random.default_rng(seed).permutation(y)
+
+
+def test_same_seed_same_folds():
+    y = _labels({"a": 30, "b": 20})
+    np.testing.assert_array_equal(make_folds(y, 5, seed=1), make_folds(y, 5, seed=1))
+
+
+def test_other_seed_other_folds():
+    y = _labels({"a": 30, "b": 20})
+    assert not np.array_equal(make_folds(y, 5, seed=1), make_folds(y, 5, seed=2))
+
+
+def test_input_is_not_modified():
+    y = _labels({"a": 12, "b": 8})
+    before = y.copy()
+    make_folds(y, 4, seed=0)
+    np.testing.assert_array_equal(y, before)
+
+
+@pytest.mark.parametrize("n_folds", [2, 3, 5, 10])
+def test_every_row_gets_a_fold_in_range(n_folds):
+    y = _labels({"a": 37, "b": 23, "c": 11})
+    folds = make_folds(y, n_folds, seed=0)
+    assert folds.shape == y.shape
+    assert np.issubdtype(folds.dtype, np.integer)
+    assert folds.min() >= 0 and folds.max() < n_folds
+    assert set(folds) == set(range(n_folds))  # no empty fold
+
+
+@pytest.mark.parametrize("counts, n_folds", [
+    ({"a": 50, "b": 50}, 5),
+    ({"a": 83, "b": 17}, 5),
+    ({"a": 40, "b": 31, "c": 9}, 3),
+    ({0: 101, 1: 47}, 10),
+])
+def test_stratified_class_proportions(counts, n_folds):
+    y = _labels(counts)
+    folds = make_folds(y, n_folds, seed=3)
+    for fold in range(n_folds):
+        in_fold = y[folds == fold]
+        for label, total in counts.items():
+            expected = total * len(in_fold) / len(y)
+            assert abs(np.sum(in_fold == label) - expected) <= 1, (fold, label)
+
+
+def test_fold_sizes_balanced():
+    y = _labels({"a": 53, "b": 30})
+    sizes = np.bincount(make_folds(y, 5, seed=0), minlength=5)
+    assert sizes.max() - sizes.min() <= 2  # at most one row per class
+
+
+def test_integer_labels():
+    y = np.array([0, 1] * 10)
+    folds = make_folds(y, 5, seed=0)
+    assert np.all(np.bincount(folds) == 4)
+
+
+def test_rare_class_does_not_crash(caplog):
+    y = _labels({"a": 30, "b": 20, "rare": 3})
+    with caplog.at_level(logging.WARNING, logger="pipeline.folds"):
+        folds = make_folds(y, 5, seed=0)
+    assert folds.min() >= 0 and folds.max() < 5
+    # the 3 rare rows land in 3 different folds
+    assert len(set(folds[y == "rare"])) == 3
+    assert "fewer than 5 rows" in caplog.text and "rare" in caplog.text
+
+
+def test_rare_class_warning_is_logged_not_raised_as_python_warning():
+    # make_folds logs its own warning and means to silence scikit-learn's
+    # "The least populated class in y has only ... members" UserWarning.
+    y = _labels({"a": 30, "b": 20, "rare": 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        folds = make_folds(y, 5, seed=0)
+    assert folds.shape == y.shape
+
+
+def test_class_with_one_row_does_not_crash():
+    y = _labels({"a": 30, "b": 20, "single": 1})
+    folds = make_folds(y, 5, seed=0)
+    assert folds.shape == y.shape
+    assert 0 <= folds[y == "single"][0] < 5
+
+
+def test_every_class_rare_falls_back():
+    y = np.array(["a", "b", "c", "d", "e", "f", "a", "b"])  # no class has 5 rows
+    folds = make_folds(y, 5, seed=0)
+    assert set(folds) == set(range(5))
+    np.testing.assert_array_equal(folds, make_folds(y, 5, seed=0))
+
+
+def test_exactly_as_many_rows_as_folds():
+    folds = make_folds(np.array(["a", "b", "a", "b", "a"]), 5, seed=0)
+    assert sorted(folds) == [0, 1, 2, 3, 4]
+
+
+def test_fewer_rows_than_folds_raises():
+    with pytest.raises(ValueError, match="cannot make 5 folds from 3 rows"):
+        make_folds(np.array(["a", "b", "a"]), 5, seed=0)
+
+
+def test_no_rows_raises():
+    with pytest.raises(ValueError, match="from 0 rows"):
+        make_folds(np.array([], dtype=object), 2, seed=0)
