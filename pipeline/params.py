@@ -192,6 +192,18 @@ class Models(_Section):
         return self.tfidf + self.rnn
 
 
+class Ensemble(_Section):
+    methods: tuple[Literal["stack", "weighted", "best_single"], ...] = ("stack", "weighted", "best_single")
+    stack_C: float = Field(1.0, gt=0)
+    rank: bool = False  # weighted: average ranks instead of probabilities (binary tasks)
+
+    @model_validator(mode="after")
+    def _some(self):
+        if not self.methods:
+            raise ValueError("methods must list at least one ensembler")
+        return self
+
+
 class Params(_Section):
     seed: int = 20240101
     competition: Competition = Competition()
@@ -202,6 +214,7 @@ class Params(_Section):
     neural: Neural = Neural()
     tune: Tune = Tune()
     tfidf: Tfidf = Tfidf()
+    ensemble: Ensemble = Ensemble()
     validation: Validation = Validation()
 
 

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .folds import make_folds
 from .io import atomic_path, read_json, write_json
 from .params import Params
 from .sources import read_source_record
@@ -47,6 +46,7 @@ def _frame(frame: pd.DataFrame, task: Task, params: Params, classes, with_labels
 
 def prepare(task: Task, params: Params) -> dict:
     """Validate and clean the raw CSVs of ``task``; return the meta record."""
+    from .folds import make_folds  # sklearn: imported only when there is data to split
     from .rawdata import load_task_csvs
 
     source = read_source_record(task)

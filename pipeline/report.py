@@ -8,6 +8,7 @@ and PNGs for offline viewing) and ``reports/<task>.md``.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import matplotlib
@@ -63,14 +64,15 @@ def _confusion_png(matrix: np.ndarray, classes: list[str], path: Path, title: st
     _save_png(fig, path)
 
 
-def _comparison_png(scores: dict[str, float], metric: str, path: Path, title: str) -> None:
+def _comparison_png(scores: dict[str, float], metric: str, path: Path, title: str,
+                    zero_based: bool = False) -> None:
     fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(scores)))
     names = list(scores)
     ax.barh(names, [scores[n] for n in names], color="tab:blue")
     for i, name in enumerate(names):
         ax.text(scores[name], i, f" {scores[name]:.4f}", va="center", fontsize=8)
-    low = min(scores.values())
-    ax.set_xlim(max(0.0, low - 0.1), min(1.0, max(scores.values()) + 0.06))
+    low = 0.0 if zero_based else max(0.0, min(scores.values()) - 0.1)
+    ax.set_xlim(low, max(scores.values()) * 1.15 + 1e-9)
     ax.invert_yaxis()
     ax.set(xlabel=metric, title=title)
     _save_png(fig, path)
@@ -92,13 +94,21 @@ def _markdown(task: Task, meta: dict, records: dict[str, dict], scores_test: dic
         if scores_test:
             row += f" {scores_test[model]['accuracy']:.4f} |"
         lines.append(row)
-    lines += ["", f"![model comparison]({plots.name}/model_comparison.png)", ""]
+    lines += ["", f"![model comparison](../plots/{task.name}/model_comparison.png)", ""]
     if len(meta["classes"]) == 2:
-        lines += [f"![ROC]({plots.name}/roc.png)", ""]
+        lines += [f"![ROC](../plots/{task.name}/roc.png)", ""]
     for model in records:
-        lines += [f"![confusion {model}]({plots.name}/confusion_{model}.png)"]
-    for extra in ("ensemble_weights.png", "tuning_lstm.png", "tuning_gru.png"):
-        lines += [f"![{extra[:-4]}]({plots.name}/{extra})"] if (plots / extra).exists() else []
+        lines += [f"![confusion {model}](../plots/{task.name}/confusion_{model}.png)"]
+    if "ensemble" in records:
+        ens = records["ensemble"]
+        lines += ["", f"Ensemble: **{ens['method']}** chosen by inner CV over {ens['n_scored']} "
+                  f"out-of-fold rows. Inner-CV {task.metric} per method: "
+                  + ", ".join(f"{m} {s[task.metric]:.4f}" for m, s in ens["methods"].items())
+                  + ". Base models on the same rows: "
+                  + ", ".join(f"{m} {s:.4f}" for m, s in ens["base_models_same_rows"].items()) + ".",
+                  "", f"![ensemble weights](../plots/{task.name}/ensemble_weights.png)"]
+    for png in sorted(plots.glob("tuning_*.png")):
+        lines += ["", f"![{png.stem}](../plots/{task.name}/{png.name})"]
     return "\n".join(lines) + "\n"
 
 
@@ -139,6 +149,15 @@ def report(task: Task, params: Params) -> dict:
                 if task.has_test_labels:
                     scores_test[model] = all_scores(test_df["y"].to_numpy(), test_proba)
                     metrics.update({f"test.{model}.{k}": v for k, v in scores_test[model].items()})
+            if "ensemble" in records:
+                weights = records["ensemble"]["weights"]
+                _comparison_png(weights, f"weight ({records['ensemble']['method']})",
+                                plot_dir / "ensemble_weights.png", f"{task.name}: ensemble weights",
+                                zero_based=True)
+            for kind in params.models.rnn:
+                history = task.tuning_dir(kind) / "history.png"
+                if history.exists():
+                    shutil.copyfile(history, plot_dir / f"tuning_{kind}.png")
             if curves:
                 _roc_png(curves, plot_dir / "roc.png", f"{task.name}: out-of-fold ROC")
             if records:

@@ -53,6 +53,10 @@ class Task:
     def predictions_dir(self) -> Path:
         return DATA / "predictions" / self.name
 
+    @property
+    def ensemble_dir(self) -> Path:
+        return DATA / "ensemble" / self.name
+
     def tuning_dir(self, family: str) -> Path:
         return DATA / "tuning" / self.name / family
 

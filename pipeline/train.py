@@ -13,7 +13,6 @@ import time
 import numpy as np
 
 from .io import load_arrays, read_json, save_arrays, write_json
-from .metrics import all_scores, score
 from .models import MODELS
 from .params import Params
 from .prepare import load_prepared
@@ -31,7 +30,7 @@ def folds_to_run(model: str, params: Params) -> list[int]:
 
 
 def prediction_paths(task: Task, model: str):
-    base = task.predictions_dir / model
+    base = (task.ensemble_dir if model == "ensemble" else task.predictions_dir) / model
     return base.with_suffix(".npz"), base.with_suffix(".json")
 
 
@@ -46,6 +45,8 @@ def train(task: Task, model: str, params: Params) -> dict:
         save_arrays(arrays_path, oof=np.zeros((0, 0)), test=np.zeros((0, 0)))
         write_json(record_path, {**record, "reason": meta["reason"]})
         return record
+    from .metrics import all_scores, score  # sklearn: only when there is data
+
     n_classes = len(meta["classes"])
     y, fold_of_row = train_df["y"].to_numpy(), train_df["fold"].to_numpy()
     started = time.perf_counter()

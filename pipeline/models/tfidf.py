@@ -101,13 +101,16 @@ def _word_vectorizer(ngram_max: int, min_df: int, max_features: int) -> TfidfVec
                            sublinear_tf=True, token_pattern=TOKEN_PATTERN, dtype=np.float32)
 
 
-def _lr(C: float, seed: int):
-    return lambda: LogisticRegression(C=C, max_iter=2000, random_state=seed)
+def _lr(C: float, seed: int, n_classes: int):
+    # liblinear is several times faster than lbfgs on sparse binary problems; lbfgs gives a
+    # true multinomial model for multi-class tasks.
+    solver = "liblinear" if n_classes == 2 else "lbfgs"
+    return lambda: LogisticRegression(C=C, max_iter=2000, solver=solver, random_state=seed)
 
 
 def word_lr(task, params: Params, train, test, n_classes: int):
     p = params.tfidf.word
-    return _fitter(_word_vectorizer(p.ngram_max, p.min_df, p.max_features), _lr(p.C, params.seed),
+    return _fitter(_word_vectorizer(p.ngram_max, p.min_df, p.max_features), _lr(p.C, params.seed, n_classes),
                    train["text"], test["text"], train["y"].to_numpy(), n_classes)
 
 
@@ -124,7 +127,7 @@ def char_lr(task, params: Params, train, test, n_classes: int):
                                  min_df=p.min_df, max_features=p.max_features, sublinear_tf=True,
                                  dtype=np.float32)
     # Char n-grams of long documents add little over their first max_chars characters.
-    return _fitter(vectorizer, _lr(p.C, params.seed), train["text"].str.slice(0, p.max_chars),
+    return _fitter(vectorizer, _lr(p.C, params.seed, n_classes), train["text"].str.slice(0, p.max_chars),
                    test["text"].str.slice(0, p.max_chars), train["y"].to_numpy(), n_classes)
 
 

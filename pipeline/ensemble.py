@@ -1,0 +1,181 @@
+"""``ensemble`` stage: stacking and weighted blending of the base models' OOF predictions.
+
+Candidates, each scored by an inner cross-validation over the out-of-fold rows (the same
+fold column as the base models), so no candidate is scored on rows it was fitted on:
+
+* ``stack`` — logistic regression on every model's log-probabilities;
+* ``weighted`` — a weighted mean of probabilities (or of ranks, ``ensemble.rank: true``,
+  binary only) with non-negative weights summing to 1, fitted by minimising log loss;
+* ``best_single`` — the best base model alone, so the ensemble is never worse in CV.
+
+The candidate with the best inner-CV score (``competition.metric``) is refitted on all
+OOF rows and applied to the test predictions. Rows for which some model has no OOF
+prediction (RNNs may run fewer folds) are left out of the fit and the scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from .io import save_arrays, write_json
+from .params import Params
+from .prepare import load_prepared
+from .tasks import Task
+from .train import load_predictions, prediction_paths
+
+log = logging.getLogger(__name__)
+EPS = 1e-6
+
+
+def _log_features(probas: list[np.ndarray]) -> np.ndarray:
+    clipped = [np.log(np.clip(p, EPS, 1.0)) for p in probas]
+    # Binary: the positive-class log-odds is enough; multi-class: every log-probability.
+    if probas[0].shape[1] == 2:
+        return np.column_stack([c[:, 1] - c[:, 0] for c in clipped])
+    return np.hstack(clipped)
+
+
+class Stacker:
+    """Logistic-regression meta-learner on log-probabilities."""
+
+    name = "stack"
+
+    def __init__(self, C: float, seed: int):
+        self.C, self.seed = C, seed
+
+    def fit(self, probas, y):
+        from sklearn.linear_model import LogisticRegression
+
+        self.model_ = LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed)
+        self.model_.fit(_log_features(probas), y)
+        return self
+
+    def predict_proba(self, probas):
+        out = np.zeros((len(probas[0]), probas[0].shape[1]))
+        out[:, self.model_.classes_] = self.model_.predict_proba(_log_features(probas))
+        return out
+
+    def describe(self, names):
+        coef = self.model_.coef_
+        per_model = np.abs(coef).reshape(coef.shape[0], len(names), -1).sum(axis=(0, 2))
+        return {n: round(float(c), 4) for n, c in zip(names, per_model)}
+
+
+class WeightedMean:
+    """Non-negative weights summing to 1, minimising the log loss of the blend."""
+
+    name = "weighted"
+
+    def __init__(self, rank: bool = False):
+        self.rank = rank
+
+    def _blend(self, probas, weights):
+        if self.rank:  # binary only: average of normalised ranks of P(class 1)
+            from scipy.stats import rankdata
+
+            ranks = [rankdata(p[:, 1]) / len(p) for p in probas]
+            positive = np.tensordot(weights, np.array(ranks), axes=1)
+            return np.column_stack([1 - positive, positive])
+        return np.tensordot(weights, np.array(probas), axes=1)
+
+    def fit(self, probas, y):
+        from scipy.optimize import minimize
+
+        def loss(theta):
+            weights = np.exp(theta - theta.max())
+            blend = np.clip(self._blend(probas, weights / weights.sum()), EPS, 1.0)
+            return -np.mean(np.log(blend[np.arange(len(y)), y]))
+
+        theta = minimize(loss, np.zeros(len(probas)), method="Nelder-Mead",
+                         options={"maxiter": 400 * len(probas), "xatol": 1e-4, "fatol": 1e-7}).x
+        weights = np.exp(theta - theta.max())
+        self.weights_ = weights / weights.sum()
+        return self
+
+    def predict_proba(self, probas):
+        return self._blend(probas, self.weights_)
+
+    def describe(self, names):
+        return {n: round(float(w), 4) for n, w in zip(names, self.weights_)}
+
+
+class BestSingle:
+    name = "best_single"
+
+    def __init__(self, metric: str):
+        self.metric = metric
+
+    def fit(self, probas, y):
+        from .metrics import score
+
+        self.index_ = int(np.argmax([score(self.metric, y, p) for p in probas]))
+        return self
+
+    def predict_proba(self, probas):
+        return probas[self.index_]
+
+    def describe(self, names):
+        return {n: float(i == self.index_) for i, n in enumerate(names)}
+
+
+def _inner_cv(make, probas, y, folds):
+    """Out-of-fold predictions of the ensembler ``make()`` over the given fold column."""
+    out = np.zeros_like(probas[0])
+    for fold in np.unique(folds):
+        held = folds == fold
+        model = make().fit([p[~held] for p in probas], y[~held])
+        out[held] = model.predict_proba([p[held] for p in probas])
+    return out
+
+
+def candidates(params: Params, binary: bool):
+    p = params.ensemble
+    makers = {"stack": lambda: Stacker(p.stack_C, params.seed),
+              "weighted": lambda: WeightedMean(rank=p.rank and binary),
+              "best_single": lambda: BestSingle(params.competition.metric)}
+    return {name: makers[name] for name in p.methods}
+
+
+def ensemble(task: Task, params: Params) -> dict:
+    """Fit the ensemblers on the OOF predictions of every base model of ``task``."""
+    arrays_path, record_path = prediction_paths(task, "ensemble")
+    train, _, meta = load_prepared(task)
+    record: dict = {"task": task.name, "model": "ensemble", "available": meta["available"]}
+    if not meta["available"]:
+        save_arrays(arrays_path, oof=np.zeros((0, 0)), test=np.zeros((0, 0)))
+        write_json(record_path, {**record, "reason": meta["reason"]})
+        return record
+    from .metrics import all_scores, score
+
+    started = time.perf_counter()
+    names = list(params.models.all)
+    loaded = [load_predictions(task, name)[1] for name in names]
+    oofs, tests = [a["oof"] for a in loaded], [a["test"] for a in loaded]
+    rows = np.all([~np.isnan(o[:, 0]) for o in oofs], axis=0)
+    y, folds = train["y"].to_numpy()[rows], train["fold"].to_numpy()[rows]
+    probas = [o[rows] for o in oofs]
+    metric = task.metric
+    singles = {n: score(metric, y, p) for n, p in zip(names, probas)}
+    results, oof_by_method = {}, {}
+    for name, make in candidates(params, oofs[0].shape[1] == 2).items():
+        oof_by_method[name] = _inner_cv(make, probas, y, folds)
+        results[name] = all_scores(y, oof_by_method[name])
+        log.info("[ensemble %s] %s inner-CV %s=%.4f", task.name, name, metric, results[name][metric])
+    chosen = max(results, key=lambda n: results[n][metric])
+    final = candidates(params, oofs[0].shape[1] == 2)[chosen]().fit(probas, y)
+    oof = np.full_like(oofs[0], np.nan)
+    oof[rows] = oof_by_method[chosen]
+    record.update(metric=metric, method=chosen, methods=results, n_scored=int(rows.sum()),
+                  folds=sorted(int(f) for f in np.unique(folds)), cv=results[chosen],
+                  base_models_same_rows={n: round(s, 6) for n, s in singles.items()},
+                  weights=final.describe(names), seconds=round(time.perf_counter() - started, 2))
+    save_arrays(arrays_path, oof=oof, test=final.predict_proba(tests))
+    write_json(record_path, record)
+    best_name = max(singles, key=singles.get)
+    log.info("[ensemble %s] chose %s: %s=%.4f vs best single %s=%.4f on the same %d rows; weights %s",
+             task.name, chosen, metric, results[chosen][metric], best_name, singles[best_name],
+             rows.sum(), record["weights"])
+    return record
