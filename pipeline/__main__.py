@@ -112,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: outputs of this stage were not written", file=sys.stderr)
         return 130
-    log.info("%s done in %.1f s", args.command, time.perf_counter() - started)
+    import resource
+
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    log.info("%s%s done in %.1f s, peak memory %.2f GiB", args.command,
+             f" {args.task}" if getattr(args, "task", None) else "", time.perf_counter() - started, peak_gib)
     return 0
 
 

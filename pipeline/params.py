@@ -157,6 +157,7 @@ class Tune(_Section):
     storage: str = ""        # "" = JournalFileBackend under data/optuna/; or any Optuna URL
     startup_trials: int = Field(4, ge=0)     # random trials before TPE
     pruner_warmup_epochs: int = Field(1, ge=0)
+    max_train_rows: int = Field(8000, ge=100)  # trials train on a seeded subsample of this size
     space: SearchSpace = SearchSpace()
 
 
@@ -167,7 +168,8 @@ class ValidationSource(_Section):
 
 class Validation(_Section):
     tasks: tuple[Literal["imdb", "reuters"], ...] = ("imdb", "reuters")
-    budget: Budget = Budget(n_trials=4, timeout=600)  # tuning budget for the validation tasks
+    budget: Budget = Budget(n_trials=2, timeout=600)  # tuning budget for the validation tasks
+    neural_folds: int = Field(1, ge=1, le=20)         # RNN folds on the validation tasks
     imdb: ValidationSource = ValidationSource()
     reuters: ValidationSource = ValidationSource()
 

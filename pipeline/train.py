@@ -21,11 +21,12 @@ from .tasks import Task
 log = logging.getLogger(__name__)
 
 
-def folds_to_run(model: str, params: Params) -> list[int]:
-    """All folds for TF-IDF models; the first ``neural.folds`` for the slower RNNs."""
+def folds_to_run(model: str, params: Params, task: Task) -> list[int]:
+    """All folds for TF-IDF models; the first ``neural.folds`` (``validation.neural_folds``
+    on the validation tasks) for the slower RNNs."""
     n = params.cv.folds
     if MODELS[model].family == "rnn":
-        n = min(n, params.neural.folds)
+        n = min(n, params.neural.folds if task.is_competition else params.validation.neural_folds)
     return list(range(n))
 
 
@@ -53,7 +54,7 @@ def train(task: Task, model: str, params: Params) -> dict:
     fit_predict = MODELS[model].factory(task, params, train_df, test_df, n_classes)
     oof = np.full((len(train_df), n_classes), np.nan)
     test_sum = np.zeros((len(test_df), n_classes))
-    folds = folds_to_run(model, params)
+    folds = folds_to_run(model, params, task)
     fold_scores = []
     for done, fold in enumerate(folds, start=1):
         fold_started = time.perf_counter()

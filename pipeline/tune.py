@@ -41,7 +41,7 @@ def study_name(task: Task, kind: str, params: Params) -> str:
     """``<task>-<kind>-<hash>``: the hash covers the data and whatever a trial depends on."""
     measured = {"space": params.tune.space.model_dump(), "defaults": params.neural.defaults.model_dump(),
                 "seed": params.seed, "epochs": params.neural.epochs, "patience": params.neural.patience,
-                "startup": params.tune.startup_trials, "warmup": params.tune.pruner_warmup_epochs,
+                "startup": params.tune.startup_trials, "rows": params.tune.max_train_rows, "warmup": params.tune.pruner_warmup_epochs,
                 "data": sha256_file(task.features_dir / "sequences.npz")}
     digest = hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:10]
     return f"{task.name}-{kind}-{digest}"
@@ -99,6 +99,9 @@ def _objective(task: Task, kind: str, params: Params):
     y, fold = train["y"].to_numpy(), train["fold"].to_numpy()
     n_classes = len(meta["classes"])
     train_idx, valid_idx = np.flatnonzero(fold != 0), np.flatnonzero(fold == 0)
+    if len(train_idx) > params.tune.max_train_rows:  # big data: trials compare configs, cheaper
+        rng = np.random.default_rng(params.seed)
+        train_idx = np.sort(rng.choice(train_idx, params.tune.max_train_rows, replace=False))
 
     def objective(trial) -> float:
         import keras
