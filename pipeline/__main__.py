@@ -60,7 +60,7 @@ def _submissions(args) -> None:
 
 
 def _submit(args) -> None:
-    from .kaggle_submit import main
+    from .submit import main
 
     main(args)
 
@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--message", help="default: model, CV score and git commit")
     submit.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
     submit.add_argument("--list", action="store_true", help="list recent submissions and scores")
+    submit.add_argument("--force", action="store_true",
+                        help="send a file the pipeline did not write (or that was edited since)")
     submit.set_defaults(func=_submit)
     return parser
 

@@ -68,12 +68,70 @@ def bench_tfidf(workdir: Path) -> dict:
     return results
 
 
+def _epoch_child(kind: str, rows: int, seq_len: int) -> None:
+    """Child process: one warm-up batch, then one timed epoch of the default model."""
+    import numpy as np
+
+    from .models.rnn import build_model, set_determinism
+    from .params import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    config = params.neural.defaults.model_copy(update={"seq_len": seq_len})
+    set_determinism(params.seed)
+    rng = np.random.default_rng(params.seed)
+    X = rng.integers(2, config.vocab_size, size=(rows, seq_len), dtype=np.int32)
+    y = rng.integers(0, 2, size=rows)
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.started)
+
+    times: list[float] = []
+    model = build_model(kind, config, 2, config.vocab_size)
+    # Two epochs: the first includes tracing and warm-up, the second is the steady state.
+    model.fit(X, y, batch_size=config.batch_size, epochs=2, verbose=0, callbacks=[EpochTimer()])
+    print(json.dumps({"seconds_per_epoch": times[-1], "first_epoch": times[0], "config": config.model_dump()}))
+
+
+def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
+    results = {}
+    for kind in ("lstm", "gru"):
+        env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline.benchmark", "--epoch-child", kind,
+                                 "--rows", str(rows), "--seq-len", str(seq_len)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        _, _, usage = os.wait4(proc.pid, 0)
+        out = json.loads(proc.stdout.read().strip().splitlines()[-1])
+        results[kind] = {"seconds_per_epoch": round(out["seconds_per_epoch"], 1),
+                         "first_epoch_seconds": round(out["first_epoch"], 1),
+                         "peak_gib": round(usage.ru_maxrss / 2**20, 2), "rows": rows, "seq_len": seq_len}
+        c = out["config"]
+        print(f"{kind:>6}: {out['seconds_per_epoch']:6.1f} s/epoch (first epoch {out['first_epoch']:.1f} s) on {rows}x{seq_len} "
+              f"({c['layers']}x{c['units']} {'bi' if c['bidirectional'] else 'uni'}directional, "
+              f"batch {c['batch_size']}), peak {usage.ru_maxrss / 2**20:.2f} GiB", flush=True)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("what", nargs="*", default=["tfidf"], choices=["tfidf", "rnn"])
+    parser.add_argument("what", nargs="*", help="tfidf and/or rnn (default: tfidf)")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--rows", type=int, default=20_000, help="rnn: sequences per epoch")
+    parser.add_argument("--seq-len", type=int, default=300, help="rnn: tokens per sequence")
+    parser.add_argument("--epoch-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if not IMDB.is_dir():
+    if args.epoch_child:
+        _epoch_child(args.epoch_child, args.rows, args.seq_len)
+        return 0
+    args.what = args.what or ["tfidf"]
+    unknown = set(args.what) - {"tfidf", "rnn"}
+    if unknown:
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose tfidf and/or rnn")
+    if "tfidf" in args.what and not IMDB.is_dir():
         print(f"benchmark needs the IMDB CSVs in {IMDB}", file=sys.stderr)
         return 2
     results = {}
@@ -81,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         if "tfidf" in args.what:
             results["tfidf"] = bench_tfidf(Path(tmp) / "tfidf")
         if "rnn" in args.what:
-            from .models.rnn_benchmark import bench_rnn
-
-            results["rnn"] = bench_rnn()
+            results["rnn"] = bench_rnn(args.rows, args.seq_len)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -6,9 +6,11 @@ fold column as the base models), so no candidate is scored on rows it was fitted
 * ``stack`` — logistic regression on every model's log-probabilities;
 * ``weighted`` — a weighted mean of probabilities (or of ranks, ``ensemble.rank: true``,
   binary only) with non-negative weights summing to 1, fitted by minimising log loss;
-* ``best_single`` — the best base model alone, so the ensemble is never worse in CV.
+* ``best_single`` — the best base model alone (picked inside each inner fold), a fallback
+  for when blending does not help.
 
-The candidate with the best inner-CV score (``competition.metric``) is refitted on all
+All candidates' scores are honest; choosing the best of them is a mild selection. The
+candidate with the best inner-CV score (``competition.metric``) is refitted on all
 OOF rows and applied to the test predictions. Rows for which some model has no OOF
 prediction (RNNs may run fewer folds) are left out of the fit and the scores.
 """
@@ -131,11 +133,11 @@ def _inner_cv(make, probas, y, folds):
     return out
 
 
-def candidates(params: Params, binary: bool):
+def candidates(params: Params, binary: bool, metric: str):
     p = params.ensemble
     makers = {"stack": lambda: Stacker(p.stack_C, params.seed),
               "weighted": lambda: WeightedMean(rank=p.rank and binary),
-              "best_single": lambda: BestSingle(params.competition.metric)}
+              "best_single": lambda: BestSingle(metric)}
     return {name: makers[name] for name in p.methods}
 
 
@@ -155,21 +157,28 @@ def ensemble(task: Task, params: Params) -> dict:
     loaded = [load_predictions(task, name)[1] for name in names]
     oofs, tests = [a["oof"] for a in loaded], [a["test"] for a in loaded]
     rows = np.all([~np.isnan(o[:, 0]) for o in oofs], axis=0)
-    y, folds = train["y"].to_numpy()[rows], train["fold"].to_numpy()[rows]
+    y, base_folds = train["y"].to_numpy()[rows], train["fold"].to_numpy()[rows]
+    folds = base_folds
+    if len(np.unique(base_folds)) < 2:
+        # The RNNs ran a single fold: split those rows anew for the inner CV. Still honest:
+        # every base prediction on them is already out-of-fold.
+        from .folds import make_folds
+
+        folds = make_folds(y, params.cv.folds, params.seed)
     probas = [o[rows] for o in oofs]
     metric = task.metric
     singles = {n: score(metric, y, p) for n, p in zip(names, probas)}
     results, oof_by_method = {}, {}
-    for name, make in candidates(params, oofs[0].shape[1] == 2).items():
+    for name, make in candidates(params, oofs[0].shape[1] == 2, metric).items():
         oof_by_method[name] = _inner_cv(make, probas, y, folds)
         results[name] = all_scores(y, oof_by_method[name])
         log.info("[ensemble %s] %s inner-CV %s=%.4f", task.name, name, metric, results[name][metric])
     chosen = max(results, key=lambda n: results[n][metric])
-    final = candidates(params, oofs[0].shape[1] == 2)[chosen]().fit(probas, y)
+    final = candidates(params, oofs[0].shape[1] == 2, metric)[chosen]().fit(probas, y)
     oof = np.full_like(oofs[0], np.nan)
     oof[rows] = oof_by_method[chosen]
     record.update(metric=metric, method=chosen, methods=results, n_scored=int(rows.sum()),
-                  folds=sorted(int(f) for f in np.unique(folds)), cv=results[chosen],
+                  folds=sorted(int(f) for f in np.unique(base_folds)), cv=results[chosen],
                   base_models_same_rows={n: round(s, 6) for n, s in singles.items()},
                   weights=final.describe(names), seconds=round(time.perf_counter() - started, 2))
     save_arrays(arrays_path, oof=oof, test=final.predict_proba(tests))

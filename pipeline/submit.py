@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .io import atomic_path
+from .io import atomic_path, sha256_file
 from .rawdata import read_csv
 
 
@@ -111,7 +111,8 @@ def write_submissions(params) -> dict:
             labels = np.asarray(classes)[arrays["test"].argmax(axis=1)]
             name = f"{params.competition.name}/{model}.csv"
             write_submission(out / name, build_submission(test_df["id"], labels, sample), sample, classes)
-            index["files"][name] = {"model": model, f"cv_{task.metric}": record["cv"][task.metric]}
+            index["files"][name] = {"model": model, f"cv_{task.metric}": record["cv"][task.metric],
+                                    "sha256": sha256_file(out / name)}
         if not index["files"]:
             raise DataError("no model predictions found: run `dvc repro` to train the models first")
         best = max(index["files"], key=lambda n: index["files"][n][f"cv_{task.metric}"])
@@ -122,3 +123,53 @@ def write_submissions(params) -> dict:
 
 
 SUBMISSIONS_DIR = Path("submissions")
+
+
+def _submission_message(entry: dict, index: dict) -> str:
+    metric = index["metric"]
+    return (f"{entry['model']}: CV {metric} {entry[f'cv_{metric}']:.4f}; commit {index['git_commit']}; "
+            f"params {index['params_sha256']}")
+
+
+def main(args) -> None:
+    """``python -m pipeline submit``: check a submission file, then send it to Kaggle."""
+    import json
+
+    from .errors import PipelineError
+    from .params import load_params
+    from .sources import kaggle
+    from .tasks import get_task
+
+    params = load_params(args.params)
+    competition = params.competition.name
+    if args.list:
+        rows = kaggle.list_submissions(competition)
+        print(f"{'date':<20} {'status':<10} {'public':>8} {'private':>8}  description")
+        for row in rows:
+            print(f"{str(row['date'])[:19]:<20} {str(row['status']):<10} {str(row['public_score'] or '-'):>8} "
+                  f"{str(row['private_score'] or '-'):>8}  {row['description']}")
+        return
+    path = Path(args.file or SUBMISSIONS_DIR / competition / "ensemble.csv")
+    task = get_task("competition", params)
+    sample = read_sample(task.raw_dir)
+    frame = read_csv(path)
+    check_submission(frame, sample, list(task.classes), name=str(path))
+    index_path = SUBMISSIONS_DIR / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {"files": {}}
+    key = path.resolve().relative_to(SUBMISSIONS_DIR.resolve()).as_posix() \
+        if path.resolve().is_relative_to(SUBMISSIONS_DIR.resolve()) else None
+    entry = index["files"].get(key) if key else None
+    if entry is None and not args.force:
+        raise PipelineError(f"{path}: unknown file, not written by this pipeline (not in {index_path}); "
+                            "its CV score and commit are unknown. Pass --force (and --message) to send it anyway")
+    if entry is not None and sha256_file(path) != entry["sha256"] and not args.force:
+        raise PipelineError(f"{path}: modified after the pipeline wrote it (sha256 differs from {index_path}); "
+                            "rerun `dvc repro`, or pass --force to send it anyway")
+    message = args.message or (_submission_message(entry, index) if entry else f"{path.name} (manual)")
+    if args.dry_run:
+        print(f"OK: {path} matches sample_submission.csv ({len(frame)} rows).\n"
+              f"Would submit to {competition!r} with message: {message}")
+        return
+    kaggle.submit(competition, path, message)
+    print(f"submitted {path} to {competition!r}: {message}\n"
+          "see scores with: python -m pipeline submit --list")

@@ -1,0 +1,137 @@
+"""Synthetic prepared tasks and base-model prediction files for the ensemble, report and
+submit tests (no text, no model training: the files ``train.py`` would write, made up).
+
+Everything is relative to the current directory, like the pipeline itself: call these
+after ``monkeypatch.chdir(tmp_path)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.io import save_arrays, write_json
+from pipeline.metrics import all_scores
+from pipeline.params import parse_params
+from pipeline.tasks import get_task
+from pipeline.train import prediction_paths
+
+N_FOLDS = 5
+
+
+def make_params(tfidf=("word_lr", "char_lr", "nbsvm"), rnn=(), **sections):
+    """Params for the fake models (their names must be registered models)."""
+    raw = {"models": {"tfidf": list(tfidf), "rnn": list(rnn)}, "cv": {"folds": N_FOLDS}}
+    raw.update(sections)
+    return parse_params(raw)
+
+
+def write_prepared(task_name: str, params, n_train: int = 400, n_test: int = 100,
+                   n_classes: int = 2, seed: int = 0):
+    """data/prepared/<task>/{train,test}.parquet + meta.json; return (task, y, folds, test_y)."""
+    task = get_task(task_name, params)
+    rng = np.random.default_rng(seed)
+    classes = [str(c) for c in range(n_classes)]
+    y = rng.integers(0, n_classes, n_train)
+    folds = rng.permutation(np.arange(n_train) % N_FOLDS)
+    train = pd.DataFrame({"id": [f"tr{i}" for i in range(n_train)],
+                          "text": ["some text"] * n_train,
+                          "label": [classes[c] for c in y], "y": y.astype("int64"),
+                          "fold": folds.astype("int64")})
+    test_y = rng.integers(0, n_classes, n_test)
+    test = pd.DataFrame({"id": [str(20800 + i) for i in range(n_test)],
+                         "text": ["other text"] * n_test})
+    if task.has_test_labels:
+        test["label"] = [classes[c] for c in test_y]
+        test["y"] = test_y.astype("int64")
+    folder = task.prepared_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    train.to_parquet(folder / "train.parquet", index=False)
+    test.to_parquet(folder / "test.parquet", index=False)
+    write_json(folder / "meta.json", {
+        "task": task.name, "available": True, "classes": classes, "n_train": n_train,
+        "n_test": n_test, "empty_text": {"train": 0, "test": 0},
+        "class_counts": {c: int((y == i).sum()) for i, c in enumerate(classes)}})
+    return task, y, folds, test_y
+
+
+def write_unavailable(task_name: str, params):
+    task = get_task(task_name, params)
+    folder = task.prepared_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    train = pd.DataFrame({"id": [], "text": [], "label": [], "y": [], "fold": []})
+    train.to_parquet(folder / "train.parquet", index=False)
+    train[["id", "text"]].to_parquet(folder / "test.parquet", index=False)
+    write_json(folder / "meta.json", {"task": task.name, "available": False,
+                                      "reason": "no credentials", "fix": "set them"})
+    return task
+
+
+def informative(y: np.ndarray, n_classes: int, strength: float, rng) -> np.ndarray:
+    """Class probabilities: softmax(strength * onehot(y) + independent N(0, 1) noise)."""
+    logits = strength * np.eye(n_classes)[y] + rng.normal(0.0, 1.0, (len(y), n_classes))
+    logits -= logits.max(axis=1, keepdims=True)
+    proba = np.exp(logits)
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
+def noise(n: int, n_classes: int, rng) -> np.ndarray:
+    return rng.dirichlet(np.ones(n_classes), n)
+
+
+def write_model(task, model: str, y: np.ndarray, oof: np.ndarray, test: np.ndarray,
+                folds_run: list[int], folds: np.ndarray) -> None:
+    """``<model>.npz`` (oof with NaN rows for folds not run, test) + ``<model>.json``."""
+    oof = oof.copy()
+    oof[~np.isin(folds, folds_run)] = np.nan
+    scored = ~np.isnan(oof[:, 0])
+    arrays_path, record_path = prediction_paths(task, model)
+    save_arrays(arrays_path, oof=oof, test=test)
+    write_json(record_path, {
+        "task": task.name, "model": model, "available": True, "metric": task.metric,
+        "folds": list(folds_run), "fold_scores": [0.5] * len(folds_run),
+        "n_scored": int(scored.sum()), "cv": all_scores(y[scored], oof[scored]), "seconds": 0.1})
+
+
+def write_fake_models(task, y, folds, test_y, n_classes: int = 2, seed: int = 1,
+                      rnn_folds: dict[str, list[int]] | None = None,
+                      strength: dict[str, float | None] | None = None) -> dict[str, np.ndarray]:
+    """word_lr and char_lr informative (independent noise), nbsvm pure noise; plus any
+    model of ``rnn_folds`` (informative, OOF only on the given folds). Returns the OOFs."""
+    rng = np.random.default_rng(seed)
+    strength = strength or {"word_lr": 1.5, "char_lr": 1.5, "nbsvm": None}
+    rnn_folds = rnn_folds or {}
+    oofs = {}
+    for model in list(strength) + list(rnn_folds):
+        s = strength.get(model, 1.5)
+        if s is None:
+            oof, test = noise(len(y), n_classes, rng), noise(len(test_y), n_classes, rng)
+        else:
+            oof, test = informative(y, n_classes, s, rng), informative(test_y, n_classes, s, rng)
+        run = rnn_folds.get(model, list(range(N_FOLDS)))
+        write_model(task, model, y, oof, test, run, folds)
+        oofs[model] = oof
+    return oofs
+
+
+def write_sample_submission(task, test_ids: list[str], seed: int = 2) -> list[str]:
+    """data/raw/competition/sample_submission.csv: the test ids, shuffled; returns its order."""
+    order = list(np.random.default_rng(seed).permutation(test_ids))
+    raw = Path(task.raw_dir)
+    raw.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"id": order, "label": ["0"] * len(order)}).to_csv(
+        raw / "sample_submission.csv", index=False, lineterminator="\n")
+    return order
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """BLAS/OpenMP on one thread: on a busy 2-core machine their spinning threads make a
+    tiny LogisticRegression fit 20x slower."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield

@@ -1,0 +1,220 @@
+"""Tests of pipeline.report (metrics, plots, markdown) and pipeline.submit.write_submissions
+on synthetic predictions: three fake TF-IDF models, an RNN run on two folds, the ensemble."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fakepreds import (_one_blas_thread, make_params, write_fake_models, write_prepared,  # noqa: F401
+                       write_sample_submission, write_unavailable)
+from pipeline.io import load_arrays, read_json, sha256_file
+from pipeline.metrics import score
+from pipeline.train import prediction_paths
+
+COMPETITION_MODELS = ["word_lr", "char_lr", "nbsvm", "lstm", "ensemble"]
+REUTERS_MODELS = ["word_lr", "char_lr", "nbsvm", "ensemble"]
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _tiny_png(path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [1, 0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def competition(tmp_path_factory):
+    """Run ensemble, report and write_submissions once in a fresh folder; return what they made."""
+    from threadpoolctl import threadpool_limits
+
+    from pipeline.ensemble import ensemble
+    from pipeline.report import report
+    from pipeline.submit import write_submissions
+
+    root = tmp_path_factory.mktemp("competition")
+    with pytest.MonkeyPatch.context() as mp, threadpool_limits(limits=1):
+        mp.chdir(root)
+        mp.setattr("pipeline.submit._git_commit", lambda: "abc1234")
+        params = make_params(rnn=["lstm"])
+        task, y, folds, test_y = write_prepared("competition", params)
+        write_fake_models(task, y, folds, test_y, rnn_folds={"lstm": [0, 1]})
+        test_ids = list(pd.read_parquet(task.prepared_dir / "test.parquet")["id"])
+        sample_order = write_sample_submission(task, test_ids)
+        _tiny_png(task.tuning_dir("lstm") / "history.png")
+        ens = ensemble(task, params)
+        metrics = report(task, params)
+        index = write_submissions(params)
+    return {"root": root, "params": params, "task": task, "y": y, "ensemble": ens,
+            "metrics": metrics, "index": index, "test_ids": test_ids, "sample_order": sample_order}
+
+
+@pytest.fixture(scope="module")
+def reuters(tmp_path_factory):
+    from threadpoolctl import threadpool_limits
+
+    from pipeline.ensemble import ensemble
+    from pipeline.report import report
+
+    root = tmp_path_factory.mktemp("reuters")
+    with pytest.MonkeyPatch.context() as mp, threadpool_limits(limits=1):
+        mp.chdir(root)
+        params = make_params()
+        task, y, folds, test_y = write_prepared("reuters", params, n_classes=4)
+        write_fake_models(task, y, folds, test_y, n_classes=4)
+        ensemble(task, params)
+        metrics = report(task, params)
+    return {"root": root, "task": task, "test_y": test_y, "metrics": metrics}
+
+
+def assert_png(path: Path) -> None:
+    assert path.is_file(), f"{path} missing"
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n"), path
+    assert len(data) > 1024, f"{path}: only {len(data)} bytes"
+
+
+def assert_images_exist(markdown: Path) -> list[str]:
+    links = IMAGE.findall(markdown.read_text(encoding="utf-8"))
+    assert links, f"{markdown} links no image"
+    for link in links:
+        assert (markdown.parent / link).resolve().is_file(), f"{markdown} links missing {link}"
+    return links
+
+
+def test_metrics_have_flat_cv_keys_for_every_model(competition):
+    metrics = read_json(competition["root"] / "metrics" / "competition.json")
+    assert metrics == json.loads(json.dumps(competition["metrics"]))
+    assert metrics["available"] == 1
+    for model in COMPETITION_MODELS:
+        for name in ("accuracy", "f1_macro", "f1_weighted", "log_loss", "roc_auc"):
+            assert isinstance(metrics[f"cv.{model}.{name}"], float), (model, name)
+    assert metrics["cv.ensemble.accuracy"] == competition["ensemble"]["cv"]["accuracy"]
+    assert not [k for k in metrics if k.startswith("test.")]  # no public test labels
+    assert all("." not in k or k.startswith("cv.") for k in metrics)
+
+
+def test_metrics_match_the_prediction_files(competition):
+    root = competition["root"]
+    for model in COMPETITION_MODELS:
+        arrays = load_arrays(root / prediction_paths(competition["task"], model)[0])
+        scored = ~np.isnan(arrays["oof"][:, 0])
+        expected = score("accuracy", competition["y"][scored], arrays["oof"][scored])
+        assert competition["metrics"][f"cv.{model}.accuracy"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_plots_are_real_pngs(competition):
+    plots = competition["root"] / "plots" / "competition"
+    for name in ["roc.png", "model_comparison.png", "ensemble_weights.png", "tuning_lstm.png"]:
+        assert_png(plots / name)
+    for model in COMPETITION_MODELS:
+        assert_png(plots / f"confusion_{model}.png")
+    assert not list(plots.glob(".*.tmp")) and not list(plots.parent.glob(".*.tmp"))
+
+
+def test_dvc_plot_data(competition):
+    plots = competition["root"] / "plots" / "competition"
+    y = competition["y"]
+    for model in COMPETITION_MODELS:
+        roc = read_json(plots / "roc" / f"{model}.json")
+        assert roc and set(roc[0]) == {"fpr", "tpr"}
+        assert all(0 <= p["fpr"] <= 1 and 0 <= p["tpr"] <= 1 for p in roc)
+        assert (roc[0]["fpr"], roc[0]["tpr"]) == (0.0, 0.0)
+        confusion = read_json(plots / "confusion" / f"{model}.json")
+        assert {tuple(sorted(row)) for row in confusion} == {("actual", "predicted")}
+        assert {row["actual"] for row in confusion} <= {"0", "1"}
+        expected_rows = len(y) if model not in ("lstm", "ensemble") else competition["ensemble"]["n_scored"]
+        assert len(confusion) == expected_rows, model
+
+
+def test_markdown_links_only_existing_images(competition):
+    markdown = competition["root"] / "reports" / "competition.md"
+    links = assert_images_exist(markdown)
+    names = {Path(link).name for link in links}
+    assert {"roc.png", "model_comparison.png", "ensemble_weights.png", "tuning_lstm.png"} <= names
+    assert {f"confusion_{m}.png" for m in COMPETITION_MODELS} <= names
+    text = markdown.read_text(encoding="utf-8")
+    for model in COMPETITION_MODELS:
+        assert f"| {model} |" in text
+    assert f"**{competition['ensemble']['method']}**" in text
+
+
+def test_validation_task_reports_test_scores(reuters):
+    metrics = read_json(reuters["root"] / "metrics" / "reuters.json")
+    for model in REUTERS_MODELS:
+        assert isinstance(metrics[f"cv.{model}.accuracy"], float)
+        assert isinstance(metrics[f"test.{model}.accuracy"], float)
+        assert f"cv.{model}.roc_auc" not in metrics  # multi-class
+        test = load_arrays(reuters["root"] / prediction_paths(reuters["task"], model)[0])["test"]
+        assert metrics[f"test.{model}.accuracy"] == pytest.approx(
+            score("accuracy", reuters["test_y"], test), abs=1e-6)
+    assert metrics["test.word_lr.accuracy"] > 0.6 > metrics["test.nbsvm.accuracy"]
+
+    plots = reuters["root"] / "plots" / "reuters"
+    assert not (plots / "roc.png").exists() and not (plots / "roc").exists()
+    for model in REUTERS_MODELS:
+        assert_png(plots / f"confusion_{model}.png")
+        assert read_json(plots / "confusion" / f"{model}.json")
+    assert_png(plots / "model_comparison.png")
+    assert_png(plots / "ensemble_weights.png")
+    markdown = reuters["root"] / "reports" / "reuters.md"
+    links = assert_images_exist(markdown)
+    assert "roc.png" not in {Path(link).name for link in links}
+    assert "test accuracy" in markdown.read_text(encoding="utf-8")
+
+
+def test_unavailable_task_report(tmp_path, monkeypatch):
+    from pipeline.report import report
+
+    monkeypatch.chdir(tmp_path)
+    params = make_params()
+    task = write_unavailable("competition", params)
+    metrics = report(task, params)
+    assert metrics == {"available": 0, "unavailable_reason": "no credentials", "unavailable_fix": "set them"}
+    assert read_json(tmp_path / "metrics" / "competition.json") == metrics
+    text = (tmp_path / "reports" / "competition.md").read_text(encoding="utf-8")
+    assert "Unavailable" in text and "set them" in text
+    assert (tmp_path / "plots" / "competition").is_dir()
+
+
+def test_submissions_one_file_per_model_in_sample_order(competition):
+    root, params = competition["root"], competition["params"]
+    folder = root / "submissions" / "fake-news"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{m}.csv" for m in COMPETITION_MODELS)
+    assert competition["sample_order"] != competition["test_ids"]  # the sample is shuffled
+    for model in COMPETITION_MODELS:
+        frame = pd.read_csv(folder / f"{model}.csv", dtype=str)
+        assert list(frame.columns) == ["id", "label"]
+        assert list(frame["id"]) == competition["sample_order"]
+        test = load_arrays(root / prediction_paths(competition["task"], model)[0])["test"]
+        by_id = dict(zip(competition["test_ids"], test.argmax(axis=1).astype(str)))
+        assert list(frame["label"]) == [by_id[i] for i in frame["id"]], model
+
+
+def test_submissions_index(competition):
+    root, params, index = competition["root"], competition["params"], competition["index"]
+    saved = read_json(root / "submissions" / "index.json")
+    assert saved == index
+    assert saved["competition"] == "fake-news" and saved["metric"] == "accuracy"
+    assert saved["git_commit"] == "abc1234"
+    expected_hash = hashlib.sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True)
+                                   .encode()).hexdigest()[:12]
+    assert saved["params_sha256"] == expected_hash
+    assert set(saved["files"]) == {f"fake-news/{m}.csv" for m in COMPETITION_MODELS}
+    for name, entry in saved["files"].items():
+        model = entry["model"]
+        assert name == f"fake-news/{model}.csv"
+        assert entry["sha256"] == sha256_file(root / "submissions" / name)
+        assert entry["cv_accuracy"] == competition["metrics"][f"cv.{model}.accuracy"]
+    best = max(saved["files"], key=lambda n: saved["files"][n]["cv_accuracy"])
+    assert saved["best"] == best

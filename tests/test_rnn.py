@@ -1,0 +1,140 @@
+"""Tests of the Keras RNN models: shapes and heads for every variant, and bit-for-bit
+reproducible training with a fixed seed (one tiny model per test, CPU-cheap)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.models import rnn
+from pipeline.params import RNNConfig
+from pipeline.tasks import get_task
+from pipeline.tokenize import tokenize
+from pipeline.train import prediction_paths, train
+
+from tiny_data import tiny_params, write_learnable
+
+VOCAB = 20
+N = 6
+
+
+def _config(**overrides) -> RNNConfig:
+    base = dict(embedding_dim=4, units=4, layers=1, bidirectional=False, dropout=0.1,
+                spatial_dropout=0.1, dense_units=4, learning_rate=0.01, batch_size=4, seq_len=8,
+                vocab_size=100, truncate="head")
+    return RNNConfig(**{**base, **overrides})
+
+
+def _X(seq_len: int = 8) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, VOCAB, size=(N, seq_len)).astype(np.int32)
+
+
+def _head(model):
+    return model.layers[-1]
+
+
+def _concat_width(model) -> int:
+    import keras
+
+    (concat,) = [layer for layer in model.layers if isinstance(layer, keras.layers.Concatenate)]
+    return concat.output.shape[-1]
+
+
+@pytest.mark.parametrize("kind, bidirectional, layers", [
+    ("lstm", True, 1), ("lstm", False, 2), ("gru", True, 2), ("gru", False, 1),
+])
+def test_binary_model_has_one_sigmoid_output(kind, bidirectional, layers):
+    model = rnn.build_model(kind, _config(bidirectional=bidirectional, layers=layers), 2, VOCAB)
+    assert model.output_shape == (None, 1)
+    assert _head(model).activation.__name__ == "sigmoid"
+    assert model.loss == "binary_crossentropy"
+    recurrent = [layer.name for layer in model.layers if kind in layer.name]
+    assert len(recurrent) == layers
+    assert all(name.startswith("bi_") == bidirectional for name in recurrent)
+    # max + mean pooling + the final hidden state h of each direction (not the LSTM cell c).
+    directions = 2 if bidirectional else 1
+    assert _concat_width(model) == 3 * 4 * directions
+
+    raw = model.predict(_X(), verbose=0)
+    proba = rnn.predict_proba(model, _X())
+    assert proba.shape == (N, 2) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(proba[:, 1], raw[:, 0], rtol=1e-6)
+    assert ((proba >= 0) & (proba <= 1)).all()
+
+
+@pytest.mark.parametrize("kind, bidirectional, layers", [("lstm", True, 2), ("gru", False, 1)])
+def test_multiclass_model_has_softmax_over_classes(kind, bidirectional, layers):
+    model = rnn.build_model(kind, _config(bidirectional=bidirectional, layers=layers, dense_units=0), 5,
+                            VOCAB)
+    assert model.output_shape == (None, 5)
+    assert _head(model).activation.__name__ == "softmax"
+    assert model.loss == "sparse_categorical_crossentropy"
+    proba = rnn.predict_proba(model, _X())
+    assert proba.shape == (N, 5)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_dense_head_is_optional():
+    import keras
+
+    with_dense = rnn.build_model("gru", _config(dense_units=4), 2, VOCAB)
+    without = rnn.build_model("gru", _config(dense_units=0), 2, VOCAB)
+    count = lambda m: sum(isinstance(layer, keras.layers.Dense) for layer in m.layers)  # noqa: E731
+    assert (count(with_dense), count(without)) == (2, 1)
+
+
+@pytest.mark.parametrize("n_classes, width, activation", [(2, 1, "sigmoid"), (5, 5, "softmax")])
+def test_baseline(n_classes, width, activation):
+    config = rnn.BASELINE.model_copy(update={"embedding_dim": 4, "units": 4, "seq_len": 8})
+    model = rnn.build_baseline("lstm", config, n_classes, VOCAB)
+    assert model.output_shape == (None, width)
+    assert _head(model).activation.__name__ == activation
+    proba = rnn.predict_proba(model, _X())
+    assert proba.shape == (N, n_classes)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_baseline_config_is_the_lecture_reference():
+    b = rnn.BASELINE
+    assert (b.vocab_size, b.seq_len, b.embedding_dim, b.units, b.layers, b.truncate) == \
+        (5000, 300, 100, 100, 1, "tail")
+
+
+@pytest.mark.parametrize("kind", ["rnn", "LSTM", ""])
+def test_build_model_rejects_unknown_kind(kind):
+    with pytest.raises(ValueError, match="lstm"):
+        rnn.build_model(kind, _config(), 2, VOCAB)
+
+
+def test_full_train_is_reproducible(tmp_path, monkeypatch):
+    """Two ``train`` runs (fold_trainer → set_determinism → build_model → fit) with the same
+    seed save identical predictions and CV scores; dropout and shuffling included."""
+    monkeypatch.chdir(tmp_path)
+    write_learnable(tmp_path, n=32)
+    # Dropout and batch shuffling both draw random numbers: the seed must fix them all.
+    params = tiny_params(neural={"epochs": 1, "defaults": {
+        "dropout": 0.2, "spatial_dropout": 0.2, "dense_units": 4, "learning_rate": 0.01}})
+    task = get_task("competition", params)
+    tokenize(task, params)
+    arrays_path, record_path = prediction_paths(task, "lstm")
+
+    runs = []
+    for _ in range(2):
+        record = train(task, "lstm", params)
+        saved = json.loads(record_path.read_text())
+        with np.load(arrays_path) as data:
+            runs.append((record, saved, data["oof"].copy(), data["test"].copy()))
+
+    (rec1, saved1, oof1, test1), (rec2, saved2, oof2, test2) = runs
+    assert saved1["folds"] == [0]  # neural.folds = 1
+    assert rec1["n_scored"] == 16
+    np.testing.assert_array_equal(oof1, oof2)
+    np.testing.assert_array_equal(test1, test2)
+    assert saved1["fold_scores"] == saved2["fold_scores"]
+    assert saved1["cv"] == saved2["cv"]
+    scored = ~np.isnan(oof1[:, 0])
+    assert scored.sum() == 16 and np.isnan(oof1[~scored]).all()
+    np.testing.assert_allclose(test1.sum(axis=1), 1.0, atol=1e-6)

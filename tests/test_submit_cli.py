@@ -1,0 +1,192 @@
+"""Tests of ``python -m pipeline submit`` (in process): files are checked against the sample
+submission and submissions/index.json before anything is sent, and nothing is sent
+without Kaggle credentials."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import yaml
+
+from fakepreds import (_one_blas_thread, make_params, write_fake_models, write_prepared,  # noqa: F401
+                       write_sample_submission)
+from pipeline.__main__ import main
+from pipeline.io import read_json
+
+ENSEMBLE_CSV = Path("submissions/fake-news/ensemble.csv")
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A project folder after `dvc repro`: params.yaml, predictions, submissions + index."""
+    from threadpoolctl import threadpool_limits
+
+    from pipeline.ensemble import ensemble
+    from pipeline.submit import write_submissions
+
+    root = tmp_path_factory.mktemp("template")
+    with pytest.MonkeyPatch.context() as mp, threadpool_limits(limits=1):
+        mp.chdir(root)
+        mp.setattr("pipeline.submit._git_commit", lambda: "abc1234")
+        params = make_params()
+        (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
+        task, y, folds, test_y = write_prepared("competition", params, n_test=40)
+        write_fake_models(task, y, folds, test_y)
+        test_ids = list(pd.read_parquet(task.prepared_dir / "test.parquet")["id"])
+        write_sample_submission(task, test_ids)
+        ensemble(task, params)
+        write_submissions(params)
+    return root
+
+
+@pytest.fixture
+def project(template, tmp_path, monkeypatch):
+    """A fresh copy of the template as the current directory, with no Kaggle credentials and
+    a Kaggle client that fails the test if anything is sent."""
+    root = tmp_path / "project"
+    shutil.copytree(template, root)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")  # main() sets it; keep it test-local
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR",
+                 "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    sent = []
+
+    def no_network(*args, **kwargs):
+        sent.append(args)
+        raise AssertionError("the test tried to reach Kaggle")
+
+    monkeypatch.setattr("pipeline.sources.kaggle._call", no_network)
+    monkeypatch.setattr("pipeline.sources.kaggle.check_network", no_network)
+    return SimpleNamespace(root=root, home=tmp_path / "home", sent=sent)
+
+
+def submit(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["submit", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def index_entry(model: str) -> dict:
+    return read_json("submissions/index.json")["files"][f"fake-news/{model}.csv"]
+
+
+def edit(path: Path, change) -> None:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    change(frame).to_csv(path, index=False, lineterminator="\n")
+
+
+def rejected(capsys, *fragments: str, args=("--dry-run",)) -> str:
+    code, out, err = submit(capsys, *args)
+    assert code == 2, (out, err)
+    assert err.startswith("error: "), err
+    assert "Traceback" not in err and "OK" not in out
+    for fragment in fragments:
+        assert fragment in err, f"{fragment!r} not in {err!r}"
+    return err
+
+
+def test_dry_run_accepts_the_pipelines_file(project, capsys):
+    code, out, err = submit(capsys, "--dry-run")
+    assert code == 0, err
+    entry = index_entry("ensemble")
+    assert out.startswith("OK: ")
+    assert str(ENSEMBLE_CSV) in out and "(40 rows)" in out
+    assert f"ensemble: CV accuracy {entry['cv_accuracy']:.4f}; commit abc1234" in out
+    assert "fake-news" in out
+    assert project.sent == []
+
+
+def test_dry_run_names_the_chosen_model(project, capsys):
+    code, out, err = submit(capsys, "--dry-run", "--file", "submissions/fake-news/char_lr.csv")
+    assert code == 0, err
+    assert f"char_lr: CV accuracy {index_entry('char_lr')['cv_accuracy']:.4f}; commit abc1234" in out
+
+
+def test_dry_run_custom_message(project, capsys):
+    code, out, _ = submit(capsys, "--dry-run", "--message", "my try")
+    assert code == 0 and out.rstrip().endswith("message: my try")
+
+
+def test_rejects_wrong_ids(project, capsys):
+    edit(ENSEMBLE_CSV, lambda f: f.assign(id=f["id"].where(f.index != 3, "999999")))
+    rejected(capsys, str(ENSEMBLE_CSV), "ids differ", "1 missing", "'999999'")
+
+
+def test_rejects_missing_ids(project, capsys):
+    edit(ENSEMBLE_CSV, lambda f: f.iloc[:-5])
+    rejected(capsys, "ids differ", "5 missing", "0 unknown")
+
+
+def test_rejects_extra_column(project, capsys):
+    edit(ENSEMBLE_CSV, lambda f: f.assign(proba="0.5"))
+    rejected(capsys, "columns", "'proba'", "['id', 'label']")
+
+
+def test_rejects_non_integer_label(project, capsys):
+    edit(ENSEMBLE_CSV, lambda f: f.assign(label=f["label"].where(f.index != 6, "0.7")))
+    rejected(capsys, "'label'", "'0.7'", "row 8", "['0', '1']")
+
+
+def test_rejects_wrong_row_order(project, capsys):
+    edit(ENSEMBLE_CSV, lambda f: f.iloc[::-1])
+    rejected(capsys, "row 2", "order")
+
+
+def test_rejects_missing_file(project, capsys):
+    ENSEMBLE_CSV.unlink()
+    rejected(capsys, str(ENSEMBLE_CSV), "not found")
+
+
+@pytest.mark.parametrize("where", ["outside", "inside"])
+def test_rejects_unknown_file_unless_forced(project, capsys, where):
+    path = Path("mine.csv") if where == "outside" else Path("submissions/fake-news/copy.csv")
+    shutil.copyfile(ENSEMBLE_CSV, path)
+    err = rejected(capsys, str(path), "unknown file", "index.json", "--force",
+                   args=("--dry-run", "--file", str(path)))
+    assert "sha256" not in err
+
+    code, out, err = submit(capsys, "--dry-run", "--force", "--file", str(path))
+    assert code == 0, err
+    assert out.startswith("OK: ") and f"{path.name} (manual)" in out
+
+
+def test_rejects_file_edited_after_the_pipeline_unless_forced(project, capsys):
+    edit(ENSEMBLE_CSV, lambda f: f.assign(label=f["label"].where(f.index != 0,
+                                                                 "1" if f["label"][0] == "0" else "0")))
+    rejected(capsys, str(ENSEMBLE_CSV), "modified", "sha256", "--force")
+
+    code, out, err = submit(capsys, "--dry-run", "--force")
+    assert code == 0, err
+    assert out.startswith("OK: ")
+
+
+def test_rejected_when_no_index(project, capsys):
+    Path("submissions/index.json").unlink()
+    rejected(capsys, "unknown file")
+
+
+HOW_TO = ("no Kaggle credentials found", "https://www.kaggle.com/settings", "KAGGLE_USERNAME",
+          "KAGGLE_KEY", "kaggle.json", "chmod 600", "KAGGLE_API_TOKEN")
+
+
+def test_submit_without_credentials_sends_nothing(project, capsys):
+    err = rejected(capsys, *HOW_TO, args=())
+    assert project.sent == []
+    assert not (project.home / ".kaggle").exists()
+
+
+def test_submit_forced_without_credentials_sends_nothing(project, capsys):
+    shutil.copyfile(ENSEMBLE_CSV, "mine.csv")
+    rejected(capsys, *HOW_TO, args=("--force", "--file", "mine.csv"))
+    assert project.sent == []
+
+
+def test_list_without_credentials(project, capsys):
+    rejected(capsys, *HOW_TO, args=("--list",))
+    assert project.sent == []

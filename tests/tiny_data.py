@@ -1,0 +1,100 @@
+"""Tiny prepared datasets and params for the tokenize / RNN / tune tests (kept CPU-cheap)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.params import parse_params
+
+PREPARED = Path("data/prepared/competition")
+
+# Small enough to train in well under a second per epoch; tests override what they need.
+TINY = {
+    "seed": 7,
+    "cv": {"folds": 2},
+    "tokenize": {"vocab_size": 100, "min_count": 1, "max_tokens": 10},
+    "neural": {
+        "folds": 1, "epochs": 2, "patience": 2, "threads": 1,
+        # Learns the tiny corpus below to val_accuracy 1.0 within the first epoch.
+        "defaults": {"embedding_dim": 4, "units": 4, "layers": 1, "bidirectional": False,
+                     "dropout": 0.0, "spatial_dropout": 0.0, "dense_units": 0,
+                     "learning_rate": 0.1, "batch_size": 4, "seq_len": 8, "vocab_size": 100,
+                     "truncate": "head_tail"},
+    },
+    "tune": {
+        "budget": {"n_trials": 3, "timeout": 600},
+        "startup_trials": 1,
+        "pruner_warmup_epochs": 0,
+        "max_train_rows": 100,
+        "space": {"embedding_dim": [4], "units": [4], "layers": [1], "bidirectional": [False],
+                  "dropout": [0.0, 0.1], "spatial_dropout": [0.0, 0.1],
+                  "learning_rate": [0.05, 0.1], "batch_size": [4], "seq_len": [8],
+                  "truncate": ["head_tail", "head"]},
+    },
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else value
+    return out
+
+
+def tiny_params(**overrides):
+    return parse_params(merge(TINY, overrides))
+
+
+def learnable_texts(n: int, seed: int = 0, filler: int = 3) -> tuple[list[str], np.ndarray]:
+    """``n`` texts whose label is the LAST word ("good" = 1, "bad" = 0), balanced, shuffled.
+
+    ``filler`` words come first, all the same "word", so a model that only sees the head of a
+    long text sees identical inputs for every row.
+    """
+    rng = np.random.default_rng(seed)
+    y = np.array([i % 2 for i in range(n)])
+    rng.shuffle(y)
+    texts = [" ".join(["word"] * filler + ["good" if label else "bad"]) for label in y]
+    return texts, y
+
+
+def write_prepared(root: Path, texts, y, test_texts, folds: int = 2, classes=("0", "1"),
+                   available: bool = True) -> None:
+    """``data/prepared/competition/{train,test}.parquet`` + ``meta.json`` under ``root``."""
+    out = root / PREPARED
+    out.mkdir(parents=True, exist_ok=True)
+    y = np.asarray(y, dtype="int64")
+    # Stratified, deterministic folds: the i-th row of each class goes to fold i % folds.
+    fold = np.zeros(len(y), dtype="int64")
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)
+        fold[rows] = np.arange(len(rows)) % folds
+    train = pd.DataFrame({"id": [f"r{i}" for i in range(len(y))], "text": list(texts),
+                          "label": [classes[v] for v in y], "y": y, "fold": fold})
+    test = pd.DataFrame({"id": [f"t{i}" for i in range(len(test_texts))], "text": list(test_texts)})
+    if not available:
+        train, test = train.iloc[:0], test.iloc[:0]
+    train.to_parquet(out / "train.parquet", index=False)
+    test.to_parquet(out / "test.parquet", index=False)
+    meta = {"task": "competition", "available": available, "classes": list(classes),
+            "n_train": len(train), "n_test": len(test)}
+    if not available:
+        meta.update(reason="offline", fix="go online")
+    (out / "meta.json").write_text(json.dumps(meta))
+
+
+def write_learnable(root: Path, n: int = 64, filler: int = 12, folds: int = 2, n_test: int = 6) -> None:
+    """A balanced, learnable competition task.
+
+    With ``tokenize.max_tokens`` 10 each stored row is 5 fillers + 4 fillers + the label word,
+    so at ``seq_len`` 8 ``head_tail`` / ``tail`` see the label word while ``head`` sees only
+    fillers: every row looks the same and validation accuracy is exactly 0.5.
+    """
+    texts, y = learnable_texts(n, filler=filler)
+    test_texts, _ = learnable_texts(n_test, seed=1, filler=filler)
+    write_prepared(root, texts, y, test_texts, folds=folds)
