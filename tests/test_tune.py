@@ -20,7 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 from pipeline import tune as tune_mod
-from pipeline.errors import PipelineError
+from pipeline.errors import ParamsError, PipelineError
 from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
 from pipeline.tokenize import tokenize
@@ -162,15 +162,15 @@ def test_pruning_callback_reports_the_metric():
     assert study.trials[0].intermediate_values == {0: 0.75}
 
 
+def _broken_build_model(*args, **kwargs):
+    raise RuntimeError("boom")
+
+
 def test_every_trial_failing_raises_with_the_reason(project, monkeypatch):
     params = _budget(2)
     task = get_task("competition", params)
     tokenize(task, params)
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr("pipeline.models.rnn.build_model", broken)
+    monkeypatch.setattr("pipeline.models.rnn.build_model", _broken_build_model)
     with pytest.raises(PipelineError, match="boom"):
         tune_mod.tune(task, "lstm", params)
     assert not (project / OUT).exists()  # no best_params.json that a later stage would trust
@@ -180,8 +180,7 @@ def test_every_trial_failing_raises_and_counts_no_trial(project, monkeypatch):
     params = _budget(2)
     task = get_task("competition", params)
     tokenize(task, params)
-    monkeypatch.setattr("pipeline.models.rnn.build_model",
-                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr("pipeline.models.rnn.build_model", _broken_build_model)
     with pytest.raises(PipelineError, match="no trial completed"):
         tune_mod.tune(task, "lstm", params)
     study = tune_mod.create_study(task, "lstm", params)
@@ -277,3 +276,17 @@ def test_sample_config_stays_in_the_space():
         assert space.learning_rate[0] <= config.learning_rate <= space.learning_rate[1]
         assert space.dropout[0] <= config.dropout <= space.dropout[1]
         assert config.vocab_size == params.neural.defaults.vocab_size  # not tuned: from defaults
+
+
+def test_defaults_outside_the_space_do_not_silently_lose_the_first_trial(project):
+    """neural.defaults are enqueued as trial 0; a categorical default missing from tune.space
+    makes Optuna's suggest_categorical raise, and the trial is caught as FAIL (the "defaults
+    first" promise silently breaks). Either params validation rejects it, or the trial runs."""
+    _fake_features(project)
+    try:
+        params = _budget(3, neural={"defaults": {"units": 8}})  # tune.space.units is [4]
+    except ParamsError:
+        return  # rejected up front with a clear message: fine
+    study = tune_mod.create_study(get_task("competition", params), "lstm", params)
+    config = tune_mod.sample_config(study.ask(), params)
+    assert config.units == 8

@@ -121,11 +121,33 @@ def word_svc(task, params: Params, train, test, n_classes: int):
                    train["text"], test["text"], train["y"].to_numpy(), n_classes)
 
 
+class HashedCharTfidf:
+    """Char n-gram TF-IDF through the hashing trick, counted in parallel chunks.
+
+    Building a char n-gram vocabulary is the slow, single-threaded part of
+    ``TfidfVectorizer``; hashing needs no vocabulary, so chunks run on every core.
+    Columns seen in fewer than ``min_df`` documents are dropped, as TfidfVectorizer would.
+    """
+
+    def __init__(self, ngram_range: tuple[int, int], min_df: int, hash_bits: int = 21, n_jobs: int = -1):
+        self.ngram_range, self.min_df, self.hash_bits, self.n_jobs = ngram_range, min_df, hash_bits, n_jobs
+
+    def fit_transform(self, texts: pd.Series):
+        from joblib import Parallel, delayed
+        from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
+        hasher = HashingVectorizer(analyzer="char_wb", ngram_range=self.ngram_range,
+                                   n_features=2**self.hash_bits, alternate_sign=False, norm=None,
+                                   dtype=np.float32)
+        chunks = [texts.iloc[i:i + 2000] for i in range(0, len(texts), 2000)]
+        counts = sp.vstack(Parallel(n_jobs=self.n_jobs)(delayed(hasher.transform)(c) for c in chunks)).tocsc()
+        keep = np.flatnonzero(np.diff(counts.indptr) >= self.min_df)  # document frequency per column
+        return TfidfTransformer(sublinear_tf=True).fit_transform(counts[:, keep].tocsr())
+
+
 def char_lr(task, params: Params, train, test, n_classes: int):
     p = params.tfidf.char
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(p.ngram_min, p.ngram_max),
-                                 min_df=p.min_df, max_features=p.max_features, sublinear_tf=True,
-                                 dtype=np.float32)
+    vectorizer = HashedCharTfidf((p.ngram_min, p.ngram_max), p.min_df, p.hash_bits)
     # Char n-grams of long documents add little over their first max_chars characters.
     return _fitter(vectorizer, _lr(p.C, params.seed, n_classes), train["text"].str.slice(0, p.max_chars),
                    test["text"].str.slice(0, p.max_chars), train["y"].to_numpy(), n_classes)
