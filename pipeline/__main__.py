@@ -111,6 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # disk full, read-only or unwritable output folder, ...
+        import errno
+
+        hint = {errno.ENOSPC: "free some disk space", errno.EACCES: "fix the folder's permissions",
+                errno.EROFS: "the file system is read-only"}.get(error.errno, "check the path")
+        where = f" {error.filename}" if error.filename else ""
+        print(f"error: cannot write{where}: {error.strerror or error}; {hint}, then rerun. "
+              "Outputs of earlier stages are untouched.", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: outputs of this stage were not written", file=sys.stderr)
         return 130

@@ -27,6 +27,7 @@ import numpy as np
 from .errors import PipelineError
 from .io import atomic_path, read_json, sha256_file, write_json
 from .params import Budget, Params, RNNConfig
+from .secrets import mask_url
 from .tasks import Task
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,11 @@ def make_storage(url: str | None, task: Task):
 
     if url:
         if url.startswith(("postgresql", "mysql", "sqlite")):
-            return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
+            try:  # heartbeats let other workers mark trials of a dead worker as failed
+                return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
+            except Exception as error:  # driver missing, server down, bad password
+                raise PipelineError(f"cannot open Optuna storage {mask_url(url)}: "
+                                    f"{mask_url(str(error)).splitlines()[0]}") from None
         return url
     JOURNAL_DIR.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(JOURNAL_DIR / f"{task.name}.journal")))
@@ -187,8 +192,9 @@ def run_worker(task: Task, kind: str, params: Params, storage_url: str | None = 
     if remaining <= 0:
         log.info("[tune %s] budget already used (%d trials done)", study.study_name, done)
         return
-    log.info("[tune %s] %d trial(s) done before, running up to %d more (timeout %.0f s)",
-             study.study_name, done, remaining, budget.timeout)
+    log.info("[tune %s] %d trial(s) done before, running up to %d more (timeout %.0f s, storage %s)",
+             study.study_name, done, remaining, budget.timeout,
+             mask_url(storage_url) if storage_url else f"journal file in {JOURNAL_DIR}/")
     study.optimize(_objective(task, kind, params), n_trials=remaining, timeout=budget.timeout,
                    callbacks=[MaxTrialsCallback(budget.n_trials, states=counted),
                               _log_trial(time.perf_counter(), budget)],
@@ -244,7 +250,7 @@ def tune(task: Task, kind: str, params: Params, storage: str | None = None, work
         if not complete:
             failed = [t for t in study.trials if t.state.name == "FAIL"]
             why = failed[0].system_attrs.get("fail_reason", "unknown") if failed else "all trials were pruned"
-            raise PipelineError(f"tuning {kind} on {task.name}: no trial completed; first failure: {why}")
+            raise PipelineError(mask_url(f"tuning {kind} on {task.name}: no trial completed; first failure: {why}"))
         best = study.best_trial
         config = params.neural.defaults.model_copy(update=best.params)
         result.update(study=study.study_name, best_value=best.value, best_trial=best.number,

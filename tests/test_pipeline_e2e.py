@@ -61,3 +61,33 @@ def test_second_repro_does_nothing(sample_project):
     assert again.returncode == 0
     assert "Running stage" not in again.stdout
     assert "up to date" in again.stdout
+
+
+def test_rnn_models_tuned_trained_and_submitted(sample_project):
+    project, _ = sample_project
+    for kind in ("lstm", "gru"):
+        best = json.loads((project / f"data/tuning/competition/{kind}/best_params.json").read_text())
+        assert best["n_complete"] >= 1 and 0.5 < best["best_value"] <= 1.0
+        assert (project / f"data/tuning/competition/{kind}/trials.csv").exists()
+        assert (project / f"submissions/fake-news/{kind}.csv").exists()
+    metrics = json.loads((project / "metrics/competition.json").read_text())
+    assert metrics["cv.ensemble.accuracy"] >= 0.6
+    report = (project / "reports/competition.md").read_text()
+    assert "ensemble" in report and "tuning_lstm.png" in report
+
+
+def test_experiment_with_other_params_shows_in_metrics_diff(sample_project):
+    project, _ = sample_project
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "baseline"]):
+        assert run(cmd, project).returncode == 0
+    exp = run(["dvc", "exp", "run", "-n", "weak-word-lr", "-S", "tfidf.word.C=0.05"], project)
+    assert exp.returncode == 0, exp.stderr[-3000:]
+    # Only the stages that depend on tfidf params ran again, not the RNN tuning.
+    assert "Running stage 'tune@competition-lstm'" not in exp.stdout
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project).stdout)
+    changed = diff["metrics/competition.json"]
+    assert "cv.word_lr.accuracy" in changed
+    assert changed["cv.word_lr.accuracy"]["old"] != changed["cv.word_lr.accuracy"]["new"]
+    assert "cv.char_lr.accuracy" not in changed  # untouched models keep their scores
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    assert "weak-word-lr" in json.dumps(shown)
