@@ -207,6 +207,8 @@ class Ensemble(_Section):
 
 
 class Params(_Section):
+    """The whole params.yaml."""
+
     seed: int = 20240101
     competition: Competition = Competition()
     cv: CV = CV()
@@ -218,6 +220,18 @@ class Params(_Section):
     tfidf: Tfidf = Tfidf()
     ensemble: Ensemble = Ensemble()
     validation: Validation = Validation()
+
+    @model_validator(mode="after")
+    def _defaults_in_space(self):
+        # The first trial is neural.defaults: each categorical default must be a choice.
+        space, defaults = self.tune.space, self.neural.defaults
+        bad = [f"{name}={getattr(defaults, name)!r} not in {list(getattr(space, name))}"
+               for name in ("embedding_dim", "units", "layers", "bidirectional", "batch_size",
+                            "seq_len", "truncate") if getattr(defaults, name) not in getattr(space, name)]
+        if bad:
+            raise ValueError("neural.defaults must lie in tune.space (it is the first trial): "
+                             + "; ".join(bad))
+        return self
 
 
 def _describe(error: ValidationError) -> str:

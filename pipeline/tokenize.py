@@ -110,7 +110,7 @@ def effective_length(seq_len: int, train_lengths: np.ndarray, quantile: float = 
     if not len(train_lengths):
         return seq_len
     cap = int(np.ceil(np.quantile(train_lengths, quantile) / 8.0) * 8)
-    return int(max(8, min(seq_len, cap)))
+    return int(min(seq_len, max(8, cap)))
 
 
 def to_matrix(values: np.ndarray, lengths: np.ndarray, seq_len: int, truncate: str,

@@ -110,21 +110,29 @@ def _objective(task: Task, kind: str, params: Params):
 
     def objective(trial) -> float:
         import keras
+        import optuna
 
         config = sample_config(trial, params)
         config = config.model_copy(update={"seq_len": effective_length(config.seq_len, arrays["train_lengths"])})
         vocab_size = min(config.vocab_size, record["vocab_size"])
         X = to_matrix(arrays["train_values"], arrays["train_lengths"], config.seq_len,
                       config.truncate, vocab_size)
-        set_determinism(params.seed + trial.number, params.neural.threads)
-        model = build_model(kind, config, n_classes, vocab_size)
-        history = fit(model, X[train_idx], y[train_idx], X[valid_idx], y[valid_idx],
-                      params.neural.epochs, params.neural.patience, config.batch_size,
-                      callbacks=[_pruning_callback(trial)])
-        value = score(task.metric, y[valid_idx], predict_proba(model, X[valid_idx]))
-        trial.set_user_attr("epochs_run", len(history.history["loss"]))
-        keras.backend.clear_session()
-        return value
+        try:
+            set_determinism(params.seed + trial.number, params.neural.threads)
+            model = build_model(kind, config, n_classes, vocab_size)
+            history = fit(model, X[train_idx], y[train_idx], X[valid_idx], y[valid_idx],
+                          params.neural.epochs, params.neural.patience, config.batch_size,
+                          callbacks=[_pruning_callback(trial)])
+            value = score(task.metric, y[valid_idx], predict_proba(model, X[valid_idx]))
+            trial.set_user_attr("epochs_run", len(history.history["loss"]))
+            return value
+        except optuna.TrialPruned:
+            raise
+        except Exception as error:  # recorded, so an all-failed study can say why
+            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            keras.backend.clear_session()
 
     return objective
 
@@ -226,18 +234,17 @@ def _plots(study, out: Path) -> None:
 
 def tune(task: Task, kind: str, params: Params, storage: str | None = None, workers: int = 1) -> dict:
     """Run the study for ``kind`` on ``task`` and write its outputs."""
+    from .models import MODELS
     from .prepare import load_prepared
 
+    if kind not in MODELS or MODELS[kind].family != "rnn":
+        raise ValueError(f"tune: {kind!r} is not an RNN model; known: "
+                         f"{sorted(m for m, s in MODELS.items() if s.family == 'rnn')}")
     _, _, meta = load_prepared(task)
     budget = budget_for(task, params)
     result: dict = {"task": task.name, "model": kind, "available": meta["available"]}
     storage_url = storage if storage is not None else params.tune.storage
     study = None
-    from .models import MODELS
-
-    if kind not in MODELS or MODELS[kind].family != "rnn":
-        raise ValueError(f"tune: {kind!r} is not an RNN model; known: "
-                         f"{sorted(m for m, s in MODELS.items() if s.family == 'rnn')}")
     if meta["available"] and budget.n_trials > 0 and MODELS[kind].tunable:
         from .workers import run_workers
 
@@ -249,7 +256,7 @@ def tune(task: Task, kind: str, params: Params, storage: str | None = None, work
         complete = [t for t in study.trials if t.state.name == "COMPLETE"]
         if not complete:
             failed = [t for t in study.trials if t.state.name == "FAIL"]
-            why = failed[0].system_attrs.get("fail_reason", "unknown") if failed else "all trials were pruned"
+            why = failed[0].user_attrs.get("fail_reason", "unknown") if failed else "all trials were pruned"
             raise PipelineError(mask_url(f"tuning {kind} on {task.name}: no trial completed; first failure: {why}"))
         best = study.best_trial
         config = params.neural.defaults.model_copy(update=best.params)
