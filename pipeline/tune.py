@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -125,6 +126,7 @@ def _objective(task: Task, kind: str, params: Params):
                           callbacks=[_pruning_callback(trial)])
             value = score(task.metric, y[valid_idx], predict_proba(model, X[valid_idx]))
             trial.set_user_attr("epochs_run", len(history.history["loss"]))
+            trial.set_user_attr("worker_pid", os.getpid())
             return value
         except optuna.TrialPruned:
             raise
