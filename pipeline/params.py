@@ -74,7 +74,7 @@ class CharTfidf(_Section):
     ngram_max: int = Field(5, ge=1, le=8)
     min_df: int = Field(3, ge=1)
     hash_bits: int = Field(21, ge=12, le=24)  # 2**hash_bits hashed n-gram columns
-    max_chars: int = Field(2000, ge=100)
+    max_chars: int = Field(3000, ge=100)
     C: float = Field(2.0, gt=0)
 
 
