@@ -21,35 +21,38 @@ from .tasks import TASK_NAMES
 log = logging.getLogger("pipeline")
 
 
+# Stage name → (module, function); imported on use so `fetch` never pays for TensorFlow.
+_STAGES = {"fetch": ("sources", "fetch"), "prepare": ("prepare", "prepare"),
+           "tokenize": ("tokenize", "tokenize"), "train": ("train", "train"), "tune": ("tune", "tune"),
+           "ensemble": ("ensemble", "ensemble"), "report": ("report", "report")}
+
+
 def _stage(name: str):
     def run(args) -> None:
+        import importlib
+
         from .params import load_params
         from .tasks import get_task
 
         params = load_params(args.params)
         task = get_task(args.task, params)
-        if name == "fetch":
-            from .sources import fetch as stage
-        elif name == "prepare":
-            from .prepare import prepare as stage
-        elif name == "report":
-            from .report import report as stage
-        elif name == "tokenize":
-            from .tokenize import tokenize as stage
-        elif name == "ensemble":
-            from .ensemble import ensemble as stage
+        module, function = _STAGES[name]
+        stage = getattr(importlib.import_module(f"{__package__}.{module}"), function)
         if name == "train":
-            from .train import train
-
-            train(task, args.model, params)
+            stage(task, args.model, params)
         elif name == "tune":
-            from .tune import tune
-
-            tune(task, args.model, params, storage=args.storage, workers=args.workers)
+            stage(task, args.model, params, storage=args.storage, workers=args.workers)
         else:
             stage(task, params)
 
     return run
+
+
+def _validation_summary(args) -> None:
+    from .params import load_params
+    from .report import validation_summary
+
+    validation_summary(load_params(args.params))
 
 
 def _submissions(args) -> None:
@@ -86,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                                help="Optuna storage URL (default: tune.storage in params.yaml)")
             stage.add_argument("--workers", type=int, default=1, help="local worker processes")
         stage.set_defaults(func=_stage(name))
+    sub.add_parser("validation-summary", help="gather the validation tasks' test scores into "
+                   "metrics/validation.json").set_defaults(func=_validation_summary)
     sub.add_parser("submissions", help="write submissions/<competition>/<model>.csv and index.json"
                    ).set_defaults(func=_submissions)
     submit = sub.add_parser("submit", help="check a submission file and send it to Kaggle")

@@ -22,11 +22,10 @@ import time
 
 import numpy as np
 
-from .io import save_arrays, write_json
 from .params import Params
 from .prepare import load_prepared
 from .tasks import Task
-from .train import load_predictions, prediction_paths
+from .train import load_predictions, save_predictions, save_unavailable
 
 log = logging.getLogger(__name__)
 EPS = 1e-6
@@ -143,12 +142,10 @@ def candidates(params: Params, binary: bool, metric: str):
 
 def ensemble(task: Task, params: Params) -> dict:
     """Fit the ensemblers on the OOF predictions of every base model of ``task``."""
-    arrays_path, record_path = prediction_paths(task, "ensemble")
     train, _, meta = load_prepared(task)
     record: dict = {"task": task.name, "model": "ensemble", "available": meta["available"]}
     if not meta["available"]:
-        save_arrays(arrays_path, oof=np.zeros((0, 0)), test=np.zeros((0, 0)))
-        write_json(record_path, {**record, "reason": meta["reason"]})
+        save_unavailable(task, "ensemble", record, meta["reason"])
         return record
     from .metrics import all_scores, score
 
@@ -181,8 +178,7 @@ def ensemble(task: Task, params: Params) -> dict:
                   folds=sorted(int(f) for f in np.unique(base_folds)), cv=results[chosen],
                   base_models_same_rows={n: round(s, 6) for n, s in singles.items()},
                   weights=final.describe(names), seconds=round(time.perf_counter() - started, 2))
-    save_arrays(arrays_path, oof=oof, test=final.predict_proba(tests))
-    write_json(record_path, record)
+    save_predictions(task, "ensemble", record, oof, final.predict_proba(tests))
     best_name = max(singles, key=singles.get)
     log.info("[ensemble %s] chose %s: %s=%.4f vs best single %s=%.4f on the same %d rows; weights %s",
              task.name, chosen, metric, results[chosen][metric], best_name, singles[best_name],

@@ -86,11 +86,20 @@ class NBSVM(_Section):
     C: float = Field(4.0, gt=0)
 
 
+class SvcTfidf(_Section):
+    """The reference model: plain (not sublinear) word TF-IDF + LinearSVC."""
+
+    ngram_max: int = Field(1, ge=1, le=4)
+    min_df: int = Field(1, ge=1)
+    C: float = Field(1.0, gt=0)
+    class_weight: Literal["none", "balanced"] = "balanced"  # balanced: rare classes (R52) count
+
+
 class Tfidf(_Section):
     word: WordTfidf = WordTfidf()
     char: CharTfidf = CharTfidf()
     nbsvm: NBSVM = NBSVM()
-    svc_C: float = Field(0.5, gt=0)
+    svc: SvcTfidf = SvcTfidf()
 
 
 class Tokenize(_Section):
@@ -105,7 +114,7 @@ class RNNConfig(_Section):
     embedding_dim: int = Field(128, ge=4)
     units: int = Field(64, ge=4)
     layers: int = Field(2, ge=1, le=4)
-    bidirectional: bool = True
+    bidirectional: bool = False
     dropout: float = Field(0.3, ge=0, lt=1)
     spatial_dropout: float = Field(0.2, ge=0, lt=1)
     dense_units: int = Field(64, ge=0)
@@ -159,6 +168,16 @@ class Tune(_Section):
     pruner_warmup_epochs: int = Field(1, ge=0)
     max_train_rows: int = Field(8000, ge=100)  # trials train on a seeded subsample of this size
     space: SearchSpace = SearchSpace()
+
+    @field_validator("storage")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        from .secrets import mask_url
+
+        if mask_url(value) != value:  # DVC would copy it into dvc.lock, git into history
+            raise ValueError(f"storage {mask_url(value)!r} holds a password: put the URL in the "
+                             "PIPELINE_OPTUNA_STORAGE environment variable (or pass --storage) instead")
+        return value
 
 
 class ValidationSource(_Section):
@@ -235,10 +254,12 @@ class Params(_Section):
 
 
 def _describe(error: ValidationError) -> str:
+    from .secrets import mask_url
+
     lines = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  - {key}: {item['msg']} (got {item.get('input')!r})")
+        lines.append(mask_url(f"  - {key}: {item['msg']} (got {item.get('input')!r})"))
     return "\n".join(lines)
 
 

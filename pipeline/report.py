@@ -2,7 +2,9 @@
 
 Per task it writes ``metrics/<task>.json`` (flat keys ``cv.<model>.<metric>``, plus
 ``test.<model>.<metric>`` where test labels are public), ``plots/<task>/`` (DVC plot data
-and PNGs for offline viewing) and ``reports/<task>.md``.
+and PNGs for offline viewing) and ``reports/<task>.md``. :func:`validation_summary` then
+gathers the validation tasks' test scores into ``metrics/validation.json`` with the flat
+keys ``<task>.<model>.test_accuracy`` / ``test_f1_macro`` that outside scripts read.
 """
 
 from __future__ import annotations
@@ -172,3 +174,33 @@ def report(task: Task, params: Params) -> dict:
     log.info("[report %s] %s", task.name, ", ".join(
         f"{m}={r['cv'][task.metric]:.4f}" for m, r in records.items()) or "unavailable")
     return metrics
+
+
+VALIDATION_KEYS = ("accuracy", "f1_macro", "f1_weighted")
+
+
+def validation_summary(params: Params) -> dict:
+    """Gather ``metrics/<task>.json`` of the validation tasks into ``metrics/validation.json``.
+
+    Keys: ``<task>.<model>.test_<metric>`` and ``<task>.available``; an unavailable task
+    keeps its reason and fix so ``dvc metrics show`` says why it has no scores.
+    """
+    from .io import read_json
+
+    summary: dict = {}
+    for name in params.validation.tasks:
+        path = METRICS_DIR / f"{name}.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: run `dvc repro report@{name}` first")
+        task_metrics = read_json(path)
+        summary[f"{name}.available"] = task_metrics.get("available", 0)
+        for key, value in task_metrics.items():
+            parts = key.split(".")
+            if len(parts) == 3 and parts[0] == "test" and parts[2] in VALIDATION_KEYS:
+                summary[f"{name}.{parts[1]}.test_{parts[2]}"] = value
+            elif key.startswith("unavailable_"):
+                summary[f"{name}.{key}"] = value
+    write_json(METRICS_DIR / "validation.json", summary)
+    log.info("[report validation] %s", ", ".join(
+        f"{k}={v:.4f}" for k, v in summary.items() if k.endswith(".test_accuracy")) or "no test scores")
+    return summary

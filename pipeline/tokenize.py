@@ -30,6 +30,9 @@ _PUNCT = r"([!?.,;:\"()\[\]])"
 def _standardize(text):
     import tensorflow as tf
 
+    # NUL separates tokens (as clean_text treats control characters): numpy, which Keras
+    # turns the vocabulary into, drops trailing NULs, so "a\0" would collide with "a".
+    text = tf.strings.regex_replace(text, r"\x00", " ")
     return tf.strings.regex_replace(text, _PUNCT, r" \1 ")
 
 
@@ -39,6 +42,16 @@ def _vectorizer(vocabulary=None, max_tokens=None):
     return keras.layers.TextVectorization(max_tokens=max_tokens, standardize=_standardize,
                                           split="whitespace", output_mode="int", ragged=True,
                                           vocabulary=vocabulary)
+
+
+def _lookup_layer(vocabulary: list[str]):
+    """A vectorizer mapping ``vocabulary`` to ids 2, 3, ... and anything else to OOV.
+
+    Keras refuses an empty vocabulary (a train set without tokens, or ``min_count`` above
+    every count); a placeholder holding a space, which whitespace splitting never yields,
+    then stands in, so every token becomes OOV.
+    """
+    return _vectorizer(vocabulary=list(vocabulary) or [" "])
 
 
 def _encode(layer, texts, batch: int = 2048) -> list[np.ndarray]:
@@ -63,6 +76,8 @@ def fit_vocabulary(train_texts, vocab_size: int, min_count: int) -> list[str]:
     layer = _vectorizer(max_tokens=vocab_size + 2)
     layer.adapt(np.asarray(train_texts, dtype=object), batch_size=2048)
     vocabulary = layer.get_vocabulary()[2:]  # drop "" and "[UNK]"
+    if not vocabulary:  # no token at all: the lookup table is empty and cannot encode
+        return []
     ids = _encode(layer, train_texts)
     counts = np.bincount(np.concatenate(ids) if ids else np.zeros(0, int), minlength=len(vocabulary) + 2)
     return [token for token, count in zip(vocabulary, counts[2:]) if count >= min_count]
@@ -78,7 +93,7 @@ def tokenize(task: Task, params: Params) -> dict:
         started = time.perf_counter()
         vocabulary = fit_vocabulary(train["text"].tolist(), params.tokenize.vocab_size,
                                     params.tokenize.min_count)
-        layer = _vectorizer(vocabulary=vocabulary)
+        layer = _lookup_layer(vocabulary)
         for split, frame in (("train", train), ("test", test)):
             values, lengths = _keep_ends(_encode(layer, frame["text"].tolist()), params.tokenize.max_tokens)
             arrays[f"{split}_values"], arrays[f"{split}_lengths"] = values, lengths

@@ -35,16 +35,31 @@ def prediction_paths(task: Task, model: str):
     return base.with_suffix(".npz"), base.with_suffix(".json")
 
 
+def save_predictions(task: Task, model: str, record: dict, oof: np.ndarray, test: np.ndarray) -> None:
+    """Write ``<model>.npz`` then ``<model>.json``, each atomically.
+
+    The old record goes first: a run killed between the two writes leaves arrays without a
+    record (an incomplete output) rather than new arrays paired with an old record.
+    """
+    arrays_path, record_path = prediction_paths(task, model)
+    record_path.unlink(missing_ok=True)
+    save_arrays(arrays_path, oof=oof, test=test)
+    write_json(record_path, record)
+
+
+def save_unavailable(task: Task, model: str, record: dict, reason: str) -> None:
+    """Empty placeholder outputs for a task whose data is unavailable (DVC needs its outs)."""
+    save_predictions(task, model, {**record, "reason": reason}, np.zeros((0, 0)), np.zeros((0, 0)))
+
+
 def train(task: Task, model: str, params: Params) -> dict:
     """Run ``model`` over the folds of ``task``; save and return its CV record."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; known: {sorted(MODELS)}")
-    arrays_path, record_path = prediction_paths(task, model)
     train_df, test_df, meta = load_prepared(task)
     record = {"task": task.name, "model": model, "available": meta["available"]}
     if not meta["available"]:
-        save_arrays(arrays_path, oof=np.zeros((0, 0)), test=np.zeros((0, 0)))
-        write_json(record_path, {**record, "reason": meta["reason"]})
+        save_unavailable(task, model, record, meta["reason"])
         return record
     from .metrics import all_scores, score  # sklearn: only when there is data
 
@@ -72,8 +87,7 @@ def train(task: Task, model: str, params: Params) -> dict:
     record.update(metric=task.metric, folds=folds, fold_scores=fold_scores,
                   n_scored=int(scored.sum()), cv=all_scores(y[scored], oof[scored]),
                   seconds=round(time.perf_counter() - started, 2))
-    save_arrays(arrays_path, oof=oof, test=test_sum / len(folds))
-    write_json(record_path, record)
+    save_predictions(task, model, record, oof, test_sum / len(folds))
     log.info("[train %s/%s] CV %s=%.4f over %d rows", task.name, model, task.metric,
              record["cv"][task.metric], record["n_scored"])
     return record

@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 JOURNAL_DIR = Path("data/optuna")
 
 
+# A storage URL with a password belongs in the environment: params.yaml is committed and
+# DVC copies params into dvc.lock.
+STORAGE_ENV = "PIPELINE_OPTUNA_STORAGE"
+
+
+def resolve_storage(cli_url: str | None, params: Params) -> str:
+    """``--storage``, else $PIPELINE_OPTUNA_STORAGE, else ``tune.storage`` ("" = journal file)."""
+    return cli_url if cli_url is not None else (os.environ.get(STORAGE_ENV) or params.tune.storage)
+
+
 def budget_for(task: Task, params: Params) -> Budget:
     return params.tune.budget if task.is_competition else params.validation.budget
 
@@ -245,7 +255,7 @@ def tune(task: Task, kind: str, params: Params, storage: str | None = None, work
     _, _, meta = load_prepared(task)
     budget = budget_for(task, params)
     result: dict = {"task": task.name, "model": kind, "available": meta["available"]}
-    storage_url = storage if storage is not None else params.tune.storage
+    storage_url = resolve_storage(storage, params)
     study = None
     if meta["available"] and budget.n_trials > 0 and MODELS[kind].tunable:
         from .workers import run_workers

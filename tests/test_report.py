@@ -187,6 +187,36 @@ def test_unavailable_task_report(tmp_path, monkeypatch):
     assert (tmp_path / "plots" / "competition").is_dir()
 
 
+def test_validation_summary_has_the_contract_keys(reuters, monkeypatch):
+    """metrics/validation.json: <task>.<model>.test_accuracy / test_f1_macro, and why a task is missing."""
+    import shutil
+
+    from pipeline.report import validation_summary
+
+    root = reuters["root"]
+    monkeypatch.chdir(root)
+    params = make_params()
+    from pipeline.report import report
+
+    report(write_unavailable("imdb", params), params)
+    summary = validation_summary(params)
+    assert read_json(root / "metrics" / "validation.json") == summary
+    task_metrics = read_json(root / "metrics" / "reuters.json")
+    for model in REUTERS_MODELS:
+        assert summary[f"reuters.{model}.test_accuracy"] == task_metrics[f"test.{model}.accuracy"]
+        assert summary[f"reuters.{model}.test_f1_macro"] == task_metrics[f"test.{model}.f1_macro"]
+    assert summary["reuters.available"] == 1 and summary["imdb.available"] == 0
+    assert summary["imdb.unavailable_fix"] == "set them"
+    assert not any(k.startswith("imdb.") and "test_" in k for k in summary)
+    shutil.copy(root / "metrics" / "reuters.json", root / "reuters.bak")
+    (root / "metrics" / "reuters.json").unlink()
+    try:
+        with pytest.raises(FileNotFoundError, match="report@reuters"):
+            validation_summary(params)
+    finally:
+        shutil.move(root / "reuters.bak", root / "metrics" / "reuters.json")
+
+
 def test_submissions_one_file_per_model_in_sample_order(competition):
     root, params = competition["root"], competition["params"]
     folder = root / "submissions" / "fake-news"

