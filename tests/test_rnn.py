@@ -109,22 +109,9 @@ def test_build_model_rejects_unknown_kind(kind):
         rnn.build_model(kind, _config(), 2, VOCAB)
 
 
-@pytest.mark.parametrize("rows, eager", [(6, True), (4 * (rnn.EAGER_MAX_BATCHES + 1), False)])
-def test_tiny_data_trains_eagerly_bigger_data_in_a_graph(rows, eager):
-    model = rnn.build_model("lstm", _config(), 2, VOCAB)
-    X = np.resize(_X(), (rows, 8))
-    y = np.arange(rows) % 2
-    history = rnn.fit(model, X, y, X[:2], y[:2], epochs=1, patience=1, batch_size=4, verbose=0)
-    assert model.run_eagerly is eager
-    assert len(history.history["loss"]) == 1
-
-
-@pytest.mark.parametrize("eager_max_batches", [0, 1000], ids=["graph", "eager"])
-def test_full_train_is_reproducible(tmp_path, monkeypatch, eager_max_batches):
+def test_full_train_is_reproducible(tmp_path, monkeypatch):
     """Two ``train`` runs (fold_trainer → set_determinism → build_model → fit) with the same
-    seed save identical predictions and CV scores; dropout and shuffling included; in a
-    TensorFlow graph and eagerly."""
-    monkeypatch.setattr(rnn, "EAGER_MAX_BATCHES", eager_max_batches)
+    seed save identical predictions and CV scores; dropout and shuffling included."""
     monkeypatch.chdir(tmp_path)
     write_learnable(tmp_path, n=32)
     # Dropout and batch shuffling both draw random numbers: the seed must fix them all.

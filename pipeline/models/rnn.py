@@ -104,17 +104,10 @@ def predict_proba(model, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
     return np.column_stack([1 - proba[:, 0], proba[:, 0]]) if proba.shape[1] == 1 else proba
 
 
-# Building TensorFlow's graph for a new model costs 10-30 s on this CPU; with this few
-# batches per epoch (the bundled sample, tiny tests) running eagerly is faster overall.
-EAGER_MAX_BATCHES = 8
-
-
 def fit(model, X, y, X_valid, y_valid, epochs: int, patience: int, batch_size: int,
         callbacks=(), verbose: int = 2):
     """Train with early stopping on the validation split, restoring the best weights."""
     import keras
-
-    model.run_eagerly = -(-len(X) // batch_size) <= EAGER_MAX_BATCHES
 
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                          restore_best_weights=True)
