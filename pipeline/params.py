@@ -81,7 +81,7 @@ class CharTfidf(_Section):
 class NBSVM(_Section):
     ngram_max: int = Field(2, ge=1, le=4)
     min_df: int = Field(2, ge=1)
-    max_features: int = Field(500_000, ge=1000)
+    hash_bits: int = Field(24, ge=12, le=26)  # 2**hash_bits hashed n-gram columns
     alpha: float = Field(1.0, gt=0)
     C: float = Field(4.0, gt=0)
 

@@ -1,0 +1,53 @@
+"""TF-IDF model pieces: hashed n-gram counts and the NB-SVM classifier, on tiny corpora."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.feature_extraction.text import CountVectorizer
+
+from pipeline.models.tfidf import TOKEN_PATTERN, HashedWordPresence, NBSVMClassifier, hashed_counts
+
+CORPUS = pd.Series([
+    "the cat sat on the mat", "the cat ate the rat", "a dog sat on a log",
+    "the dog ate the cat food", "fake news shocking !", "shocking fake claim !",
+    "real report on the mat", "the rat sat",
+])
+
+
+def test_hashed_counts_keep_the_ngrams_countvectorizer_keeps():
+    # 2**20 columns for a few dozen n-grams: collisions are practically impossible.
+    for min_df in (1, 2, 3):
+        hashed = hashed_counts(CORPUS, min_df, 20, n_jobs=1, ngram_range=(1, 2),
+                               token_pattern=TOKEN_PATTERN)
+        exact = CountVectorizer(ngram_range=(1, 2), min_df=min_df, token_pattern=TOKEN_PATTERN)
+        exact_counts = exact.fit_transform(CORPUS)
+        assert hashed.shape == exact_counts.shape, min_df
+        # Same multiset of column totals: the same n-grams with the same counts.
+        assert sorted(np.asarray(hashed.sum(axis=0)).ravel()) == sorted(
+            np.asarray(exact_counts.sum(axis=0)).ravel())
+
+
+def test_hashed_counts_are_the_same_in_parallel_chunks():
+    texts = pd.Series(list(CORPUS) * 600)  # 4,800 texts: three chunks of 2,000
+    serial = hashed_counts(texts, 2, 18, n_jobs=1, ngram_range=(1, 3))
+    parallel = hashed_counts(texts, 2, 18, n_jobs=2, ngram_range=(1, 3))
+    assert (serial != parallel).nnz == 0
+
+
+def test_word_presence_is_binary():
+    X = HashedWordPresence(ngram_max=2, min_df=1, hash_bits=18).fit_transform(CORPUS)
+    assert set(np.unique(X.data)) == {1.0}  # "the ... the" counts once
+
+
+def test_nbsvm_learns_binary_and_multiclass():
+    X = HashedWordPresence(ngram_max=1, min_df=1, hash_bits=18).fit_transform(CORPUS)
+    binary = np.array([0, 0, 0, 0, 1, 1, 0, 0])
+    proba = NBSVMClassifier(C=10.0).fit(X, binary).predict_proba(X)
+    assert proba.shape == (8, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert (proba.argmax(axis=1) == binary).all()
+    three = np.array([0, 0, 1, 1, 2, 2, 0, 1])
+    model = NBSVMClassifier(C=10.0).fit(X, three)
+    proba = model.predict_proba(X)
+    assert proba.shape == (8, 3) and np.allclose(proba.sum(axis=1), 1)
+    assert (model.predict(X) == three).mean() >= 0.75
