@@ -104,14 +104,16 @@ def _word_vectorizer(ngram_max: int, min_df: int, max_features: int) -> TfidfVec
 
 
 def _lr(C: float, seed: int, n_classes: int):
-    # liblinear is several times faster than lbfgs on sparse problems. Multi-class: one
+    # liblinear is several times faster than lbfgs on sparse problems, and its dual form
+    # faster again when columns outnumber rows (R52 char_lr: 316 s -> 220 s). Multi-class: one
     # balanced binary model per class (R52: 0.935 test accuracy in 40 s; a multinomial lbfgs
     # model with the same C took 110 s per fold for 0.90).
     if n_classes == 2:
-        return lambda: LogisticRegression(C=C, max_iter=2000, solver="liblinear", random_state=seed)
+        return lambda: LogisticRegression(C=C, max_iter=2000, solver="liblinear", dual=True,
+                                          random_state=seed)
     return lambda: OneVsRestClassifier(
-        LogisticRegression(C=C, max_iter=2000, solver="liblinear", class_weight="balanced",
-                           random_state=seed))
+        LogisticRegression(C=C, max_iter=2000, solver="liblinear", dual=True,
+                           class_weight="balanced", random_state=seed))
 
 
 def word_lr(task, params: Params, train, test, n_classes: int):
