@@ -1,7 +1,8 @@
 """Speed and memory benchmarks (targets live here, not in timed tests).
 
     python -m pipeline.benchmark tfidf   # each TF-IDF train stage on IMDB (25k long reviews)
-    python -m pipeline.benchmark rnn     # seconds/epoch and peak memory of the default LSTM/GRU
+    python -m pipeline.benchmark rnn     # seconds/epoch and peak memory of the default LSTM/GRU,
+                                         # and their ratio to a bare 2x64 LSTM timed alongside
 
 Every measured command runs as the same ``python -m pipeline`` subprocess that ``dvc repro``
 runs, in a scratch project; wall time and the child's peak resident memory are reported.
@@ -68,6 +69,23 @@ def bench_tfidf(workdir: Path) -> dict:
     return results
 
 
+def _reference_model(config):
+    """The issue's reference: a bare 2x64 stacked LSTM (no dropout, pooling or dense head).
+
+    Timed in the same run as the real models, so the ratio holds on a busy or slow machine.
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(config.seq_len,), dtype="int32")
+    x = layers.Embedding(config.vocab_size, config.embedding_dim)(inputs)
+    x = layers.LSTM(64, return_sequences=True)(x)
+    x = layers.LSTM(64)(x)
+    model = keras.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+
+
 def _epoch_child(kind: str, rows: int, seq_len: int) -> None:
     """Child process: one warm-up batch, then one timed epoch of the default model."""
     import numpy as np
@@ -91,15 +109,15 @@ def _epoch_child(kind: str, rows: int, seq_len: int) -> None:
             times.append(time.perf_counter() - self.started)
 
     times: list[float] = []
-    model = build_model(kind, config, 2, config.vocab_size)
+    model = _reference_model(config) if kind == "reference" else build_model(kind, config, 2, config.vocab_size)
     # Two epochs: the first includes tracing and warm-up, the second is the steady state.
     model.fit(X, y, batch_size=config.batch_size, epochs=2, verbose=0, callbacks=[EpochTimer()])
     print(json.dumps({"seconds_per_epoch": times[-1], "first_epoch": times[0], "config": config.model_dump()}))
 
 
 def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
-    results = {}
-    for kind in ("lstm", "gru"):
+    results, reference_seconds = {}, 0.0
+    for kind in ("reference", "lstm", "gru"):
         env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
         proc = subprocess.Popen([sys.executable, "-m", "pipeline.benchmark", "--epoch-child", kind,
                                  "--rows", str(rows), "--seq-len", str(seq_len)],
@@ -110,9 +128,14 @@ def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
                          "first_epoch_seconds": round(out["first_epoch"], 1),
                          "peak_gib": round(usage.ru_maxrss / 2**20, 2), "rows": rows, "seq_len": seq_len}
         c = out["config"]
-        print(f"{kind:>6}: {out['seconds_per_epoch']:6.1f} s/epoch (first epoch {out['first_epoch']:.1f} s) on {rows}x{seq_len} "
-              f"({c['layers']}x{c['units']} {'bi' if c['bidirectional'] else 'uni'}directional, "
-              f"batch {c['batch_size']}), peak {usage.ru_maxrss / 2**20:.2f} GiB", flush=True)
+        shape = ("bare 2x64 LSTM" if kind == "reference" else
+                 f"{c['layers']}x{c['units']} {'bi' if c['bidirectional'] else 'uni'}directional")
+        reference_seconds = reference_seconds or out["seconds_per_epoch"]
+        ratio = out["seconds_per_epoch"] / reference_seconds
+        results[kind]["ratio_to_reference"] = round(ratio, 2)
+        print(f"{kind:>9}: {out['seconds_per_epoch']:6.1f} s/epoch ({ratio:.2f}x the reference; first epoch "
+              f"{out['first_epoch']:.1f} s) on {rows}x{seq_len} ({shape}, batch {c['batch_size']}), "
+              f"peak {usage.ru_maxrss / 2**20:.2f} GiB", flush=True)
     return results
 
 
