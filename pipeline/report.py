@@ -1,7 +1,7 @@
 """``report`` stage: metrics JSON, DVC plots + PNG copies, submissions, markdown report.
 
-Per task it writes ``metrics/<task>.json`` (flat keys ``cv.<model>.<metric>``, plus
-``test.<model>.<metric>`` where test labels are public), ``plots/<task>/`` (DVC plot data
+Per task it writes ``metrics/<task>.json`` (``{"cv": {model: scores}}``, plus ``"test"``
+where test labels are public; DVC shows them as ``cv.<model>.<metric>``), ``plots/<task>/`` (DVC plot data
 and PNGs for offline viewing) and ``reports/<task>.md``. :func:`validation_summary` then
 gathers the validation tasks' test scores into ``metrics/validation.json`` with the flat
 keys ``<task>.<model>.test_accuracy`` / ``test_f1_macro`` that outside scripts read.
@@ -132,7 +132,7 @@ def report(task: Task, params: Params) -> dict:
                 except FileNotFoundError:
                     continue  # the ensemble before it exists
                 records[model] = record
-                metrics.update({f"cv.{model}.{k}": v for k, v in record["cv"].items()})
+                metrics.setdefault("cv", {})[model] = record["cv"]
                 oof, test_proba = arrays["oof"], arrays["test"]
                 scored = ~np.isnan(oof[:, 0])
                 pred = oof[scored].argmax(axis=1)
@@ -150,7 +150,6 @@ def report(task: Task, params: Params) -> dict:
                     curves[model] = (fpr, tpr, record["cv"]["roc_auc"])
                 if task.has_test_labels:
                     scores_test[model] = all_scores(test_df["y"].to_numpy(), test_proba)
-                    metrics.update({f"test.{model}.{k}": v for k, v in scores_test[model].items()})
             if "ensemble" in records:
                 weights = records["ensemble"]["weights"]
                 _comparison_png(weights, f"weight ({records['ensemble']['method']})",
@@ -169,6 +168,8 @@ def report(task: Task, params: Params) -> dict:
             metrics["unavailable_reason"] = meta["reason"]
             metrics["unavailable_fix"] = meta["fix"]
         write_text(plot_dir / ".keep", "")
+    if scores_test:
+        metrics["test"] = scores_test
     write_json(METRICS_DIR / f"{task.name}.json", metrics)
     write_text(REPORTS_DIR / f"{task.name}.md", _markdown(task, meta, records, scores_test, plots))
     log.info("[report %s] %s", task.name, ", ".join(
@@ -194,12 +195,11 @@ def validation_summary(params: Params) -> dict:
             raise FileNotFoundError(f"{path} is missing: run `dvc repro report@{name}` first")
         task_metrics = read_json(path)
         summary[f"{name}.available"] = task_metrics.get("available", 0)
-        for key, value in task_metrics.items():
-            parts = key.split(".")
-            if len(parts) == 3 and parts[0] == "test" and parts[2] in VALIDATION_KEYS:
-                summary[f"{name}.{parts[1]}.test_{parts[2]}"] = value
-            elif key.startswith("unavailable_"):
-                summary[f"{name}.{key}"] = value
+        for model, scores in task_metrics.get("test", {}).items():
+            summary.update({f"{name}.{model}.test_{k}": scores[k] for k in VALIDATION_KEYS})
+        for key in ("unavailable_reason", "unavailable_fix"):
+            if key in task_metrics:
+                summary[f"{name}.{key}"] = task_metrics[key]
     write_json(METRICS_DIR / "validation.json", summary)
     log.info("[report validation] %s", ", ".join(
         f"{k}={v:.4f}" for k, v in summary.items() if k.endswith(".test_accuracy")) or "no test scores")

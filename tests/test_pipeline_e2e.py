@@ -38,7 +38,7 @@ def test_repro_reports_metrics_and_plots(sample_project):
     metrics = json.loads((project / "metrics/competition.json").read_text())
     for model in ("word_lr", "char_lr", "nbsvm", "word_svc"):
         # The synthetic sample is learnable but not trivial.
-        assert 0.6 < metrics[f"cv.{model}.accuracy"] < 0.98
+        assert 0.6 < metrics["cv"][model]["accuracy"] < 0.98
     for png in ("roc.png", "model_comparison.png", "confusion_word_lr.png"):
         assert (project / "plots/competition" / png).stat().st_size > 1000
     assert (project / "plots/competition/roc/word_lr.json").exists()
@@ -71,7 +71,7 @@ def test_rnn_models_tuned_trained_and_submitted(sample_project):
         assert (project / f"data/tuning/competition/{kind}/trials.csv").exists()
         assert (project / f"submissions/fake-news/{kind}.csv").exists()
     metrics = json.loads((project / "metrics/competition.json").read_text())
-    assert metrics["cv.ensemble.accuracy"] >= 0.6
+    assert metrics["cv"]["ensemble"]["accuracy"] >= 0.6
     report = (project / "reports/competition.md").read_text()
     assert "ensemble" in report and "tuning_lstm.png" in report
 

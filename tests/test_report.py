@@ -92,16 +92,15 @@ def assert_images_exist(markdown: Path) -> list[str]:
     return links
 
 
-def test_metrics_have_flat_cv_keys_for_every_model(competition):
+def test_metrics_have_cv_scores_for_every_model(competition):
     metrics = read_json(competition["root"] / "metrics" / "competition.json")
     assert metrics == json.loads(json.dumps(competition["metrics"]))
     assert metrics["available"] == 1
     for model in COMPETITION_MODELS:
         for name in ("accuracy", "f1_macro", "f1_weighted", "log_loss", "roc_auc"):
-            assert isinstance(metrics[f"cv.{model}.{name}"], float), (model, name)
-    assert metrics["cv.ensemble.accuracy"] == competition["ensemble"]["cv"]["accuracy"]
-    assert not [k for k in metrics if k.startswith("test.")]  # no public test labels
-    assert all("." not in k or k.startswith("cv.") for k in metrics)
+            assert isinstance(metrics["cv"][model][name], float), (model, name)
+    assert metrics["cv"]["ensemble"]["accuracy"] == competition["ensemble"]["cv"]["accuracy"]
+    assert set(metrics) == {"available", "cv"}  # no test scores: the test labels are private
 
 
 def test_metrics_match_the_prediction_files(competition):
@@ -110,7 +109,7 @@ def test_metrics_match_the_prediction_files(competition):
         arrays = load_arrays(root / prediction_paths(competition["task"], model)[0])
         scored = ~np.isnan(arrays["oof"][:, 0])
         expected = score("accuracy", competition["y"][scored], arrays["oof"][scored])
-        assert competition["metrics"][f"cv.{model}.accuracy"] == pytest.approx(expected, abs=1e-6)
+        assert competition["metrics"]["cv"][model]["accuracy"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_plots_are_real_pngs(competition):
@@ -152,13 +151,13 @@ def test_markdown_links_only_existing_images(competition):
 def test_validation_task_reports_test_scores(reuters):
     metrics = read_json(reuters["root"] / "metrics" / "reuters.json")
     for model in REUTERS_MODELS:
-        assert isinstance(metrics[f"cv.{model}.accuracy"], float)
-        assert isinstance(metrics[f"test.{model}.accuracy"], float)
-        assert f"cv.{model}.roc_auc" not in metrics  # multi-class
+        assert isinstance(metrics["cv"][model]["accuracy"], float)
+        assert isinstance(metrics["test"][model]["accuracy"], float)
+        assert "roc_auc" not in metrics["cv"][model]  # multi-class
         test = load_arrays(reuters["root"] / prediction_paths(reuters["task"], model)[0])["test"]
-        assert metrics[f"test.{model}.accuracy"] == pytest.approx(
+        assert metrics["test"][model]["accuracy"] == pytest.approx(
             score("accuracy", reuters["test_y"], test), abs=1e-6)
-    assert metrics["test.word_lr.accuracy"] > 0.6 > metrics["test.nbsvm.accuracy"]
+    assert metrics["test"]["word_lr"]["accuracy"] > 0.6 > metrics["test"]["nbsvm"]["accuracy"]
 
     plots = reuters["root"] / "plots" / "reuters"
     assert not (plots / "roc.png").exists() and not (plots / "roc").exists()
@@ -203,8 +202,8 @@ def test_validation_summary_has_the_contract_keys(reuters, monkeypatch):
     assert read_json(root / "metrics" / "validation.json") == summary
     task_metrics = read_json(root / "metrics" / "reuters.json")
     for model in REUTERS_MODELS:
-        assert summary[f"reuters.{model}.test_accuracy"] == task_metrics[f"test.{model}.accuracy"]
-        assert summary[f"reuters.{model}.test_f1_macro"] == task_metrics[f"test.{model}.f1_macro"]
+        assert summary[f"reuters.{model}.test_accuracy"] == task_metrics["test"][model]["accuracy"]
+        assert summary[f"reuters.{model}.test_f1_macro"] == task_metrics["test"][model]["f1_macro"]
     assert summary["reuters.available"] == 1 and summary["imdb.available"] == 0
     assert summary["imdb.unavailable_fix"] == "set them"
     assert not any(k.startswith("imdb.") and "test_" in k for k in summary)
@@ -245,6 +244,6 @@ def test_submissions_index(competition):
         model = entry["model"]
         assert name == f"fake-news/{model}.csv"
         assert entry["sha256"] == sha256_file(root / "submissions" / name)
-        assert entry["cv_accuracy"] == competition["metrics"][f"cv.{model}.accuracy"]
+        assert entry["cv_accuracy"] == competition["metrics"]["cv"][model]["accuracy"]
     best = max(saved["files"], key=lambda n: saved["files"][n]["cv_accuracy"])
     assert saved["best"] == best
