@@ -1,8 +1,8 @@
 """``report`` stage: metrics JSON, DVC plots + PNG copies, submissions, markdown report.
 
 Per task it writes ``metrics/<task>.json`` (``{"cv": {model: scores}}``, plus ``"test"``
-where test labels are public; DVC shows them as ``cv.<model>.<metric>``), ``plots/<task>/`` (DVC plot data
-and PNGs for offline viewing) and ``reports/<task>.md``. :func:`validation_summary` then
+where test labels are public; DVC shows them as ``cv.<model>.<metric>``), ``plots/<task>/``
+(DVC plot data and PNGs for offline viewing) and ``reports/<task>.md``. :func:`validation_summary` then
 gathers the validation tasks' test scores into ``metrics/validation.json`` with the flat
 keys ``<task>.<model>.test_accuracy`` / ``test_f1_macro`` that outside scripts read.
 """
