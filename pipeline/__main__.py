@@ -41,7 +41,7 @@ def _stage(name: str):
         if name == "train":
             stage(task, args.model, params)
         elif name == "tune":
-            stage(task, args.model, params, storage=args.storage, workers=args.workers)
+            stage(task, args.model, params, storage=args.storage, processes=args.workers)
         else:
             stage(task, params)
 
@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "tune":
             stage.add_argument("--storage", default=None,
                                help="Optuna storage URL (default: tune.storage in params.yaml)")
-            stage.add_argument("--workers", type=int, default=1, help="local worker processes")
+            stage.add_argument("--workers", type=int, default=None,
+                               help="trials run side by side (default: neural.processes)")
         stage.set_defaults(func=_stage(name))
     sub.add_parser("validation-summary", help="gather the validation tasks' test scores into "
                    "metrics/validation.json").set_defaults(func=_validation_summary)

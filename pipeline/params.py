@@ -129,7 +129,8 @@ class Neural(_Section):
     folds: int = Field(2, ge=1, le=20)   # RNNs run the first `folds` CV folds (CPU cost)
     epochs: int = Field(8, ge=1)        # maximum; early stopping picks the best epoch
     patience: int = Field(2, ge=1)
-    threads: int = Field(0, ge=0)        # TensorFlow intra-op threads; 0 = all cores
+    processes: int = Field(2, ge=1, le=64)  # trials / folds run side by side, one per process
+    threads: int = Field(0, ge=0)        # TensorFlow threads per process; 0 = cores / processes
     defaults: RNNConfig = RNNConfig()    # used as is when tuning is off, and as tuning's first trial
 
 

@@ -17,6 +17,7 @@ from .models import MODELS
 from .params import Params
 from .prepare import load_prepared
 from .tasks import Task
+from .workers import threads_per_process, worker_map
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +67,25 @@ def train(task: Task, model: str, params: Params) -> dict:
     n_classes = len(meta["classes"])
     y, fold_of_row = train_df["y"].to_numpy(), train_df["fold"].to_numpy()
     started = time.perf_counter()
-    fit_predict = MODELS[model].factory(task, params, train_df, test_df, n_classes)
     oof = np.full((len(train_df), n_classes), np.nan)
     test_sum = np.zeros((len(test_df), n_classes))
     folds = folds_to_run(model, params, task)
+    processes = min(params.neural.processes, len(folds)) if MODELS[model].family == "rnn" else 1
+    if MODELS[model].family == "rnn":
+        neural = params.neural.model_copy(
+            update={"threads": threads_per_process(params.neural.threads, processes)})
+        params = params.model_copy(update={"neural": neural})
     fold_scores = []
-    for done, fold in enumerate(folds, start=1):
-        fold_started = time.perf_counter()
-        valid_idx = np.flatnonzero(fold_of_row == fold)
-        train_idx = np.flatnonzero(fold_of_row != fold)
-        valid_proba, test_proba = fit_predict(train_idx, valid_idx)
-        oof[valid_idx] = valid_proba
-        test_sum += test_proba
-        fold_scores.append(score(task.metric, y[valid_idx], valid_proba))
-        elapsed = time.perf_counter() - started
-        log.info("[train %s/%s] fold %d/%d %s=%.4f (%.1f s, ~%.0f s left)", task.name, model, done,
-                 len(folds), task.metric, fold_scores[-1], time.perf_counter() - fold_started,
-                 elapsed / done * (len(folds) - done))
+    with worker_map(processes, _start_fold_worker, (task, model, params)) as run:
+        for done, (fold, valid_proba, test_proba, seconds) in enumerate(run(_run_fold, folds), start=1):
+            valid_idx = np.flatnonzero(fold_of_row == fold)
+            oof[valid_idx] = valid_proba
+            test_sum += test_proba
+            fold_scores.append(score(task.metric, y[valid_idx], valid_proba))
+            elapsed = time.perf_counter() - started
+            log.info("[train %s/%s] fold %d/%d %s=%.4f (%.1f s, ~%.0f s left)", task.name, model,
+                     done, len(folds), task.metric, fold_scores[-1], seconds,
+                     elapsed / done * (len(folds) - done))
     scored = ~np.isnan(oof[:, 0])
     record.update(metric=task.metric, folds=folds, fold_scores=fold_scores,
                   n_scored=int(scored.sum()), cv=all_scores(y[scored], oof[scored]),
@@ -91,6 +94,24 @@ def train(task: Task, model: str, params: Params) -> dict:
     log.info("[train %s/%s] CV %s=%.4f over %d rows", task.name, model, task.metric,
              record["cv"][task.metric], record["n_scored"])
     return record
+
+
+# The fold trainer of the model being trained, built once per worker process.
+_FOLDS: dict = {}
+
+
+def _start_fold_worker(task: Task, model: str, params: Params) -> None:
+    train_df, test_df, meta = load_prepared(task)
+    _FOLDS.update(fold_of_row=train_df["fold"].to_numpy(), fit_predict=MODELS[model].factory(
+        task, params, train_df, test_df, len(meta["classes"])))
+
+
+def _run_fold(fold: int) -> tuple[int, np.ndarray, np.ndarray, float]:
+    started = time.perf_counter()
+    fold_of_row = _FOLDS["fold_of_row"]
+    valid_proba, test_proba = _FOLDS["fit_predict"](np.flatnonzero(fold_of_row != fold),
+                                                    np.flatnonzero(fold_of_row == fold))
+    return fold, valid_proba, test_proba, time.perf_counter() - started
 
 
 def load_predictions(task: Task, model: str) -> tuple[dict, dict[str, np.ndarray]]:

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from .io import atomic_path, read_json, sha256_file, write_json
 from .params import Budget, Params, RNNConfig
 from .secrets import mask_url
 from .tasks import Task
+from .workers import threads_per_process, worker_map
 
 log = logging.getLogger(__name__)
 JOURNAL_DIR = Path("data/optuna")
@@ -53,7 +55,9 @@ def study_name(task: Task, kind: str, params: Params) -> str:
     """``<task>-<kind>-<hash>``: the hash covers the data and whatever a trial depends on."""
     measured = {"space": params.tune.space.model_dump(), "defaults": params.neural.defaults.model_dump(),
                 "seed": params.seed, "epochs": params.neural.epochs, "patience": params.neural.patience,
-                "startup": params.tune.startup_trials, "rows": params.tune.max_train_rows, "warmup": params.tune.pruner_warmup_epochs,
+                "processes": params.neural.processes,  # trials per round: what TPE sees when asked
+                "startup": params.tune.startup_trials, "rows": params.tune.max_train_rows,
+                "warmup": params.tune.pruner_warmup_epochs,
                 "data": sha256_file(task.features_dir / "sequences.npz")}
     digest = hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:10]
     return f"{task.name}-{kind}-{digest}"
@@ -76,16 +80,23 @@ def make_storage(url: str | None, task: Task):
     return JournalStorage(JournalFileBackend(str(JOURNAL_DIR / f"{task.name}.journal")))
 
 
-def sample_config(trial, params: Params) -> RNNConfig:
-    """One configuration from ``tune.space``; unsampled fields keep ``neural.defaults``."""
+def search_space(params: Params) -> dict:
+    """``tune.space`` as Optuna distributions (learning rate on a log scale)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
     space = params.tune.space
-    values = {name: trial.suggest_categorical(name, list(getattr(space, name)))
-              for name in ("embedding_dim", "units", "layers", "bidirectional", "batch_size",
-                           "seq_len", "truncate")}
-    values["dropout"] = trial.suggest_float("dropout", *space.dropout)
-    values["spatial_dropout"] = trial.suggest_float("spatial_dropout", *space.spatial_dropout)
-    values["learning_rate"] = trial.suggest_float("learning_rate", *space.learning_rate, log=True)
-    return params.neural.defaults.model_copy(update=values)
+    distributions = {name: CategoricalDistribution(list(getattr(space, name)))
+                     for name in ("embedding_dim", "units", "layers", "bidirectional", "batch_size",
+                                  "seq_len", "truncate")}
+    distributions["dropout"] = FloatDistribution(*space.dropout)
+    distributions["spatial_dropout"] = FloatDistribution(*space.spatial_dropout)
+    distributions["learning_rate"] = FloatDistribution(*space.learning_rate, log=True)
+    return distributions
+
+
+def sample_config(trial, params: Params) -> RNNConfig:
+    """The trial's configuration: its sampled params over ``neural.defaults``."""
+    return params.neural.defaults.model_copy(update=trial.params)
 
 
 def _pruning_callback(trial, monitor: str = "val_accuracy"):
@@ -104,7 +115,7 @@ def _pruning_callback(trial, monitor: str = "val_accuracy"):
     return StrictPruning(trial, monitor)
 
 
-def _objective(task: Task, kind: str, params: Params):
+def _objective(task: Task, kind: str, params: Params, threads: int):
     from .metrics import score
     from .models.rnn import build_model, fit, predict_proba, set_determinism
     from .prepare import load_prepared
@@ -121,7 +132,6 @@ def _objective(task: Task, kind: str, params: Params):
 
     def objective(trial) -> float:
         import keras
-        import optuna
 
         config = sample_config(trial, params)
         config = config.model_copy(update={"seq_len": effective_length(config.seq_len, arrays["train_lengths"])})
@@ -129,45 +139,56 @@ def _objective(task: Task, kind: str, params: Params):
         X = to_matrix(arrays["train_values"], arrays["train_lengths"], config.seq_len,
                       config.truncate, vocab_size)
         try:
-            set_determinism(params.seed + trial.number, params.neural.threads)
+            set_determinism(params.seed + trial.number, threads)
             model = build_model(kind, config, n_classes, vocab_size)
             history = fit(model, X[train_idx], y[train_idx], X[valid_idx], y[valid_idx],
                           params.neural.epochs, params.neural.patience, config.batch_size,
                           callbacks=[_pruning_callback(trial)])
-            value = score(task.metric, y[valid_idx], predict_proba(model, X[valid_idx]))
             trial.set_user_attr("epochs_run", len(history.history["loss"]))
             trial.set_user_attr("worker_pid", os.getpid())
-            return value
-        except optuna.TrialPruned:
-            raise
-        except Exception as error:  # recorded, so an all-failed study can say why
-            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
-            raise
+            return score(task.metric, y[valid_idx], predict_proba(model, X[valid_idx]))
         finally:
             keras.backend.clear_session()
 
     return objective
 
 
-def _log_trial(started: float, budget: Budget):
-    def callback(study, trial) -> None:
-        import optuna
+# One study's objective per worker process: its data is loaded once, not once per trial.
+_WORKER: dict = {}
 
-        done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
-                                                        optuna.trial.TrialState.PRUNED)]
-        best = study.best_value if any(t.state.name == "COMPLETE" for t in study.trials) else float("nan")
-        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
-            if trial.datetime_complete and trial.datetime_start else 0.0
-        log.info("[tune %s] trial %d %s value=%s best=%.4f (%.0f s; %d/%d trials, %.0f s of %.0f s budget) %s",
-                 study.study_name, trial.number, trial.state.name.lower(),
-                 "-" if trial.value is None else f"{trial.value:.4f}", best, seconds, len(done),
-                 budget.n_trials, time.perf_counter() - started, budget.timeout, trial.params)
 
-    return callback
+def _start_worker(task: Task, kind: str, params: Params, storage_url: str | None, threads: int) -> None:
+    _WORKER.clear()
+    _WORKER.update(task=task, kind=kind, params=params, storage_url=storage_url,
+                   objective=_objective(task, kind, params, threads))
+
+
+def _run_trial(trial_id: int) -> tuple[str, float | None, float]:
+    """Run one asked trial; return its state ("complete", "pruned", "fail"), value, seconds."""
+    import optuna
+
+    started = time.perf_counter()
+    task, params = _WORKER["task"], _WORKER["params"]
+    study = optuna.load_study(study_name=study_name(task, _WORKER["kind"], params),
+                              storage=make_storage(_WORKER["storage_url"], task), pruner=_pruner(params))
+    trial = optuna.trial.Trial(study, trial_id)
+    try:
+        value = _WORKER["objective"](trial)
+        return "complete", float(value), time.perf_counter() - started
+    except optuna.TrialPruned:
+        return "pruned", None, time.perf_counter() - started
+    except Exception as error:  # recorded, so an all-failed study can say why
+        log.warning("trial %d failed: %s: %s", trial.number, type(error).__name__, error)
+        trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
+        return "fail", None, time.perf_counter() - started
 
 
 def fail_stale_trials(study) -> int:
-    """Mark trials left RUNNING by a killed single-process run as failed; return how many."""
+    """Mark trials left RUNNING by a killed run as failed; return how many.
+
+    Only for storage that this run alone uses (the local journal file); shared RDB storages
+    rely on Optuna's heartbeat instead.
+    """
     import optuna
 
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
@@ -178,15 +199,20 @@ def fail_stale_trials(study) -> int:
     return len(stale)
 
 
+def _pruner(params: Params):
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=params.tune.pruner_warmup_epochs)
+
+
 def create_study(task: Task, kind: str, params: Params, storage_url: str | None = None):
     """Create (or load) the study; enqueue ``neural.defaults`` as the first trial of a new one."""
     import optuna
 
     sampler = optuna.samplers.TPESampler(seed=params.seed, n_startup_trials=params.tune.startup_trials)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=params.tune.pruner_warmup_epochs)
     study = optuna.create_study(study_name=study_name(task, kind, params),
                                 storage=make_storage(storage_url, task), sampler=sampler,
-                                pruner=pruner, direction="maximize", load_if_exists=True)
+                                pruner=_pruner(params), direction="maximize", load_if_exists=True)
     if not study.trials:
         defaults = params.neural.defaults.model_dump()
         space = params.tune.space.model_dump()
@@ -194,31 +220,90 @@ def create_study(task: Task, kind: str, params: Params, storage_url: str | None 
     return study
 
 
-def run_worker(task: Task, kind: str, params: Params, storage_url: str | None = None) -> None:
-    """Optimise the shared study until the trial budget or the timeout is used up."""
+@contextmanager
+def _heartbeat(study, trials):
+    """Keep the trials alive in an RDB storage while workers run them, so that other
+    machines' ``fail_stale_trials`` only fails the trials of a dead machine."""
+    import threading
+
+    storage = study._storage
+    if not (hasattr(storage, "is_heartbeat_enabled") and storage.is_heartbeat_enabled()):
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            for trial in trials:
+                storage.record_heartbeat(trial._trial_id)
+            stop.wait(storage.get_heartbeat_interval())
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_trials(task: Task, kind: str, params: Params, storage_url: str | None = None,
+               processes: int = 1) -> None:
+    """Run the study's remaining trials in rounds of ``processes`` trials side by side.
+
+    Each round asks the seeded sampler for its trials, runs them (one per process) and
+    tells the results before the next round is asked, and the median pruner compares with
+    finished trials only: the trials and their scores depend on the params, never on which
+    process finished first. The budget is counted in the storage, so several machines on
+    one RDB study share it.
+    """
     import optuna
-    from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    from .models.rnn import set_determinism
-
-    set_determinism(params.seed, params.neural.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     budget = budget_for(task, params)
     study = create_study(task, kind, params, storage_url)
     counted = (TrialState.COMPLETE, TrialState.PRUNED)
     done = len(study.get_trials(deepcopy=False, states=counted))
-    remaining = budget.n_trials - done
-    if remaining <= 0:
+    if done >= budget.n_trials:
         log.info("[tune %s] budget already used (%d trials done)", study.study_name, done)
         return
-    log.info("[tune %s] %d trial(s) done before, running up to %d more (timeout %.0f s, storage %s)",
-             study.study_name, done, remaining, budget.timeout,
+    threads = threads_per_process(params.neural.threads, processes)
+    log.info("[tune %s] %d trial(s) done before, running up to %d more, %d at a time "
+             "(timeout %.0f s, storage %s)", study.study_name, done, budget.n_trials - done,
+             processes, budget.timeout,
              mask_url(storage_url) if storage_url else f"journal file in {JOURNAL_DIR}/")
-    study.optimize(_objective(task, kind, params), n_trials=remaining, timeout=budget.timeout,
-                   callbacks=[MaxTrialsCallback(budget.n_trials, states=counted),
-                              _log_trial(time.perf_counter(), budget)],
-                   catch=(Exception,), gc_after_trial=True)
+    space, started = search_space(params), time.perf_counter()
+    attempts = budget.n_trials - done  # failed trials use an attempt too: no endless retries
+    with worker_map(processes, _start_worker, (task, kind, params, storage_url, threads)) as run:
+        while attempts > 0:
+            if storage_url:  # trials of a dead machine (no heartbeat) no longer count as running
+                optuna.storages.fail_stale_trials(study)
+            done = len(study.get_trials(deepcopy=False, states=counted))
+            if done >= budget.n_trials or time.perf_counter() - started >= budget.timeout:
+                break
+            trials = [study.ask(space) for _ in range(min(processes, budget.n_trials - done, attempts))]
+            attempts -= len(trials)
+            with _heartbeat(study, trials):
+                outcomes = list(run(_run_trial, [t._trial_id for t in trials]))
+            for trial, (state, value, seconds) in zip(trials, outcomes):
+                study.tell(trial, value, state=TrialState[state.upper()])
+                _log_trial(study, trial.number, seconds, started, budget)
+
+
+def _log_trial(study, number: int, seconds: float, started: float, budget: Budget) -> None:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    trial = trials[number]
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    complete = [t.value for t in trials if t.state == TrialState.COMPLETE]
+    used = time.perf_counter() - started
+    log.info("[tune %s] trial %d %s value=%s best=%s (%.0f s; %d/%d trials, %.0f s of %.0f s budget) %s",
+             study.study_name, number, trial.state.name.lower(),
+             "-" if trial.value is None else f"{trial.value:.4f}",
+             f"{max(complete):.4f}" if complete else "-", seconds, len(done), budget.n_trials, used,
+             budget.timeout, trial.params)
 
 
 def _plots(study, out: Path) -> None:
@@ -244,8 +329,12 @@ def _plots(study, out: Path) -> None:
         plt.close("all")
 
 
-def tune(task: Task, kind: str, params: Params, storage: str | None = None, workers: int = 1) -> dict:
-    """Run the study for ``kind`` on ``task`` and write its outputs."""
+def tune(task: Task, kind: str, params: Params, storage: str | None = None,
+         processes: int | None = None) -> dict:
+    """Run the study for ``kind`` on ``task`` and write its outputs.
+
+    ``processes`` (default ``neural.processes``) trials run side by side.
+    """
     from .models import MODELS
     from .prepare import load_prepared
 
@@ -258,13 +347,11 @@ def tune(task: Task, kind: str, params: Params, storage: str | None = None, work
     storage_url = resolve_storage(storage, params)
     study = None
     if meta["available"] and budget.n_trials > 0 and MODELS[kind].tunable:
-        from .workers import run_workers
-
         study = create_study(task, kind, params, storage_url)
-        if workers <= 1:
+        if not storage_url:  # the local journal is this run's alone: RUNNING means killed
             fail_stale_trials(study)
-        run_workers(task, kind, params, storage_url, workers)
-        study = create_study(task, kind, params, storage_url)  # reload what every worker did
+        run_trials(task, kind, params, storage_url, processes or params.neural.processes)
+        study = create_study(task, kind, params, storage_url)  # reload what the workers did
         complete = [t for t in study.trials if t.state.name == "COMPLETE"]
         if not complete:
             failed = [t for t in study.trials if t.state.name == "FAIL"]

@@ -138,3 +138,23 @@ def test_full_train_is_reproducible(tmp_path, monkeypatch):
     scored = ~np.isnan(oof1[:, 0])
     assert scored.sum() == 16 and np.isnan(oof1[~scored]).all()
     np.testing.assert_allclose(test1.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_folds_in_two_processes_match_one_process(tmp_path, monkeypatch):
+    """``neural.processes: 2`` trains the two folds side by side in spawned processes; the
+    predictions are the ones the folds give one after the other in this process."""
+    monkeypatch.chdir(tmp_path)
+    write_learnable(tmp_path, n=32)
+    runs = {}
+    for processes in (1, 2):
+        params = tiny_params(neural={"epochs": 1, "folds": 2, "processes": processes})
+        task = get_task("competition", params)
+        tokenize(task, params)
+        record = train(task, "gru", params)
+        with np.load(prediction_paths(task, "gru")[0]) as data:
+            runs[processes] = (record, data["oof"].copy(), data["test"].copy())
+    (rec1, oof1, test1), (rec2, oof2, test2) = runs[1], runs[2]
+    assert rec2["folds"] == [0, 1] and rec2["n_scored"] == 32  # both folds ran
+    np.testing.assert_array_equal(oof1, oof2)
+    np.testing.assert_array_equal(test1, test2)
+    assert rec1["fold_scores"] == rec2["fold_scores"]

@@ -2,7 +2,7 @@
 interrupted study, failures, storages and the no-tuning path.
 
 Training is the costly part, so one small study is run once (module fixture) and several
-tests read it. Its story: ``run_worker`` runs 2 trials (neural.defaults, which learns the
+tests read it. Its story: ``run_trials`` runs 2 trials (neural.defaults, which learns the
 tiny task, then an enqueued ``truncate=head`` trial that sees only filler words), the process
 "dies" with a third trial RUNNING, and ``tune`` with a budget of 3 resumes: it fails the
 stale trial and runs exactly one more ``head`` trial, which the median pruner must prune.
@@ -11,6 +11,7 @@ stale trial and runs exactly one more ``head`` trial, which the median pruner mu
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ def resumed(tmp_path_factory):
 
         study = tune_mod.create_study(task, "lstm", params2)  # enqueues neural.defaults
         study.enqueue_trial(HEAD)
-        tune_mod.run_worker(task, "lstm", params2)
+        tune_mod.run_trials(task, "lstm", params2)
         before = tune_mod.create_study(task, "lstm", params2)
         states_before = [t.state for t in before.trials]
 
@@ -125,7 +126,7 @@ def test_default_storage_is_a_journal_file(resumed):
 def test_budget_already_used_runs_nothing(resumed, monkeypatch):
     monkeypatch.chdir(resumed["root"])
     monkeypatch.setattr(tune_mod, "_objective", lambda *a: pytest.fail("no trial should run"))
-    tune_mod.run_worker(resumed["task"], "lstm", resumed["params"])
+    tune_mod.run_trials(resumed["task"], "lstm", resumed["params"])
     study = tune_mod.create_study(resumed["task"], "lstm", resumed["params"])
     assert len(study.trials) == 4
 
@@ -270,7 +271,7 @@ def test_sample_config_stays_in_the_space():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     space = params.tune.space
     for _ in range(10):
-        config = tune_mod.sample_config(study.ask(), params)
+        config = tune_mod.sample_config(study.ask(tune_mod.search_space(params)), params)
         assert isinstance(config, RNNConfig)
         assert config.truncate in space.truncate and config.units in space.units
         assert space.learning_rate[0] <= config.learning_rate <= space.learning_rate[1]
@@ -288,5 +289,31 @@ def test_defaults_outside_the_space_do_not_silently_lose_the_first_trial(project
     except ParamsError:
         return  # rejected up front with a clear message: fine
     study = tune_mod.create_study(get_task("competition", params), "lstm", params)
-    config = tune_mod.sample_config(study.ask(), params)
+    config = tune_mod.sample_config(study.ask(tune_mod.search_space(params)), params)
     assert config.units == 8
+
+
+def _trial_story(study) -> list:
+    return [(t.number, t.state.name, t.value, t.params, t.user_attrs.get("worker_pid"))
+            for t in study.trials]
+
+
+def test_trials_in_two_processes_are_reproducible(tmp_path, monkeypatch):
+    """Rounds of 2 trials in 2 spawned processes: two runs of the same params propose and
+    score the same trials, whatever process finishes first, and both processes work."""
+    stories = []
+    for run in ("a", "b"):
+        root = tmp_path / run
+        root.mkdir()
+        monkeypatch.chdir(root)
+        write_learnable(root)
+        params = _budget(4, neural={"processes": 2}, tune={"startup_trials": 2})
+        task = get_task("competition", params)
+        tokenize(task, params)
+        result = tune_mod.tune(task, "lstm", params)
+        stories.append((result, _trial_story(tune_mod.create_study(task, "lstm", params))))
+    (result_a, story_a), (result_b, story_b) = stories
+    assert [s[:4] for s in story_a] == [s[:4] for s in story_b]
+    assert result_a["config"] == result_b["config"] and result_a["best_value"] == result_b["best_value"]
+    assert len(story_a) == 4 and all(s[1] in ("COMPLETE", "PRUNED") for s in story_a)
+    assert len({s[4] for s in story_a if s[4]} - {os.getpid()}) == 2  # two worker processes

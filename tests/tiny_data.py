@@ -18,7 +18,7 @@ TINY = {
     "cv": {"folds": 2},
     "tokenize": {"vocab_size": 100, "min_count": 1, "max_tokens": 10},
     "neural": {
-        "folds": 1, "epochs": 2, "patience": 2, "threads": 1,
+        "folds": 1, "epochs": 2, "patience": 2, "threads": 1, "processes": 1,
         # Learns the tiny corpus below to val_accuracy 1.0 within the first epoch.
         "defaults": {"embedding_dim": 4, "units": 4, "layers": 1, "bidirectional": False,
                      "dropout": 0.0, "spatial_dropout": 0.0, "dense_units": 0,
