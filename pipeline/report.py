@@ -13,19 +13,13 @@ import logging
 import shutil
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # no display on CI or servers
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import confusion_matrix, roc_curve  # noqa: E402
-
-from .io import atomic_path, write_json, write_text  # noqa: E402
-from .metrics import all_scores  # noqa: E402
-from .params import Params  # noqa: E402
-from .prepare import load_prepared  # noqa: E402
-from .tasks import Task  # noqa: E402
-from .train import load_predictions  # noqa: E402
+from .io import atomic_path, write_json, write_text
+from .params import Params
+from .prepare import load_prepared
+from .tasks import Task
+from .train import load_predictions
 
 log = logging.getLogger(__name__)
 METRICS_DIR, PLOTS_DIR, REPORTS_DIR = Path("metrics"), Path("plots"), Path("reports")
@@ -36,14 +30,24 @@ def report_models(params: Params) -> list[str]:
     return list(params.models.all) + ["ensemble"]
 
 
+def _pyplot():
+    # Imported on use: an unavailable task's report (and the summary) needs no plotting.
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on CI or servers
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _save_png(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
 def _roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = _pyplot().subplots(figsize=(5.5, 5))
     for model, (fpr, tpr, auc) in curves.items():
         ax.plot(fpr, tpr, label=f"{model} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], ":", color="grey")
@@ -54,7 +58,7 @@ def _roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path
 
 def _confusion_png(matrix: np.ndarray, classes: list[str], path: Path, title: str) -> None:
     size = min(4 + 0.18 * len(classes), 14)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig, ax = _pyplot().subplots(figsize=(size, size))
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7 if len(classes) > 10 else 10)
     ax.set_yticks(range(len(classes)), classes, fontsize=7 if len(classes) > 10 else 10)
@@ -68,7 +72,7 @@ def _confusion_png(matrix: np.ndarray, classes: list[str], path: Path, title: st
 
 def _comparison_png(scores: dict[str, float], metric: str, path: Path, title: str,
                     zero_based: bool = False) -> None:
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(scores)))
+    fig, ax = _pyplot().subplots(figsize=(6, 0.5 + 0.45 * len(scores)))
     names = list(scores)
     ax.barh(names, [scores[n] for n in names], color="tab:blue")
     for i, name in enumerate(names):
@@ -123,6 +127,10 @@ def report(task: Task, params: Params) -> dict:
     with atomic_path(plots) as plot_dir:
         plot_dir.mkdir()
         if meta["available"]:
+            from sklearn.metrics import confusion_matrix, roc_curve
+
+            from .metrics import all_scores
+
             classes = meta["classes"]
             y = train_df["y"].to_numpy()
             curves = {}
