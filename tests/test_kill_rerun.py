@@ -230,6 +230,38 @@ def test_ctrl_c_mid_rnn_training_exits_130_interrupted(project, stages):
     assert not (project / PREDICTIONS).exists() or not any((project / PREDICTIONS).iterdir())
 
 
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:  # a zombie (dead, not yet reaped) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_stage_takes_its_fold_workers_with_it(project, stages, sig):
+    """With ``neural.processes: 2`` the folds train in two worker processes; killing the
+    stage (SIGKILL or Ctrl-C) stops them too: no orphan keeps training and writing."""
+    write_params(project, neural={**RNN["neural"], "folds": 2, "processes": 2})
+    stage = stages(["-m", "pipeline", "train", "--task", "competition", "--model", "lstm"], project)
+    stage.wait_until(lambda: stage.output.count(EPOCH_2) >= 2, "second epoch in both workers")
+    workers = _children(stage.proc.pid)
+    assert len(workers) >= 2, workers
+    assert stage.signal_and_wait(sig) in (-signal.SIGKILL, 130)
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)], "worker processes outlived the stage"
+    assert not (project / PREDICTIONS).exists() or not any((project / PREDICTIONS).iterdir())
+
+
 # ----------------------------------------------------------------------- mid-write
 
 
