@@ -86,8 +86,8 @@ def _reference_model(config):
     return model
 
 
-def _epoch_child(kind: str, rows: int, seq_len: int) -> None:
-    """Child process: one warm-up batch, then one timed epoch of the default model."""
+def _epoch_child(kind: str, rows: int, seq_len: int, threads: int = 0) -> None:
+    """Child process: one warm-up epoch, then one timed epoch of the default model."""
     import numpy as np
 
     from .models.rnn import build_model, set_determinism
@@ -95,7 +95,7 @@ def _epoch_child(kind: str, rows: int, seq_len: int) -> None:
 
     params = load_params(ROOT / "params.yaml")
     config = params.neural.defaults.model_copy(update={"seq_len": seq_len})
-    set_determinism(params.seed)
+    set_determinism(params.seed, threads)
     rng = np.random.default_rng(params.seed)
     X = rng.integers(2, config.vocab_size, size=(rows, seq_len), dtype=np.int32)
     y = rng.integers(0, 2, size=rows)
@@ -115,18 +115,25 @@ def _epoch_child(kind: str, rows: int, seq_len: int) -> None:
     print(json.dumps({"seconds_per_epoch": times[-1], "first_epoch": times[0], "config": config.model_dump()}))
 
 
+def _start_child(kind: str, rows: int, seq_len: int, threads: int = 0) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.Popen([sys.executable, "-m", "pipeline.benchmark", "--epoch-child", kind,
+                             "--rows", str(rows), "--seq-len", str(seq_len), "--threads", str(threads)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _child_result(proc: subprocess.Popen) -> tuple[dict, float]:
+    _, _, usage = os.wait4(proc.pid, 0)
+    return json.loads(proc.stdout.read().strip().splitlines()[-1]), usage.ru_maxrss / 2**20
+
+
 def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
     results, reference_seconds = {}, 0.0
     for kind in ("reference", "lstm", "gru"):
-        env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline.benchmark", "--epoch-child", kind,
-                                 "--rows", str(rows), "--seq-len", str(seq_len)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        _, _, usage = os.wait4(proc.pid, 0)
-        out = json.loads(proc.stdout.read().strip().splitlines()[-1])
+        out, peak = _child_result(_start_child(kind, rows, seq_len))
         results[kind] = {"seconds_per_epoch": round(out["seconds_per_epoch"], 1),
                          "first_epoch_seconds": round(out["first_epoch"], 1),
-                         "peak_gib": round(usage.ru_maxrss / 2**20, 2), "rows": rows, "seq_len": seq_len}
+                         "peak_gib": round(peak, 2), "rows": rows, "seq_len": seq_len}
         c = out["config"]
         shape = ("bare 2x64 LSTM" if kind == "reference" else
                  f"{c['layers']}x{c['units']} {'bi' if c['bidirectional'] else 'uni'}directional")
@@ -135,7 +142,16 @@ def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
         results[kind]["ratio_to_reference"] = round(ratio, 2)
         print(f"{kind:>9}: {out['seconds_per_epoch']:6.1f} s/epoch ({ratio:.2f}x the reference; first epoch "
               f"{out['first_epoch']:.1f} s) on {rows}x{seq_len} ({shape}, batch {c['batch_size']}), "
-              f"peak {usage.ru_maxrss / 2**20:.2f} GiB", flush=True)
+              f"peak {peak:.2f} GiB", flush=True)
+    # What neural.processes relies on: two single-thread processes side by side against one
+    # process using every core (the default LSTM row above).
+    procs = [_start_child("lstm", rows, seq_len, threads=1) for _ in range(2)]
+    parallel = max(_child_result(proc)[0]["seconds_per_epoch"] for proc in procs)
+    speedup = 2 * results["lstm"]["seconds_per_epoch"] / parallel
+    results["lstm_two_processes"] = {"seconds_per_epoch": round(parallel, 1), "threads_each": 1,
+                                     "throughput_vs_one_process": round(speedup, 2)}
+    print(f"lstm x 2 processes (1 thread each): {parallel:6.1f} s/epoch each, {speedup:.2f}x the "
+          "epochs per hour of one process on all cores", flush=True)
     return results
 
 
@@ -146,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=20_000, help="rnn: sequences per epoch")
     parser.add_argument("--seq-len", type=int, default=300, help="rnn: tokens per sequence")
     parser.add_argument("--epoch-child", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.epoch_child:
-        _epoch_child(args.epoch_child, args.rows, args.seq_len)
+        _epoch_child(args.epoch_child, args.rows, args.seq_len, args.threads)
         return 0
     args.what = args.what or ["tfidf"]
     unknown = set(args.what) - {"tfidf", "rnn"}

@@ -189,7 +189,7 @@ class ValidationSource(_Section):
 class Validation(_Section):
     tasks: tuple[Literal["imdb", "reuters"], ...] = ("imdb", "reuters")
     budget: Budget = Budget(n_trials=0, timeout=600)  # 0: validation tasks use neural.defaults
-    neural_folds: int = Field(1, ge=1, le=20)         # RNN folds on the validation tasks
+    neural_folds: int = Field(2, ge=1, le=20)         # RNN folds on the validation tasks
     imdb: ValidationSource = ValidationSource()
     reuters: ValidationSource = ValidationSource()
 

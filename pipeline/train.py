@@ -86,6 +86,7 @@ def train(task: Task, model: str, params: Params) -> dict:
             log.info("[train %s/%s] fold %d/%d %s=%.4f (%.1f s, ~%.0f s left)", task.name, model,
                      done, len(folds), task.metric, fold_scores[-1], seconds,
                      elapsed / done * (len(folds) - done))
+    _FOLDS.clear()  # in-process runs: let the fold trainer and its data go
     scored = ~np.isnan(oof[:, 0])
     record.update(metric=task.metric, folds=folds, fold_scores=fold_scores,
                   n_scored=int(scored.sum()), cv=all_scores(y[scored], oof[scored]),

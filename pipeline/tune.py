@@ -168,10 +168,12 @@ def _run_trial(trial_id: int) -> tuple[str, float | None, float]:
     import optuna
 
     started = time.perf_counter()
-    task, params = _WORKER["task"], _WORKER["params"]
-    study = optuna.load_study(study_name=study_name(task, _WORKER["kind"], params),
-                              storage=make_storage(_WORKER["storage_url"], task), pruner=_pruner(params))
-    trial = optuna.trial.Trial(study, trial_id)
+    if "study" not in _WORKER:  # one storage connection per worker, not one per trial
+        task, params = _WORKER["task"], _WORKER["params"]
+        _WORKER["study"] = optuna.load_study(
+            study_name=study_name(task, _WORKER["kind"], params), pruner=_pruner(params),
+            storage=make_storage(_WORKER["storage_url"], task))
+    trial = optuna.trial.Trial(_WORKER["study"], trial_id)
     try:
         value = _WORKER["objective"](trial)
         return "complete", float(value), time.perf_counter() - started

@@ -246,10 +246,10 @@ def test_best_single_picks_the_best_model():
 
 
 def test_rnn_run_on_a_single_fold(tmp_path, monkeypatch):
-    """validation.neural_folds defaults to 1: on imdb/reuters the RNNs have OOF predictions
-    for fold 0 only, so the rows every model predicted all lie in one fold."""
+    """With validation.neural_folds: 1 the RNNs on imdb/reuters have OOF predictions for
+    fold 0 only, so the rows every model predicted all lie in one fold."""
     monkeypatch.chdir(tmp_path)
-    params = make_params(rnn=["lstm"])
+    params = make_params(rnn=["lstm"], validation={"neural_folds": 1})
     assert params.validation.neural_folds == 1
     task, y, folds, test_y = write_prepared("reuters", params, n_classes=2)
     write_fake_models(task, y, folds, test_y, rnn_folds={"lstm": [0]})
