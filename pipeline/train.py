@@ -17,7 +17,7 @@ from .models import MODELS
 from .params import Params
 from .prepare import load_prepared
 from .tasks import Task
-from .workers import threads_per_process, worker_map
+from .workers import params_per_process, worker_map
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,7 @@ def train(task: Task, model: str, params: Params) -> dict:
     folds = folds_to_run(model, params, task)
     processes = min(params.neural.processes, len(folds)) if MODELS[model].family == "rnn" else 1
     if MODELS[model].family == "rnn":
-        neural = params.neural.model_copy(
-            update={"threads": threads_per_process(params.neural.threads, processes)})
-        params = params.model_copy(update={"neural": neural})
+        params = params_per_process(params, processes)
     fold_scores = []
     with worker_map(processes, _start_fold_worker, (task, model, params)) as run:
         for done, (fold, valid_proba, test_proba, seconds) in enumerate(run(_run_fold, folds), start=1):

@@ -31,7 +31,7 @@ from .io import atomic_path, read_json, sha256_file, write_json
 from .params import Budget, Params, RNNConfig
 from .secrets import mask_url
 from .tasks import Task
-from .workers import threads_per_process, worker_map
+from .workers import params_per_process, worker_map
 
 log = logging.getLogger(__name__)
 JOURNAL_DIR = Path("data/optuna")
@@ -115,7 +115,7 @@ def _pruning_callback(trial, monitor: str = "val_accuracy"):
     return StrictPruning(trial, monitor)
 
 
-def _objective(task: Task, kind: str, params: Params, threads: int):
+def _objective(task: Task, kind: str, params: Params):
     from .metrics import score
     from .models.rnn import build_model, fit, predict_proba, set_determinism
     from .prepare import load_prepared
@@ -139,7 +139,7 @@ def _objective(task: Task, kind: str, params: Params, threads: int):
         X = to_matrix(arrays["train_values"], arrays["train_lengths"], config.seq_len,
                       config.truncate, vocab_size)
         try:
-            set_determinism(params.seed + trial.number, threads)
+            set_determinism(params.seed + trial.number, params.neural.threads)
             model = build_model(kind, config, n_classes, vocab_size)
             history = fit(model, X[train_idx], y[train_idx], X[valid_idx], y[valid_idx],
                           params.neural.epochs, params.neural.patience, config.batch_size,
@@ -157,10 +157,10 @@ def _objective(task: Task, kind: str, params: Params, threads: int):
 _WORKER: dict = {}
 
 
-def _start_worker(task: Task, kind: str, params: Params, storage_url: str | None, threads: int) -> None:
+def _start_worker(task: Task, kind: str, params: Params, storage_url: str | None) -> None:
     _WORKER.clear()
     _WORKER.update(task=task, kind=kind, params=params, storage_url=storage_url,
-                   objective=_objective(task, kind, params, threads))
+                   objective=_objective(task, kind, params))
 
 
 def _run_trial(trial_id: int) -> tuple[str, float | None, float]:
@@ -270,14 +270,14 @@ def run_trials(task: Task, kind: str, params: Params, storage_url: str | None = 
     if done >= budget.n_trials:
         log.info("[tune %s] budget already used (%d trials done)", study.study_name, done)
         return
-    threads = threads_per_process(params.neural.threads, processes)
     log.info("[tune %s] %d trial(s) done before, running up to %d more, %d at a time "
              "(timeout %.0f s, storage %s)", study.study_name, done, budget.n_trials - done,
              processes, budget.timeout,
              mask_url(storage_url) if storage_url else f"journal file in {JOURNAL_DIR}/")
     space, started = search_space(params), time.perf_counter()
     attempts = budget.n_trials - done  # failed trials use an attempt too: no endless retries
-    with worker_map(processes, _start_worker, (task, kind, params, storage_url, threads)) as run:
+    with worker_map(processes, _start_worker, (task, kind, params_per_process(params, processes),
+                                                  storage_url)) as run:
         while attempts > 0:
             if storage_url:  # trials of a dead machine (no heartbeat) no longer count as running
                 optuna.storages.fail_stale_trials(study)

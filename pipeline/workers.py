@@ -24,6 +24,12 @@ def threads_per_process(threads: int, processes: int) -> int:
     return threads or max(1, (os.cpu_count() or 1) // max(1, processes))
 
 
+def params_per_process(params, processes: int):
+    """``params`` with ``neural.threads`` set to each of ``processes`` workers' share."""
+    threads = threads_per_process(params.neural.threads, processes)
+    return params.model_copy(update={"neural": params.neural.model_copy(update={"threads": threads})})
+
+
 def _die_with_parent() -> None:
     # A SIGKILLed stage must not leave orphans training on (Linux; elsewhere they end when
     # their task does, as the pool's pipe is gone).
