@@ -70,8 +70,9 @@ def train(task: Task, model: str, params: Params) -> dict:
     oof = np.full((len(train_df), n_classes), np.nan)
     test_sum = np.zeros((len(test_df), n_classes))
     folds = folds_to_run(model, params, task)
-    processes = min(params.neural.processes, len(folds)) if MODELS[model].family == "rnn" else 1
+    processes = 1  # TF-IDF models fit in this process
     if MODELS[model].family == "rnn":
+        processes = min(params.neural.processes, len(folds))
         params = params_per_process(params, processes)
     fold_scores = []
     with worker_map(processes, _start_fold_worker, (task, model, params)) as run:
