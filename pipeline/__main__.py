@@ -23,7 +23,8 @@ log = logging.getLogger("pipeline")
 
 # Stage name → (module, function); imported on use so `fetch` never pays for TensorFlow.
 _STAGES = {"fetch": ("sources", "fetch"), "prepare": ("prepare", "prepare"),
-           "tokenize": ("tokenize", "tokenize"), "train": ("train", "train"), "tune": ("tune", "tune"),
+           "tokenize": ("tokenize", "tokenize"),
+           "embed": ("embed", "embed"), "train": ("train", "train"), "tune": ("tune", "tune"),
            "ensemble": ("ensemble", "ensemble"), "report": ("report", "report")}
 
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (("fetch", "download or copy the raw data"),
                            ("prepare", "validate, clean, make folds"),
                            ("tokenize", "fit the vocabulary, write integer sequences"),
+                           ("embed", "train word2vec vectors on the task's text"),
                            ("train", "out-of-fold and test predictions for one model"),
                            ("tune", "Optuna search for one RNN family"),
                            ("ensemble", "stack/blend the models' out-of-fold predictions"),

@@ -108,6 +108,14 @@ class Tokenize(_Section):
     max_tokens: int = Field(1000, ge=10)     # tokens stored per document (models cut further)
 
 
+class Embed(_Section):
+    method: Literal["word2vec", "none"] = "word2vec"  # none: RNN embeddings start random
+    dim: int = Field(128, ge=4)      # >= every embedding_dim the RNNs use
+    window: int = Field(5, ge=1)
+    epochs: int = Field(5, ge=1)
+    architecture: Literal["cbow", "skipgram"] = "cbow"
+
+
 class RNNConfig(_Section):
     """One LSTM/GRU configuration: the tuned values, or the fixed defaults."""
 
@@ -235,6 +243,7 @@ class Params(_Section):
     text: Text = Text()
     models: Models = Models()
     tokenize: Tokenize = Tokenize()
+    embed: Embed = Embed()
     neural: Neural = Neural()
     tune: Tune = Tune()
     tfidf: Tfidf = Tfidf()
@@ -251,6 +260,14 @@ class Params(_Section):
         if bad:
             raise ValueError("neural.defaults must lie in tune.space (it is the first trial): "
                              + "; ".join(bad))
+        return self
+
+    @model_validator(mode="after")
+    def _vectors_wide_enough(self):
+        widest = max(self.neural.defaults.embedding_dim, *self.tune.space.embedding_dim)
+        if self.embed.method != "none" and self.embed.dim < widest:
+            raise ValueError(f"embed.dim={self.embed.dim} is narrower than embedding_dim={widest} "
+                             "(neural.defaults or tune.space): raise embed.dim to at least that")
         return self
 
 

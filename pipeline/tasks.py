@@ -50,6 +50,10 @@ class Task:
         return DATA / "features" / self.name
 
     @property
+    def embeddings_dir(self) -> Path:
+        return DATA / "embeddings" / self.name
+
+    @property
     def predictions_dir(self) -> Path:
         return DATA / "predictions" / self.name
 

@@ -116,6 +116,7 @@ def _pruning_callback(trial, monitor: str = "val_accuracy"):
 
 
 def _objective(task: Task, kind: str, params: Params):
+    from .embed import load_vectors
     from .metrics import score
     from .models.rnn import build_model, fit, predict_proba, set_determinism
     from .prepare import load_prepared
@@ -123,6 +124,7 @@ def _objective(task: Task, kind: str, params: Params):
 
     train, _, meta = load_prepared(task)
     record, arrays = load_sequences(task)
+    vectors = load_vectors(task)
     y, fold = train["y"].to_numpy(), train["fold"].to_numpy()
     n_classes = len(meta["classes"])
     train_idx, valid_idx = np.flatnonzero(fold != 0), np.flatnonzero(fold == 0)
@@ -140,7 +142,7 @@ def _objective(task: Task, kind: str, params: Params):
                       config.truncate, vocab_size)
         try:
             set_determinism(params.seed + trial.number, params.neural.threads)
-            model = build_model(kind, config, n_classes, vocab_size)
+            model = build_model(kind, config, n_classes, vocab_size, vectors)
             history = fit(model, X[train_idx], y[train_idx], X[valid_idx], y[valid_idx],
                           params.neural.epochs, params.neural.patience, config.batch_size,
                           callbacks=[_pruning_callback(trial)])

@@ -161,6 +161,11 @@ def write_features(project: Path) -> None:
     (features / "vocab.json").write_text(json.dumps(
         {"task": "competition", "available": True, "tokens": list(ids), "vocab_size": 5,
          "settings": TINY["tokenize"]}))
+    # The embed stage's record for `embed.method: none` (random embeddings).
+    embeddings = project / "data/embeddings/competition"
+    embeddings.mkdir(parents=True)
+    (embeddings / "embed.json").write_text(json.dumps({"task": "competition", "method": "none",
+                                                       "available": False}))
 
 
 def temp_leftovers(folder: Path) -> list[str]:

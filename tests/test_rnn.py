@@ -11,10 +11,9 @@ import pytest
 from pipeline.models import rnn
 from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
-from pipeline.tokenize import tokenize
 from pipeline.train import prediction_paths, train
 
-from tiny_data import tiny_params, write_learnable
+from tiny_data import featurize, tiny_params, write_learnable
 
 VOCAB = 20
 N = 6
@@ -118,7 +117,7 @@ def test_full_train_is_reproducible(tmp_path, monkeypatch):
     params = tiny_params(neural={"epochs": 1, "defaults": {
         "dropout": 0.2, "spatial_dropout": 0.2, "dense_units": 4, "learning_rate": 0.01}})
     task = get_task("competition", params)
-    tokenize(task, params)
+    featurize(task, params)
     arrays_path, record_path = prediction_paths(task, "lstm")
 
     runs = []
@@ -149,7 +148,7 @@ def test_folds_in_two_processes_match_one_process(tmp_path, monkeypatch):
     for processes in (1, 2):
         params = tiny_params(neural={"epochs": 1, "folds": 2, "processes": processes})
         task = get_task("competition", params)
-        tokenize(task, params)
+        featurize(task, params)
         record = train(task, "gru", params)
         with np.load(prediction_paths(task, "gru")[0]) as data:
             runs[processes] = (record, data["oof"].copy(), data["test"].copy())

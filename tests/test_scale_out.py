@@ -27,12 +27,12 @@ def _project(tmp_path) -> dict:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     write_learnable(tmp_path, n=160)
     from pipeline.tasks import get_task
-    from pipeline.tokenize import tokenize
+    from tiny_data import featurize
 
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        tokenize(get_task("competition", tiny_params(**raw)), tiny_params(**raw))
+        featurize(get_task("competition", tiny_params(**raw)), tiny_params(**raw))
     finally:
         os.chdir(cwd)
     return raw

@@ -24,9 +24,8 @@ from pipeline import tune as tune_mod
 from pipeline.errors import ParamsError, PipelineError
 from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
-from pipeline.tokenize import tokenize
 
-from tiny_data import merge, tiny_params, write_learnable
+from tiny_data import featurize, merge, tiny_params, write_learnable
 
 OUT = Path("data/tuning/competition/lstm")
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -47,7 +46,7 @@ def resumed(tmp_path_factory):
         write_learnable(root)
         params2, params3 = _budget(2), _budget(3)
         task = get_task("competition", params3)
-        tokenize(task, params3)
+        featurize(task, params3)
 
         study = tune_mod.create_study(task, "lstm", params2)  # enqueues neural.defaults
         study.enqueue_trial(HEAD)
@@ -170,7 +169,7 @@ def _broken_build_model(*args, **kwargs):
 def test_every_trial_failing_raises_with_the_reason(project, monkeypatch):
     params = _budget(2)
     task = get_task("competition", params)
-    tokenize(task, params)
+    featurize(task, params)
     monkeypatch.setattr("pipeline.models.rnn.build_model", _broken_build_model)
     with pytest.raises(PipelineError, match="boom"):
         tune_mod.tune(task, "lstm", params)
@@ -180,7 +179,7 @@ def test_every_trial_failing_raises_with_the_reason(project, monkeypatch):
 def test_every_trial_failing_raises_and_counts_no_trial(project, monkeypatch):
     params = _budget(2)
     task = get_task("competition", params)
-    tokenize(task, params)
+    featurize(task, params)
     monkeypatch.setattr("pipeline.models.rnn.build_model", _broken_build_model)
     with pytest.raises(PipelineError, match="no trial completed"):
         tune_mod.tune(task, "lstm", params)
@@ -309,7 +308,7 @@ def test_trials_in_two_processes_are_reproducible(tmp_path, monkeypatch):
         write_learnable(root)
         params = _budget(4, neural={"processes": 2}, tune={"startup_trials": 2})
         task = get_task("competition", params)
-        tokenize(task, params)
+        featurize(task, params)
         result = tune_mod.tune(task, "lstm", params)
         stories.append((result, _trial_story(tune_mod.create_study(task, "lstm", params))))
     (result_a, story_a), (result_b, story_b) = stories

