@@ -47,8 +47,25 @@ def _stable_hash(word: str) -> int:
     return zlib.crc32(word.encode())
 
 
+def _epoch_logger(epochs: int, label: str):
+    """A gensim callback logging each epoch and the time left (gensim's own log is per second)."""
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class EpochLogger(CallbackAny2Vec):
+        def __init__(self):
+            self.started, self.done = time.perf_counter(), 0
+
+        def on_epoch_end(self, model):
+            self.done += 1
+            spent = time.perf_counter() - self.started
+            log.info("[embed %s] epoch %d/%d, %.0f s, about %.0f s left", label, self.done, epochs,
+                     spent, spent / self.done * (epochs - self.done))
+
+    return EpochLogger()
+
+
 def train_vectors(docs: list[list[str]], vocab_size: int, dim: int, window: int, epochs: int,
-                  architecture: str, seed: int) -> tuple[np.ndarray, int]:
+                  architecture: str, seed: int, label: str = "") -> tuple[np.ndarray, int]:
     """``(vocab_size, dim)`` vectors for ids ``0 .. vocab_size-1`` and how many were learnt.
 
     Ids that never occur get small seeded random vectors; the padding id stays zero.
@@ -63,9 +80,11 @@ def train_vectors(docs: list[list[str]], vocab_size: int, dim: int, window: int,
     vectors[PAD] = 0.0
     if not any(docs):
         return vectors, 0
+    logging.getLogger("gensim").setLevel(logging.WARNING)
     # One worker: several threads make word2vec's updates depend on thread scheduling.
     model = Word2Vec(docs, vector_size=dim, window=window, min_count=1, epochs=epochs, seed=seed,
-                     sg=int(architecture == "skipgram"), workers=1, hashfxn=_stable_hash)
+                     sg=int(architecture == "skipgram"), workers=1, hashfxn=_stable_hash,
+                     callbacks=[_epoch_logger(epochs, label)])
     ids = np.array([int(word) for word in model.wv.index_to_key])
     learnt = model.wv.vectors
     if len(ids) > dim:  # principal axes first: vectors[:, :k] is the best k-dim summary
@@ -89,7 +108,7 @@ def embed(task: Task, params: Params) -> dict:
         log.info("[embed %s] word2vec (%s, %d dims, %d epochs) on %d documents, %d tokens",
                  task.name, p.architecture, p.dim, p.epochs, len(docs), sum(map(len, docs)))
         vectors, learnt = train_vectors(docs, record_in["vocab_size"], p.dim, p.window, p.epochs,
-                                        p.architecture, params.seed)
+                                        p.architecture, params.seed, label=task.name)
         record.update(vocab_size=int(record_in["vocab_size"]), learnt=learnt,
                       seconds=round(time.perf_counter() - started, 2))
         log.info("[embed %s] %d of %d token vectors learnt in %.1f s", task.name, learnt,

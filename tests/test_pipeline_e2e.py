@@ -65,6 +65,9 @@ def test_second_repro_does_nothing(sample_project):
 
 def test_rnn_models_tuned_trained_and_submitted(sample_project):
     project, _ = sample_project
+    embedded = json.loads((project / "data/embeddings/competition/embed.json").read_text())
+    assert embedded["available"] and embedded["learnt"] > 100  # the RNNs start from word2vec
+    assert (project / "data/embeddings/competition/vectors.npy").exists()
     for kind in ("lstm", "gru"):
         best = json.loads((project / f"data/tuning/competition/{kind}/best_params.json").read_text())
         assert best["n_complete"] >= 1 and 0.5 < best["best_value"] <= 1.0

@@ -2,7 +2,8 @@
 
 embedding → spatial dropout → N recurrent layers (optionally bidirectional) → max + mean
 pooling of the last layer's sequence, concatenated with its final state → dense head →
-sigmoid (binary) or softmax (multi-class).
+sigmoid (binary) or softmax (multi-class). The embedding starts from the word2vec vectors
+of the ``embed`` stage when there are any, and keeps training.
 
 The recurrent layers keep Keras' defaults (tanh/sigmoid, no recurrent dropout, no mask;
 sequences are pre-padded), the configuration that runs on cuDNN kernels on a GPU.
