@@ -53,12 +53,14 @@ def budget_for(task: Task, params: Params) -> Budget:
 
 def study_name(task: Task, kind: str, params: Params) -> str:
     """``<task>-<kind>-<hash>``: the hash covers the data and whatever a trial depends on."""
+    vectors = task.embeddings_dir / "vectors.npy"  # trials start from these word vectors
     measured = {"space": params.tune.space.model_dump(), "defaults": params.neural.defaults.model_dump(),
                 "seed": params.seed, "epochs": params.neural.epochs, "patience": params.neural.patience,
                 "processes": params.neural.processes,  # trials per round: what TPE sees when asked
                 "startup": params.tune.startup_trials, "rows": params.tune.max_train_rows,
                 "warmup": params.tune.pruner_warmup_epochs,
-                "data": sha256_file(task.features_dir / "sequences.npz")}
+                "data": sha256_file(task.features_dir / "sequences.npz"),
+                "vectors": sha256_file(vectors) if vectors.exists() else None}
     digest = hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:10]
     return f"{task.name}-{kind}-{digest}"
 

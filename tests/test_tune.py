@@ -221,6 +221,13 @@ def test_study_name_changes_with_what_a_trial_measures_only(project):
     assert tune_mod.study_name(task, "gru", base) != name
     changed = _budget(3, tune={"space": {"units": [4, 8]}})
     assert tune_mod.study_name(task, "lstm", changed) != name
+    # Other word vectors (embed params changed) measure something else: a new study.
+    task.embeddings_dir.mkdir(parents=True)
+    np.save(task.embeddings_dir / "vectors.npy", np.ones((5, 4), np.float32))
+    with_vectors = tune_mod.study_name(task, "lstm", base)
+    assert with_vectors != name
+    np.save(task.embeddings_dir / "vectors.npy", np.zeros((5, 4), np.float32))
+    assert tune_mod.study_name(task, "lstm", base) not in (name, with_vectors)
 
 
 def test_fail_stale_trials(project):
