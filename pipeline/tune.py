@@ -8,7 +8,7 @@ Storage: a JournalFileBackend file under ``data/optuna/`` (safe for several loca
 processes; survives interruption, so a rerun resumes the study), or any Optuna storage URL
 (``tune.storage`` / ``--storage``, e.g. PostgreSQL for several machines). The study name
 carries a hash of everything that changes what a trial measures, so a changed search space
-or dataset starts a new study while an interrupted one resumes.
+or dataset (or word vectors) starts a new study while an interrupted one resumes.
 
 Outputs ``data/tuning/<task>/<family>/``: ``best_params.json``, ``trials.csv``,
 ``history.png``, ``importance.png``.
