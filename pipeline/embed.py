@@ -77,20 +77,19 @@ def train_vectors(docs: list[list[str]], vocab_size: int, dim: int, window: int,
         raise ValueError(f"architecture must be 'cbow' or 'skipgram', got {architecture!r}")
     rng = np.random.default_rng(seed)
     vectors = rng.normal(0.0, _TARGET_STD, (vocab_size, dim)).astype(np.float32)
-    vectors[PAD] = 0.0
-    if not any(docs):
-        return vectors, 0
-    logging.getLogger("gensim").setLevel(logging.WARNING)
-    # One worker: several threads make word2vec's updates depend on thread scheduling.
-    model = Word2Vec(docs, vector_size=dim, window=window, min_count=1, epochs=epochs, seed=seed,
-                     sg=int(architecture == "skipgram"), workers=1, hashfxn=_stable_hash,
-                     callbacks=[_epoch_logger(epochs, label)])
-    ids = np.array([int(word) for word in model.wv.index_to_key])
-    learnt = model.wv.vectors
-    if len(ids) > dim:  # principal axes first: vectors[:, :k] is the best k-dim summary
-        learnt = PCA(n_components=dim, random_state=seed).fit_transform(learnt)
-    learnt = learnt * (_TARGET_STD / max(float(learnt.std()), 1e-12))
-    vectors[ids, : learnt.shape[1]] = learnt
+    ids = np.zeros(0, dtype=int)
+    if any(docs):
+        logging.getLogger("gensim").setLevel(logging.WARNING)
+        # One worker: several threads make word2vec's updates depend on thread scheduling.
+        model = Word2Vec(docs, vector_size=dim, window=window, min_count=1, epochs=epochs, seed=seed,
+                         sg=int(architecture == "skipgram"), workers=1, hashfxn=_stable_hash,
+                         callbacks=[_epoch_logger(epochs, label)])
+        ids = np.array([int(word) for word in model.wv.index_to_key])
+        learnt = model.wv.vectors
+        if len(ids) > dim:  # principal axes first: vectors[:, :k] is the best k-dim summary
+            learnt = PCA(n_components=dim, random_state=seed).fit_transform(learnt)
+        learnt = learnt * (_TARGET_STD / max(float(learnt.std()), 1e-12))
+        vectors[ids, : learnt.shape[1]] = learnt
     vectors[PAD] = 0.0
     return vectors, len(ids)
 
