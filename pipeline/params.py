@@ -135,6 +135,7 @@ class RNNConfig(_Section):
 
 class Neural(_Section):
     folds: int = Field(2, ge=1, le=20)   # RNNs run the first `folds` CV folds (CPU cost)
+    seeds: int = Field(1, ge=1, le=20)   # models averaged per fold, one per seed (seed, seed+1, ...)
     epochs: int = Field(8, ge=1)        # maximum; early stopping picks the best epoch
     patience: int = Field(2, ge=1)
     processes: int = Field(2, ge=1, le=64)  # trials / folds run side by side, one per process
@@ -198,6 +199,7 @@ class Validation(_Section):
     tasks: tuple[Literal["imdb", "reuters"], ...] = ("imdb", "reuters")
     budget: Budget = Budget(n_trials=0, timeout=600)  # 0: validation tasks use neural.defaults
     neural_folds: int = Field(2, ge=1, le=20)         # RNN folds on the validation tasks
+    neural_seeds: int = Field(1, ge=1, le=20)         # RNN seeds averaged per fold there
     imdb: ValidationSource = ValidationSource()
     reuters: ValidationSource = ValidationSource()
 

@@ -139,6 +139,32 @@ def test_full_train_is_reproducible(tmp_path, monkeypatch):
     np.testing.assert_allclose(test1.sum(axis=1), 1.0, atol=1e-6)
 
 
+def test_seeds_average_one_model_per_seed(tmp_path, monkeypatch):
+    """``neural.seeds: 2`` saves the mean of the models that seeds s and s+1 train alone."""
+    monkeypatch.chdir(tmp_path)
+    write_learnable(tmp_path, n=32)
+    base = tiny_params(neural={"epochs": 1})
+    task = get_task("competition", base)
+    featurize(task, base)  # one set of word vectors for every run below
+    arrays_path, _ = prediction_paths(task, "gru")
+    runs = []
+    for seed, seeds in ((base.seed, 1), (base.seed + 1, 1), (base.seed, 2)):
+        params = tiny_params(seed=seed, neural={"epochs": 1, "seeds": seeds})
+        train(task, "gru", params)
+        with np.load(arrays_path) as data:
+            runs.append((data["oof"].copy(), data["test"].copy()))
+    (oof_a, test_a), (oof_b, test_b), (oof_both, test_both) = runs
+    assert not np.allclose(test_a, test_b)  # the two seeds really train different models
+    np.testing.assert_allclose(oof_both, (oof_a + oof_b) / 2, rtol=1e-6)
+    np.testing.assert_allclose(test_both, (test_a + test_b) / 2, rtol=1e-6)
+
+
+def test_validation_tasks_take_their_own_seed_count():
+    params = tiny_params(neural={"seeds": 3}, validation={"neural_seeds": 1})
+    assert rnn.n_seeds(get_task("competition", params), params) == 3
+    assert rnn.n_seeds(get_task("imdb", params), params) == 1
+
+
 def test_folds_in_two_processes_match_one_process(tmp_path, monkeypatch):
     """``neural.processes: 2`` trains the two folds side by side in spawned processes; the
     predictions are the ones the folds give one after the other in this process."""
