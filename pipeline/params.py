@@ -138,6 +138,7 @@ class Neural(_Section):
     seeds: int = Field(1, ge=1, le=20)   # models averaged per fold, one per seed (seed, seed+1, ...)
     epochs: int = Field(8, ge=1)        # maximum; early stopping picks the best epoch
     patience: int = Field(2, ge=1)
+    reduce_lr: float = Field(0.3, ge=0, lt=1)  # learning-rate factor after an epoch without gain; 0 = off
     processes: int = Field(2, ge=1, le=64)  # trials / folds run side by side, one per process
     threads: int = Field(0, ge=0)        # TensorFlow threads per process; 0 = cores / processes
     defaults: RNNConfig = RNNConfig()    # used as is when tuning is off, and as tuning's first trial

@@ -56,6 +56,7 @@ def study_name(task: Task, kind: str, params: Params) -> str:
     vectors = task.embeddings_dir / "vectors.npy"  # trials start from these word vectors
     measured = {"space": params.tune.space.model_dump(), "defaults": params.neural.defaults.model_dump(),
                 "seed": params.seed, "epochs": params.neural.epochs, "patience": params.neural.patience,
+                "reduce_lr": params.neural.reduce_lr,
                 "processes": params.neural.processes,  # trials per round: what TPE sees when asked
                 "startup": params.tune.startup_trials, "rows": params.tune.max_train_rows,
                 "warmup": params.tune.pruner_warmup_epochs,
@@ -146,7 +147,7 @@ def _objective(task: Task, kind: str, params: Params):
             set_determinism(params.seed + trial.number, params.neural.threads)
             model = build_model(kind, config, n_classes, vocab_size, vectors)
             history = fit(model, X[train_idx], y[train_idx], X[valid_idx], y[valid_idx],
-                          params.neural.epochs, params.neural.patience, config.batch_size,
+                          params.neural, config.batch_size,
                           callbacks=[_pruning_callback(trial)])
             trial.set_user_attr("epochs_run", len(history.history["loss"]))
             trial.set_user_attr("worker_pid", os.getpid())

@@ -183,3 +183,16 @@ def test_folds_in_two_processes_match_one_process(tmp_path, monkeypatch):
     np.testing.assert_array_equal(oof1, oof2)
     np.testing.assert_array_equal(test1, test2)
     assert rec1["fold_scores"] == rec2["fold_scores"]
+
+
+@pytest.mark.parametrize("reduce_lr", [0.5, 0.0])
+def test_learning_rate_drops_after_an_epoch_without_gain(reduce_lr):
+    """Validation labels opposite to the train labels: the validation loss rises while the
+    model learns, so each epoch after the first lowers the rate by ``reduce_lr`` (0: never)."""
+    X = np.repeat(np.arange(2, 6, dtype=np.int32)[:, None], 8, axis=1).repeat(8, axis=0)
+    y = (X[:, 0] % 2).astype(np.float32)
+    model = rnn.build_model("gru", _config(learning_rate=0.05, dropout=0.0, spatial_dropout=0.0), 2, VOCAB)
+    neural = tiny_params(neural={"epochs": 4, "patience": 4, "reduce_lr": reduce_lr}).neural
+    rnn.fit(model, X, y, X, 1 - y, neural, batch_size=8, verbose=0)
+    expected = 0.05 * reduce_lr ** 3 if reduce_lr else 0.05
+    assert float(model.optimizer.learning_rate) == pytest.approx(expected, rel=1e-4)
