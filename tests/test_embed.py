@@ -95,6 +95,25 @@ def test_stage_writes_vectors_the_rnn_trainer_loads(tmp_path, monkeypatch):
     assert load_vectors(task).shape == (vocab_size, params.embed.dim)
 
 
+def test_rerun_writes_byte_identical_outputs(tmp_path, monkeypatch):
+    """tokenize + embed run twice write the same bytes (no timings in the outputs), so a
+    rerun DVC forces (e.g. after a docstring edit) leaves the stages after them up to date."""
+    monkeypatch.chdir(tmp_path)
+    write_learnable(tmp_path)
+    params = tiny_params()
+    task = get_task("competition", params)
+
+    def outputs():
+        return {path.name: path.read_bytes() for folder in (task.features_dir, task.embeddings_dir)
+                for path in sorted(folder.iterdir())}
+
+    featurize(task, params)
+    first = outputs()
+    featurize(task, params)
+    assert set(first) == {"sequences.npz", "vocab.json", "vectors.npy", "embed.json"}
+    assert outputs() == first
+
+
 def test_method_none_writes_no_vectors(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_learnable(tmp_path)
