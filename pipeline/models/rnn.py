@@ -172,6 +172,7 @@ def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
     def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
         import keras
 
+        X_train, y_train, X_valid, y_valid = X[train_idx], y[train_idx], X[valid_idx], y[valid_idx]
         valid_sum, test_sum = 0.0, 0.0
         for number, seed in enumerate(seeds, start=1):
             set_determinism(seed, params.neural.threads)
@@ -181,8 +182,8 @@ def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
                 model = build_model(kind, config, n_classes, vocab_size, vectors)
             if len(seeds) > 1:
                 log.info("%s: seed %d/%d (%d)", kind, number, len(seeds), seed)
-            fit(model, X[train_idx], y[train_idx], X[valid_idx], y[valid_idx], schedule, config.batch_size)
-            valid_sum = valid_sum + predict_proba(model, X[valid_idx])
+            fit(model, X_train, y_train, X_valid, y_valid, schedule, config.batch_size)
+            valid_sum = valid_sum + predict_proba(model, X_valid)
             test_sum = test_sum + predict_proba(model, X_test)
             keras.backend.clear_session()
         return valid_sum / len(seeds), test_sum / len(seeds)
