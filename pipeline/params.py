@@ -79,7 +79,7 @@ class CharTfidf(_Section):
 
 
 class NBSVM(_Section):
-    ngram_max: int = Field(2, ge=1, le=4)
+    ngram_max: int = Field(3, ge=1, le=4)
     min_df: int = Field(2, ge=1)
     hash_bits: int = Field(24, ge=12, le=26)  # 2**hash_bits hashed n-gram columns
     alpha: float = Field(1.0, gt=0)
@@ -95,11 +95,19 @@ class SvcTfidf(_Section):
     class_weight: Literal["none", "balanced"] = "balanced"  # balanced: rare classes (R52) count
 
 
+class WordCharSvc(_Section):
+    """LinearSVC on the word_svc and char_lr features side by side (their own sections)."""
+
+    C: float = Field(1.0, gt=0)
+    class_weight: Literal["none", "balanced"] = "balanced"
+
+
 class Tfidf(_Section):
     word: WordTfidf = WordTfidf()
     char: CharTfidf = CharTfidf()
     nbsvm: NBSVM = NBSVM()
     svc: SvcTfidf = SvcTfidf()
+    wordchar_svc: WordCharSvc = WordCharSvc()
 
 
 class Tokenize(_Section):
@@ -206,7 +214,7 @@ class Validation(_Section):
 
 
 class Models(_Section):
-    tfidf: tuple[str, ...] = ("word_lr", "char_lr", "nbsvm", "word_svc")
+    tfidf: tuple[str, ...] = ("word_lr", "char_lr", "nbsvm", "word_svc", "wordchar_svc")
     rnn: tuple[str, ...] = ()
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""TF-IDF model pieces: hashed n-gram counts and the NB-SVM classifier, on tiny corpora."""
+"""TF-IDF model pieces: hashed n-gram counts, the NB-SVM classifier and the word+char SVC."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import CountVectorizer
 
-from pipeline.models.tfidf import TOKEN_PATTERN, HashedWordPresence, NBSVMClassifier, hashed_counts
+from pipeline.models.tfidf import (TOKEN_PATTERN, HashedWordPresence, NBSVMClassifier, hashed_counts,
+                                   word_svc, wordchar_svc)
+from pipeline.params import Params
 
 CORPUS = pd.Series([
     "the cat sat on the mat", "the cat ate the rat", "a dog sat on a log",
@@ -51,3 +53,37 @@ def test_nbsvm_learns_binary_and_multiclass():
     proba = model.predict_proba(X)
     assert proba.shape == (8, 3) and np.allclose(proba.sum(axis=1), 1)
     assert (model.predict(X) == three).mean() >= 0.75
+
+
+def _frames(texts, labels):
+    train = pd.DataFrame({"text": texts, "y": labels})
+    return train, pd.DataFrame({"text": texts[:3]})
+
+
+def test_wordchar_svc_adds_char_columns_to_the_word_svc_features():
+    # Misspelt words share no word with the training texts, only character n-grams.
+    texts = ["stock markets rallied today", "shares rose on the exchange",
+             "the team won the match", "a late goal won the cup"] * 3
+    train, test = _frames(texts, np.array([0, 0, 1, 1] * 3))
+    unseen = pd.DataFrame({"text": ["stocks marketing rallying", "teams winning matches"]})
+    every_row = np.arange(len(train))
+    for factory in (word_svc, wordchar_svc):
+        fit_predict = factory(None, Params(), train, unseen, n_classes=2)
+        _, test_proba = fit_predict(every_row, every_row[:2])
+        assert test_proba.shape == (2, 2) and np.allclose(test_proba.sum(axis=1), 1)
+        if factory is word_svc:  # no known word: the same score for both texts
+            assert np.allclose(test_proba[0], test_proba[1])
+        else:
+            assert list(test_proba.argmax(axis=1)) == [0, 1]
+
+
+def test_wordchar_svc_multiclass_fold_misses_a_class():
+    texts = ["wheat crop harvest", "grain wheat export", "oil crude barrel", "crude oil price",
+             "gold mine ounce", "interest rate bank"]
+    labels = np.array([0, 0, 1, 1, 2, 3])
+    train, test = _frames(texts, labels)
+    fit_predict = wordchar_svc(None, Params(), train, test, n_classes=4)
+    valid_proba, test_proba = fit_predict(np.arange(5), np.array([5]))  # class 3 unseen in training
+    assert valid_proba.shape == (1, 4) and test_proba.shape == (3, 4)
+    assert (test_proba[:, 3] == 0).all() and np.allclose(test_proba.sum(axis=1), 1)
+    assert list(test_proba.argmax(axis=1)) == [0, 0, 1]

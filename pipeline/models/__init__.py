@@ -39,6 +39,8 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("char_lr", "tfidf", "char 2-5-gram TF-IDF + logistic regression", _lazy("tfidf", "char_lr")),
     ModelSpec("nbsvm", "tfidf", "NB-weighted logistic regression (Wang & Manning)", _lazy("tfidf", "nbsvm")),
     ModelSpec("word_svc", "tfidf", "plain word TF-IDF + LinearSVC (reference baseline)", _lazy("tfidf", "word_svc")),
+    ModelSpec("wordchar_svc", "tfidf", "word and char TF-IDF side by side + LinearSVC",
+              _lazy("tfidf", "wordchar_svc")),
     ModelSpec("lstm", "rnn", "stacked (Bi)LSTM tuned with Optuna", _lazy("rnn", "lstm")),
     ModelSpec("gru", "rnn", "stacked (Bi)GRU tuned with Optuna", _lazy("rnn", "gru")),
     ModelSpec("lstm_baseline", "rnn", "lecture-style Embedding(5000,100) → LSTM(100) reference, not tuned",
