@@ -214,7 +214,7 @@ class Validation(_Section):
 
 
 class Models(_Section):
-    tfidf: tuple[str, ...] = ("word_lr", "char_lr", "nbsvm", "word_svc", "wordchar_svc")
+    tfidf: tuple[str, ...] = ("word_lr", "nbsvm", "word_svc", "wordchar_svc")
     rnn: tuple[str, ...] = ()
 
     @model_validator(mode="after")

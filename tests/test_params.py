@@ -30,7 +30,7 @@ def test_empty_mapping_gives_defaults():
     assert params == Params()
     assert params.competition.source == "sample"
     assert params.text.urls == "token"
-    assert params.models.tfidf == ("word_lr", "char_lr", "nbsvm", "word_svc", "wordchar_svc")
+    assert params.models.tfidf == ("word_lr", "nbsvm", "word_svc", "wordchar_svc")
 
 
 def test_empty_file_gives_defaults(tmp_path):
