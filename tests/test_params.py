@@ -84,6 +84,13 @@ def test_one_error_lists_field_and_cross_field_problems():
     ({"validation": {"tasks": ["imdb", "mnist"]}}, "validation.tasks"),
     ({"validation": {"imdb": {"source": "s3"}}}, "validation.imdb.source"),
     ({"seed": "abc"}, "seed"),
+    ({"neural": {"seeds": 0}}, "neural.seeds"),
+    ({"neural": {"seeds": 21}}, "neural.seeds"),
+    ({"neural": {"reduce_lr": 1.0}}, "neural.reduce_lr"),
+    ({"neural": {"reduce_lr": -0.1}}, "neural.reduce_lr"),
+    ({"validation": {"neural_seeds": 0}}, "validation.neural_seeds"),
+    ({"tfidf": {"wordchar_svc": {"C": 0}}}, "tfidf.wordchar_svc.C"),
+    ({"tfidf": {"wordchar_svc": {"class_weight": "auto"}}}, "tfidf.wordchar_svc.class_weight"),
 ])
 def test_bad_key_is_named(raw, key):
     with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
