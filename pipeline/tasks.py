@@ -10,10 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .params import Params
+from .params import Budget, Params
 
 TASK_NAMES = ("competition", "imdb", "reuters")
 DATA = Path("data")
+
+
+@dataclass(frozen=True)
+class RNNWork:
+    """How much RNN work a task gets: tuning budget, folds trained, seeds per fold."""
+
+    tuning: Budget
+    folds: int
+    seeds: int
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,14 @@ class Task:
 
     def enabled(self, params: Params) -> bool:
         return self.is_competition or self.name in params.validation.tasks
+
+    def rnn_work(self, params: Params) -> RNNWork:
+        """The competition's ``tune.budget`` and ``neural`` folds/seeds, or the smaller
+        ``validation`` ones (one place for that rule)."""
+        if self.is_competition:
+            return RNNWork(params.tune.budget, params.neural.folds, params.neural.seeds)
+        v = params.validation
+        return RNNWork(v.budget, v.neural_folds, v.neural_seeds)
 
     # Where each stage reads and writes; one place for the data layout.
     @property

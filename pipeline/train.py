@@ -27,7 +27,7 @@ def folds_to_run(model: str, params: Params, task: Task) -> list[int]:
     on the validation tasks) for the slower RNNs."""
     n = params.cv.folds
     if MODELS[model].family == "rnn":
-        n = min(n, params.neural.folds if task.is_competition else params.validation.neural_folds)
+        n = min(n, task.rnn_work(params).folds)
     return list(range(n))
 
 

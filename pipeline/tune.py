@@ -47,10 +47,6 @@ def resolve_storage(cli_url: str | None, params: Params) -> str:
     return cli_url if cli_url is not None else (os.environ.get(STORAGE_ENV) or params.tune.storage)
 
 
-def budget_for(task: Task, params: Params) -> Budget:
-    return params.tune.budget if task.is_competition else params.validation.budget
-
-
 def study_name(task: Task, kind: str, params: Params) -> str:
     """``<task>-<kind>-<hash>``: the hash covers the data and whatever a trial depends on."""
     vectors = task.embeddings_dir / "vectors.npy"  # trials start from these word vectors
@@ -268,7 +264,7 @@ def run_trials(task: Task, kind: str, params: Params, storage_url: str | None = 
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    budget = budget_for(task, params)
+    budget = task.rnn_work(params).tuning
     study = create_study(task, kind, params, storage_url)
     counted = (TrialState.COMPLETE, TrialState.PRUNED)
     done = len(study.get_trials(deepcopy=False, states=counted))
@@ -349,7 +345,7 @@ def tune(task: Task, kind: str, params: Params, storage: str | None = None,
         raise ValueError(f"tune: {kind!r} is not an RNN model; known: "
                          f"{sorted(m for m, s in MODELS.items() if s.family == 'rnn')}")
     _, _, meta = load_prepared(task)
-    budget = budget_for(task, params)
+    budget = task.rnn_work(params).tuning
     result: dict = {"task": task.name, "model": kind, "available": meta["available"]}
     storage_url = resolve_storage(storage, params)
     study = None

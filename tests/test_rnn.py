@@ -159,10 +159,12 @@ def test_seeds_average_one_model_per_seed(tmp_path, monkeypatch):
     np.testing.assert_allclose(test_both, (test_a + test_b) / 2, rtol=1e-6)
 
 
-def test_validation_tasks_take_their_own_seed_count():
-    params = tiny_params(neural={"seeds": 3}, validation={"neural_seeds": 1})
-    assert rnn.n_seeds(get_task("competition", params), params) == 3
-    assert rnn.n_seeds(get_task("imdb", params), params) == 1
+def test_validation_tasks_take_their_own_rnn_work():
+    params = tiny_params(neural={"seeds": 3, "folds": 4}, tune={"budget": {"n_trials": 5}},
+                         validation={"neural_seeds": 1, "neural_folds": 2, "budget": {"n_trials": 0}})
+    competition, imdb = (get_task(name, params).rnn_work(params) for name in ("competition", "imdb"))
+    assert (competition.seeds, competition.folds, competition.tuning.n_trials) == (3, 4, 5)
+    assert (imdb.seeds, imdb.folds, imdb.tuning.n_trials) == (1, 2, 0)
 
 
 def test_folds_in_two_processes_match_one_process(tmp_path, monkeypatch):

@@ -140,11 +140,6 @@ def fit(model, X, y, X_valid, y_valid, neural: Neural, batch_size: int, callback
                      callbacks=[*schedule, *callbacks], verbose=verbose, shuffle=True)
 
 
-def n_seeds(task, params: Params) -> int:
-    """Models averaged per fold: ``neural.seeds``, or ``validation.neural_seeds``."""
-    return params.neural.seeds if task.is_competition else params.validation.neural_seeds
-
-
 def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
                  config: RNNConfig | None = None, baseline: bool = False):
     """Per-fold trainer for the registry: the tuned config (or ``neural.defaults``)."""
@@ -166,7 +161,7 @@ def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
 
     # Averaging a few seeds removes much of an RNN's seed-to-seed noise (0.3-0.6 points on
     # tweets). The lecture baseline trains as taught: one model, Adam at a constant rate.
-    seeds = [params.seed] if baseline else [params.seed + k for k in range(n_seeds(task, params))]
+    seeds = [params.seed] if baseline else [params.seed + k for k in range(task.rnn_work(params).seeds)]
     schedule = params.neural.model_copy(update={"reduce_lr": 0.0}) if baseline else params.neural
 
     def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
