@@ -209,6 +209,7 @@ class Validation(_Section):
     budget: Budget = Budget(n_trials=0, timeout=600)  # 0: validation tasks use neural.defaults
     neural_folds: int = Field(2, ge=1, le=20)         # RNN folds on the validation tasks
     neural_seeds: int = Field(1, ge=1, le=20)         # RNN seeds averaged per fold there
+    neural_epochs: int = Field(4, ge=1)               # most epochs an RNN trains there
     imdb: ValidationSource = ValidationSource()
     reuters: ValidationSource = ValidationSource()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .params import Budget, Params
+from .params import Budget, Neural, Params
 
 TASK_NAMES = ("competition", "imdb", "reuters")
 DATA = Path("data")
@@ -18,11 +18,17 @@ DATA = Path("data")
 
 @dataclass(frozen=True)
 class RNNWork:
-    """How much RNN work a task gets: tuning budget, folds trained, seeds per fold."""
+    """How much RNN work a task gets: tuning budget, folds trained, seeds per fold and
+    the most epochs a model trains."""
 
     tuning: Budget
     folds: int
     seeds: int
+    epochs: int
+
+    def schedule(self, neural: Neural) -> Neural:
+        """``neural`` (patience, learning-rate schedule...) with this task's epoch limit."""
+        return neural.model_copy(update={"epochs": self.epochs})
 
 
 @dataclass(frozen=True)
@@ -46,12 +52,13 @@ class Task:
         return self.is_competition or self.name in params.validation.tasks
 
     def rnn_work(self, params: Params) -> RNNWork:
-        """The competition's ``tune.budget`` and ``neural`` folds/seeds, or the smaller
+        """The competition's ``tune.budget`` and ``neural`` folds/seeds/epochs, or the smaller
         ``validation`` ones (one place for that rule)."""
         if self.is_competition:
-            return RNNWork(params.tune.budget, params.neural.folds, params.neural.seeds)
+            n = params.neural
+            return RNNWork(params.tune.budget, n.folds, n.seeds, n.epochs)
         v = params.validation
-        return RNNWork(v.budget, v.neural_folds, v.neural_seeds)
+        return RNNWork(v.budget, v.neural_folds, v.neural_seeds, v.neural_epochs)
 
     # Where each stage reads and writes; one place for the data layout.
     @property

@@ -51,8 +51,8 @@ def study_name(task: Task, kind: str, params: Params) -> str:
     """``<task>-<kind>-<hash>``: the hash covers the data and whatever a trial depends on."""
     vectors = task.embeddings_dir / "vectors.npy"  # trials start from these word vectors
     measured = {"space": params.tune.space.model_dump(), "defaults": params.neural.defaults.model_dump(),
-                "seed": params.seed, "epochs": params.neural.epochs, "patience": params.neural.patience,
-                "reduce_lr": params.neural.reduce_lr,
+                "seed": params.seed, "epochs": task.rnn_work(params).epochs,
+                "patience": params.neural.patience, "reduce_lr": params.neural.reduce_lr,
                 "processes": params.neural.processes,  # trials per round: what TPE sees when asked
                 "startup": params.tune.startup_trials, "rows": params.tune.max_train_rows,
                 "warmup": params.tune.pruner_warmup_epochs,
@@ -127,6 +127,7 @@ def _objective(task: Task, kind: str, params: Params):
     y, fold = train["y"].to_numpy(), train["fold"].to_numpy()
     n_classes = len(meta["classes"])
     train_idx, valid_idx = np.flatnonzero(fold != 0), np.flatnonzero(fold == 0)
+    schedule = task.rnn_work(params).schedule(params.neural)
     if len(train_idx) > params.tune.max_train_rows:  # big data: trials compare configs, cheaper
         rng = np.random.default_rng(params.seed)
         train_idx = np.sort(rng.choice(train_idx, params.tune.max_train_rows, replace=False))
@@ -143,7 +144,7 @@ def _objective(task: Task, kind: str, params: Params):
             set_determinism(params.seed + trial.number, params.neural.threads)
             model = build_model(kind, config, n_classes, vocab_size, vectors)
             history = fit(model, X[train_idx], y[train_idx], X[valid_idx], y[valid_idx],
-                          params.neural, config.batch_size,
+                          schedule, config.batch_size,
                           callbacks=[_pruning_callback(trial)])
             trial.set_user_attr("epochs_run", len(history.history["loss"]))
             trial.set_user_attr("worker_pid", os.getpid())

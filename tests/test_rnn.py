@@ -160,11 +160,40 @@ def test_seeds_average_one_model_per_seed(tmp_path, monkeypatch):
 
 
 def test_validation_tasks_take_their_own_rnn_work():
-    params = tiny_params(neural={"seeds": 3, "folds": 4}, tune={"budget": {"n_trials": 5}},
-                         validation={"neural_seeds": 1, "neural_folds": 2, "budget": {"n_trials": 0}})
+    params = tiny_params(neural={"seeds": 3, "folds": 4, "epochs": 8, "patience": 3},
+                         tune={"budget": {"n_trials": 5}},
+                         validation={"neural_seeds": 1, "neural_folds": 2, "neural_epochs": 4,
+                                     "budget": {"n_trials": 0}})
     competition, imdb = (get_task(name, params).rnn_work(params) for name in ("competition", "imdb"))
-    assert (competition.seeds, competition.folds, competition.tuning.n_trials) == (3, 4, 5)
-    assert (imdb.seeds, imdb.folds, imdb.tuning.n_trials) == (1, 2, 0)
+    assert (competition.seeds, competition.folds, competition.tuning.n_trials, competition.epochs) == (3, 4, 5, 8)
+    assert (imdb.seeds, imdb.folds, imdb.tuning.n_trials, imdb.epochs) == (1, 2, 0, 4)
+    schedule = imdb.schedule(params.neural)  # the epoch limit changes, the rest of neural stays
+    assert (schedule.epochs, schedule.patience) == (4, 3) and params.neural.epochs == 8
+
+
+def test_validation_tasks_train_at_most_their_epochs(tmp_path, monkeypatch):
+    """``validation.neural_epochs`` caps the validation tasks' RNN training; the competition
+    keeps ``neural.epochs`` (patience above both, so nothing stops early)."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    write_learnable(tmp_path, n=16)
+    shutil.copytree(tmp_path / "data/prepared/competition", tmp_path / "data/prepared/imdb")
+    params = tiny_params(neural={"epochs": 3, "patience": 5, "reduce_lr": 0.0},
+                         validation={"neural_epochs": 1, "neural_folds": 1})
+    epochs_run, real_fit = {}, rnn.fit
+
+    def counting_fit(*args, **kwargs):
+        history = real_fit(*args, **kwargs)
+        epochs_run[task.name] = len(history.history["loss"])
+        return history
+
+    monkeypatch.setattr(rnn, "fit", counting_fit)
+    for name in ("competition", "imdb"):
+        task = get_task(name, params)
+        featurize(task, params)
+        train(task, "lstm", params)
+    assert epochs_run == {"competition": 3, "imdb": 1}
 
 
 def test_folds_in_two_processes_match_one_process(tmp_path, monkeypatch):

@@ -161,8 +161,11 @@ def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
 
     # Averaging a few seeds removes much of an RNN's seed-to-seed noise (0.3-0.6 points on
     # tweets). The lecture baseline trains as taught: one model, Adam at a constant rate.
-    seeds = [params.seed] if baseline else [params.seed + k for k in range(task.rnn_work(params).seeds)]
-    schedule = params.neural.model_copy(update={"reduce_lr": 0.0}) if baseline else params.neural
+    work = task.rnn_work(params)
+    seeds = [params.seed] if baseline else [params.seed + k for k in range(work.seeds)]
+    schedule = work.schedule(params.neural)
+    if baseline:
+        schedule = schedule.model_copy(update={"reduce_lr": 0.0})
 
     def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
         import keras
