@@ -13,7 +13,7 @@ from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
 from pipeline.train import prediction_paths, train
 
-from tiny_data import featurize, tiny_params, write_learnable
+from tiny_data import PREPARED, featurize, tiny_params, write_learnable
 
 VOCAB = 20
 N = 6
@@ -178,7 +178,7 @@ def test_validation_tasks_train_at_most_their_epochs(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     write_learnable(tmp_path, n=16)
-    shutil.copytree(tmp_path / "data/prepared/competition", tmp_path / "data/prepared/imdb")
+    shutil.copytree(tmp_path / PREPARED, tmp_path / PREPARED.parent / "imdb")
     params = tiny_params(neural={"epochs": 3, "patience": 5, "reduce_lr": 0.0},
                          validation={"neural_epochs": 1, "neural_folds": 1})
     epochs_run, real_fit = {}, rnn.fit
