@@ -1,8 +1,10 @@
 """``tune`` stage: one Optuna study per RNN family (LSTM, GRU) and task.
 
-Trials train on the folds ≠ 0 and are scored on fold 0 with the task's metric. A seeded
-TPE sampler proposes configurations from ``tune.space``; a median pruner stops poor trials
-from the per-epoch ``val_accuracy`` that Keras logs. The first trial is ``neural.defaults``.
+Trials train on the folds ≠ 0 and are scored on fold 0: by default they minimise the
+log loss there (``tune.objective: log_loss``), or maximise the task's metric (``metric``). A
+seeded TPE sampler proposes configurations from ``tune.space``; a median pruner stops poor
+trials from the per-epoch value Keras logs for the objective (``val_loss``, or
+``val_accuracy``). The first trial is ``neural.defaults``.
 
 Storage: a JournalFileBackend file under ``data/optuna/`` (safe for several local
 processes; survives interruption, so a rerun resumes the study), or any Optuna storage URL
@@ -23,6 +25,7 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,10 +50,26 @@ def resolve_storage(cli_url: str | None, params: Params) -> str:
     return cli_url if cli_url is not None else (os.environ.get(STORAGE_ENV) or params.tune.storage)
 
 
+class Objective(NamedTuple):
+    """What the trials optimise: the score, its direction and the Keras log that prunes."""
+
+    name: str
+    direction: str
+    monitor: str
+
+
+def objective_of(task: Task, params: Params) -> Objective:
+    """The trials' objective for ``task`` under ``tune.objective``."""
+    if params.tune.objective == "log_loss":
+        return Objective("log_loss", "minimize", "val_loss")
+    return Objective(task.metric, "maximize", "val_accuracy")
+
+
 def study_name(task: Task, kind: str, params: Params) -> str:
     """``<task>-<kind>-<hash>``: the hash covers the data and whatever a trial depends on."""
     vectors = task.embeddings_dir / "vectors.npy"  # trials start from these word vectors
-    measured = {"space": params.tune.space.model_dump(), "defaults": params.neural.defaults.model_dump(),
+    measured = {"objective": objective_of(task, params).name, "space": params.tune.space.model_dump(),
+                "defaults": params.neural.defaults.model_dump(),
                 "seed": params.seed, "epochs": task.rnn_work(params).epochs,
                 "patience": params.neural.patience, "reduce_lr": params.neural.reduce_lr,
                 "processes": params.neural.processes,  # trials per round: what TPE sees when asked
@@ -98,7 +117,7 @@ def sample_config(trial, params: Params) -> RNNConfig:
     return params.neural.defaults.model_copy(update=trial.params)
 
 
-def _pruning_callback(trial, monitor: str = "val_accuracy"):
+def _pruning_callback(trial, monitor: str):
     from optuna_integration import KerasPruningCallback
 
     class StrictPruning(KerasPruningCallback):
@@ -128,6 +147,7 @@ def _objective(task: Task, kind: str, params: Params):
     n_classes = len(meta["classes"])
     train_idx, valid_idx = np.flatnonzero(fold != 0), np.flatnonzero(fold == 0)
     schedule = task.rnn_work(params).schedule(params.neural)
+    goal = objective_of(task, params)
     if len(train_idx) > params.tune.max_train_rows:  # big data: trials compare configs, cheaper
         rng = np.random.default_rng(params.seed)
         train_idx = np.sort(rng.choice(train_idx, params.tune.max_train_rows, replace=False))
@@ -145,10 +165,10 @@ def _objective(task: Task, kind: str, params: Params):
             model = build_model(kind, config, n_classes, vocab_size, vectors)
             history = fit(model, X[train_idx], y[train_idx], X[valid_idx], y[valid_idx],
                           schedule, config.batch_size,
-                          callbacks=[_pruning_callback(trial)])
+                          callbacks=[_pruning_callback(trial, goal.monitor)])
             trial.set_user_attr("epochs_run", len(history.history["loss"]))
             trial.set_user_attr("worker_pid", os.getpid())
-            return score(task.metric, y[valid_idx], predict_proba(model, X[valid_idx]))
+            return score(goal.name, y[valid_idx], predict_proba(model, X[valid_idx]))
         finally:
             keras.backend.clear_session()
 
@@ -216,7 +236,8 @@ def create_study(task: Task, kind: str, params: Params, storage_url: str | None 
     sampler = optuna.samplers.TPESampler(seed=params.seed, n_startup_trials=params.tune.startup_trials)
     study = optuna.create_study(study_name=study_name(task, kind, params),
                                 storage=make_storage(storage_url, task), sampler=sampler,
-                                pruner=_pruner(params), direction="maximize", load_if_exists=True)
+                                pruner=_pruner(params), direction=objective_of(task, params).direction,
+                                load_if_exists=True)
     if not study.trials:
         defaults = params.neural.defaults.model_dump()
         space = params.tune.space.model_dump()
@@ -302,11 +323,12 @@ def _log_trial(study, number: int, seconds: float, started: float, budget: Budge
     trial = trials[number]
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     complete = [t.value for t in trials if t.state == TrialState.COMPLETE]
+    best = min if study.direction.name == "MINIMIZE" else max
     used = time.perf_counter() - started
     log.info("[tune %s] trial %d %s value=%s best=%s (%.0f s; %d/%d trials, %.0f s of %.0f s budget) %s",
              study.study_name, number, trial.state.name.lower(),
              "-" if trial.value is None else f"{trial.value:.4f}",
-             f"{max(complete):.4f}" if complete else "-", seconds, len(done), budget.n_trials, used,
+             f"{best(complete):.4f}" if complete else "-", seconds, len(done), budget.n_trials, used,
              budget.timeout, trial.params)
 
 
@@ -364,7 +386,7 @@ def tune(task: Task, kind: str, params: Params, storage: str | None = None,
         best = study.best_trial
         config = params.neural.defaults.model_copy(update=best.params)
         result.update(study=study.study_name, best_value=best.value, best_trial=best.number,
-                      n_complete=len(complete), n_trials=len(study.trials), metric=task.metric)
+                      n_complete=len(complete), n_trials=len(study.trials), metric=objective_of(task, params).name)
     else:
         config = params.neural.defaults
         result["note"] = ("fixed architecture, not tuned" if not MODELS[kind].tunable
@@ -377,7 +399,7 @@ def tune(task: Task, kind: str, params: Params, storage: str | None = None,
             _plots(study, out)
         write_json(out / "best_params.json", result)
     if study is not None:
-        log.info("[tune %s/%s] best %s=%.4f (trial %d): %s", task.name, kind, task.metric,
+        log.info("[tune %s/%s] best %s=%.4f (trial %d): %s", task.name, kind, result["metric"],
                  result["best_value"], result["best_trial"], best.params)
     return result
 

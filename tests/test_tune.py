@@ -6,6 +6,8 @@ tests read it. Its story: ``run_trials`` runs 2 trials (neural.defaults, which l
 tiny task, then an enqueued ``truncate=head`` trial that sees only filler words), the process
 "dies" with a third trial RUNNING, and ``tune`` with a budget of 3 resumes: it fails the
 stale trial and runs exactly one more ``head`` trial, which the median pruner must prune.
+The study minimises the validation log loss (the default ``tune.objective``): a ``head``
+trial predicts the same for every row of a balanced fold, so its log loss is at least ln 2.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tiny_data import featurize, merge, tiny_params, write_learnable
 OUT = Path("data/tuning/competition/lstm")
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 HEAD = {"truncate": "head"}  # sees only filler words: validation accuracy exactly 0.5
+LN2 = float(np.log(2))  # the least log loss of one prediction for all rows of a balanced fold
 
 
 def _budget(n_trials: int, **overrides):
@@ -71,9 +74,9 @@ def test_outputs_are_written(resumed):
     config = RNNConfig.model_validate(saved["config"])
     assert saved == json.loads(json.dumps(resumed["result"]))
     assert saved["study"] == resumed["study"].study_name
-    assert saved["metric"] == "accuracy"
+    assert saved["metric"] == "log_loss"
     # neural.defaults learn the task; the head-only trials cannot.
-    assert saved["best_trial"] == 0 and saved["best_value"] == 1.0
+    assert saved["best_trial"] == 0 and saved["best_value"] < LN2 - 0.05
     assert config == resumed["params"].neural.defaults
     assert saved["n_complete"] == 2 and saved["n_trials"] == 4
 
@@ -99,12 +102,28 @@ def test_bad_trial_is_pruned(resumed):
     trials = resumed["study"].trials
     assert trials[1].params["truncate"] == "head"
     assert trials[1].state == TrialState.COMPLETE  # MedianPruner waits for 2 complete trials
-    assert trials[1].value == 0.5
+    assert trials[1].value >= LN2 - 1e-4
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert [t.number for t in pruned] == [3]
     assert pruned[0].params["truncate"] == "head"
-    assert pruned[0].intermediate_values  # it reported val_accuracy before being stopped
-    assert max(pruned[0].intermediate_values.values()) == 0.5
+    assert pruned[0].intermediate_values  # it reported val_loss before being stopped
+    assert min(pruned[0].intermediate_values.values()) >= LN2 - 1e-3
+
+
+def test_metric_objective_maximises_the_task_metric(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_learnable(tmp_path)
+    params = _budget(2, tune={"objective": "metric"})
+    task = get_task("competition", params)
+    featurize(task, params)
+    study = tune_mod.create_study(task, "lstm", params)
+    study.enqueue_trial(HEAD)
+    result = tune_mod.tune(task, "lstm", params)
+    study = tune_mod.create_study(task, "lstm", params)
+    assert study.direction.name == "MAXIMIZE"
+    assert result["metric"] == "accuracy" and result["best_trial"] == 0 and result["best_value"] == 1.0
+    assert [t.value for t in study.trials] == [1.0, 0.5]
+    assert study.trials[1].intermediate_values == {0: 0.5}  # val_accuracy, reported for pruning
 
 
 def test_resume_fails_stale_trial_and_runs_only_the_remainder(resumed):
@@ -146,20 +165,31 @@ def _fake_features(root: Path) -> None:
     np.savez(folder / "sequences.npz", x=np.arange(3))
 
 
+@pytest.mark.parametrize("objective, expected", [
+    ("log_loss", tune_mod.Objective("log_loss", "minimize", "val_loss")),
+    ("metric", tune_mod.Objective("f1_macro", "maximize", "val_accuracy")),
+])
+def test_objective_of(objective, expected):
+    params = tiny_params(tune={"objective": objective}, competition={"metric": "f1_macro"})
+    assert tune_mod.objective_of(get_task("competition", params), params) == expected
+
+
 def test_pruning_callback_fails_when_metric_is_missing():
     trial = optuna.create_study(direction="maximize").ask()
-    callback = tune_mod._pruning_callback(trial)
+    callback = tune_mod._pruning_callback(trial, "val_accuracy")
     with pytest.raises(PipelineError, match="val_accuracy"):
-        callback.on_epoch_end(0, logs={"loss": 1.0})
+        callback.on_epoch_end(0, logs={"loss": 1.0, "val_loss": 0.5})
     with pytest.raises(PipelineError, match="val_accuracy"):
         callback.on_epoch_end(0, logs=None)
 
 
-def test_pruning_callback_reports_the_metric():
+@pytest.mark.parametrize("monitor", ["val_loss", "val_accuracy"])
+def test_pruning_callback_reports_the_monitored_log(monitor):
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
-    tune_mod._pruning_callback(trial).on_epoch_end(0, logs={"loss": 1.0, "val_accuracy": 0.75})
-    assert study.trials[0].intermediate_values == {0: 0.75}
+    logs = {"loss": 1.0, "val_loss": 0.25, "val_accuracy": 0.75}
+    tune_mod._pruning_callback(trial, monitor).on_epoch_end(0, logs=logs)
+    assert study.trials[0].intermediate_values == {0: logs[monitor]}
 
 
 def _broken_build_model(*args, **kwargs):
@@ -221,6 +251,8 @@ def test_study_name_changes_with_what_a_trial_measures_only(project):
     assert tune_mod.study_name(task, "gru", base) != name
     changed = _budget(3, tune={"space": {"units": [4, 8]}})
     assert tune_mod.study_name(task, "lstm", changed) != name
+    # Another objective (and direction) cannot resume this study.
+    assert tune_mod.study_name(task, "lstm", _budget(3, tune={"objective": "metric"})) != name
     # Other word vectors (embed params changed) measure something else: a new study.
     task.embeddings_dir.mkdir(parents=True)
     np.save(task.embeddings_dir / "vectors.npy", np.ones((5, 4), np.float32))
