@@ -368,7 +368,7 @@ def tune(task: Task, kind: str, params: Params, storage: str | None = None,
         raise ValueError(f"tune: {kind!r} is not an RNN model; known: "
                          f"{sorted(m for m, s in MODELS.items() if s.family == 'rnn')}")
     _, _, meta = load_prepared(task)
-    budget = task.rnn_work(params).tuning
+    budget, goal = task.rnn_work(params).tuning, objective_of(task, params)
     result: dict = {"task": task.name, "model": kind, "available": meta["available"]}
     storage_url = resolve_storage(storage, params)
     study = None
@@ -386,7 +386,7 @@ def tune(task: Task, kind: str, params: Params, storage: str | None = None,
         best = study.best_trial
         config = params.neural.defaults.model_copy(update=best.params)
         result.update(study=study.study_name, best_value=best.value, best_trial=best.number,
-                      n_complete=len(complete), n_trials=len(study.trials), metric=objective_of(task, params).name)
+                      n_complete=len(complete), n_trials=len(study.trials), metric=goal.name)
     else:
         config = params.neural.defaults
         result["note"] = ("fixed architecture, not tuned" if not MODELS[kind].tunable
@@ -399,7 +399,7 @@ def tune(task: Task, kind: str, params: Params, storage: str | None = None,
             _plots(study, out)
         write_json(out / "best_params.json", result)
     if study is not None:
-        log.info("[tune %s/%s] best %s=%.4f (trial %d): %s", task.name, kind, result["metric"],
+        log.info("[tune %s/%s] best %s=%.4f (trial %d): %s", task.name, kind, goal.name,
                  result["best_value"], result["best_trial"], best.params)
     return result
 
