@@ -322,13 +322,12 @@ def _log_trial(study, number: int, seconds: float, started: float, budget: Budge
     trials = study.get_trials(deepcopy=False)
     trial = trials[number]
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    complete = [t.value for t in trials if t.state == TrialState.COMPLETE]
-    best = min if study.direction.name == "MINIMIZE" else max
+    any_complete = any(t.state == TrialState.COMPLETE for t in trials)
     used = time.perf_counter() - started
     log.info("[tune %s] trial %d %s value=%s best=%s (%.0f s; %d/%d trials, %.0f s of %.0f s budget) %s",
              study.study_name, number, trial.state.name.lower(),
              "-" if trial.value is None else f"{trial.value:.4f}",
-             f"{best(complete):.4f}" if complete else "-", seconds, len(done), budget.n_trials, used,
+             f"{study.best_value:.4f}" if any_complete else "-", seconds, len(done), budget.n_trials, used,
              budget.timeout, trial.params)
 
 
