@@ -103,6 +103,9 @@ class WordCharSvc(_Section):
 
 
 class Tfidf(_Section):
+    # refit: test predictions from one model fitted on every train row (it sees all of them,
+    # and every rare class); fold_mean: the mean of the CV fold models' predictions.
+    test_predictions: Literal["refit", "fold_mean"] = "refit"
     word: WordTfidf = WordTfidf()
     char: CharTfidf = CharTfidf()
     nbsvm: NBSVM = NBSVM()

@@ -1,8 +1,8 @@
 """``train`` stage: out-of-fold and test predictions for any registered model.
 
 Writes ``data/predictions/<task>/<model>.npz`` (``oof``: train rows × classes, NaN for rows
-whose fold was not run; ``test``: the mean over fold models) and ``<model>.json`` (CV score
-per fold and overall, seconds).
+whose fold was not run; ``test``: from a TF-IDF model refitted on every train row, or the
+mean over fold models) and ``<model>.json`` (CV score per fold and overall, seconds).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .tasks import Task
 from .workers import params_per_process, worker_map
 
 log = logging.getLogger(__name__)
+ALL_ROWS = -1  # work item: fit on every train row, predict test only
 
 
 def folds_to_run(model: str, params: Params, task: Task) -> list[int]:
@@ -34,6 +35,12 @@ def folds_to_run(model: str, params: Params, task: Task) -> list[int]:
 def prediction_paths(task: Task, model: str):
     base = (task.ensemble_dir if model == "ensemble" else task.predictions_dir) / model
     return base.with_suffix(".npz"), base.with_suffix(".json")
+
+
+def refits_on_all_rows(model: str, params: Params) -> bool:
+    """TF-IDF models with ``tfidf.test_predictions: refit``. RNNs always average their fold
+    models: early stopping needs each fold's validation rows."""
+    return MODELS[model].family == "tfidf" and params.tfidf.test_predictions == "refit"
 
 
 def save_predictions(task: Task, model: str, record: dict, oof: np.ndarray, test: np.ndarray) -> None:
@@ -74,9 +81,15 @@ def train(task: Task, model: str, params: Params) -> dict:
     if MODELS[model].family == "rnn":
         processes = min(params.neural.processes, len(folds))
         params = params_per_process(params, processes)
-    fold_scores = []
+    fold_scores, refit_test = [], None
+    work = folds + ([ALL_ROWS] if refits_on_all_rows(model, params) else [])
     with worker_map(processes, _start_fold_worker, (task, model, params)) as run:
-        for done, (fold, valid_proba, test_proba, seconds) in enumerate(run(_run_fold, folds), start=1):
+        for done, (fold, valid_proba, test_proba, seconds) in enumerate(run(_run_fold, work), start=1):
+            if fold == ALL_ROWS:
+                refit_test = test_proba
+                log.info("[train %s/%s] refit on all %d train rows (%.1f s)", task.name, model,
+                         len(train_df), seconds)
+                continue
             valid_idx = np.flatnonzero(fold_of_row == fold)
             oof[valid_idx] = valid_proba
             test_sum += test_proba
@@ -84,13 +97,14 @@ def train(task: Task, model: str, params: Params) -> dict:
             elapsed = time.perf_counter() - started
             log.info("[train %s/%s] fold %d/%d %s=%.4f (%.1f s, ~%.0f s left)", task.name, model,
                      done, len(folds), task.metric, fold_scores[-1], seconds,
-                     elapsed / done * (len(folds) - done))
+                     elapsed / done * (len(work) - done))
     _FOLDS.clear()  # in-process runs: let the fold trainer and its data go
     scored = ~np.isnan(oof[:, 0])
     record.update(metric=task.metric, folds=folds, fold_scores=fold_scores,
                   n_scored=int(scored.sum()), cv=all_scores(y[scored], oof[scored]),
+                  test_predictions="fold_mean" if refit_test is None else "refit",
                   seconds=round(time.perf_counter() - started, 2))
-    save_predictions(task, model, record, oof, test_sum / len(folds))
+    save_predictions(task, model, record, oof, test_sum / len(folds) if refit_test is None else refit_test)
     log.info("[train %s/%s] CV %s=%.4f over %d rows", task.name, model, task.metric,
              record["cv"][task.metric], record["n_scored"])
     return record
@@ -109,8 +123,11 @@ def _start_fold_worker(task: Task, model: str, params: Params) -> None:
 def _run_fold(fold: int) -> tuple[int, np.ndarray, np.ndarray, float]:
     started = time.perf_counter()
     fold_of_row = _FOLDS["fold_of_row"]
-    valid_proba, test_proba = _FOLDS["fit_predict"](np.flatnonzero(fold_of_row != fold),
-                                                    np.flatnonzero(fold_of_row == fold))
+    if fold == ALL_ROWS:
+        train_idx, valid_idx = np.arange(len(fold_of_row)), np.array([], dtype=int)
+    else:
+        train_idx, valid_idx = np.flatnonzero(fold_of_row != fold), np.flatnonzero(fold_of_row == fold)
+    valid_proba, test_proba = _FOLDS["fit_predict"](train_idx, valid_idx)
     return fold, valid_proba, test_proba, time.perf_counter() - started
 
 

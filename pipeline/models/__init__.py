@@ -1,7 +1,8 @@
 """The model registry: name → how to build a per-fold trainer.
 
 A model factory takes ``(task, params, train, test, n_classes)`` and returns a callable
-``fit_predict(train_idx, valid_idx) -> (valid_proba, test_proba)``. ``train.py`` runs every
+``fit_predict(train_idx, valid_idx) -> (valid_proba, test_proba)``; TF-IDF trainers also
+accept an empty ``valid_idx`` (the refit on all train rows). ``train.py`` runs every
 model through the same fold loop, so adding a model is adding one entry here.
 """
 

@@ -92,7 +92,9 @@ def _fitter(vectorizer, make_classifier, texts_train: pd.Series, texts_test: pd.
         else:
             def predict(rows):
                 return _scores_to_proba(model.decision_function(rows))
-        return (expand_proba(predict(X[valid_idx]), model.classes_, n_classes),
+        # No validation rows: the refit on every train row (``tfidf.test_predictions``).
+        valid = predict(X[valid_idx]) if len(valid_idx) else np.zeros((0, len(model.classes_)))
+        return (expand_proba(valid, model.classes_, n_classes),
                 expand_proba(predict(X_test), model.classes_, n_classes))
 
     return fit_predict
