@@ -2,7 +2,8 @@
 
 Writes ``data/predictions/<task>/<model>.npz`` (``oof``: train rows × classes, NaN for rows
 whose fold was not run; ``test``: from a TF-IDF model refitted on every train row, or the
-mean over fold models) and ``<model>.json`` (CV score per fold and overall, seconds).
+mean over fold models) and ``<model>.json`` (CV score per fold and overall, how test was
+predicted, seconds; RNNs also their seeds per fold and epoch limit).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ def train(task: Task, model: str, params: Params) -> dict:
     folds = folds_to_run(model, params, task)
     processes = 1  # TF-IDF models fit in this process
     if MODELS[model].family == "rnn":
+        work = task.rnn_work(params)
+        record.update(seeds=work.seeds, max_epochs=work.epochs)
         processes = min(params.neural.processes, len(folds))
         params = params_per_process(params, processes)
     fold_scores, refit_test = [], None

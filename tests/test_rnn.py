@@ -129,6 +129,7 @@ def test_full_train_is_reproducible(tmp_path, monkeypatch):
 
     (rec1, saved1, oof1, test1), (rec2, saved2, oof2, test2) = runs
     assert saved1["folds"] == [0]  # neural.folds = 1
+    assert (saved1["seeds"], saved1["max_epochs"]) == (params.neural.seeds, 1)
     assert rec1["n_scored"] == 16
     np.testing.assert_array_equal(oof1, oof2)
     np.testing.assert_array_equal(test1, test2)
