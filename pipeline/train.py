@@ -80,14 +80,14 @@ def train(task: Task, model: str, params: Params) -> dict:
     folds = folds_to_run(model, params, task)
     processes = 1  # TF-IDF models fit in this process
     if MODELS[model].family == "rnn":
-        work = task.rnn_work(params)
-        record.update(seeds=work.seeds, max_epochs=work.epochs)
+        rnn_work = task.rnn_work(params)
+        record.update(seeds=rnn_work.seeds, max_epochs=rnn_work.epochs)
         processes = min(params.neural.processes, len(folds))
         params = params_per_process(params, processes)
     fold_scores, refit_test = [], None
-    work = folds + ([ALL_ROWS] if refits_on_all_rows(model, params) else [])
+    items = folds + ([ALL_ROWS] if refits_on_all_rows(model, params) else [])  # refit last
     with worker_map(processes, _start_fold_worker, (task, model, params)) as run:
-        for done, (fold, valid_proba, test_proba, seconds) in enumerate(run(_run_fold, work), start=1):
+        for done, (fold, valid_proba, test_proba, seconds) in enumerate(run(_run_fold, items), start=1):
             if fold == ALL_ROWS:
                 refit_test = test_proba
                 log.info("[train %s/%s] refit on all %d train rows (%.1f s)", task.name, model,
@@ -100,7 +100,7 @@ def train(task: Task, model: str, params: Params) -> dict:
             elapsed = time.perf_counter() - started
             log.info("[train %s/%s] fold %d/%d %s=%.4f (%.1f s, ~%.0f s left)", task.name, model,
                      done, len(folds), task.metric, fold_scores[-1], seconds,
-                     elapsed / done * (len(work) - done))
+                     elapsed / done * (len(items) - done))
     _FOLDS.clear()  # in-process runs: let the fold trainer and its data go
     scored = ~np.isnan(oof[:, 0])
     record.update(metric=task.metric, folds=folds, fold_scores=fold_scores,

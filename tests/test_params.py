@@ -91,6 +91,7 @@ def test_one_error_lists_field_and_cross_field_problems():
     ({"validation": {"neural_seeds": 0}}, "validation.neural_seeds"),
     ({"validation": {"neural_epochs": 0}}, "validation.neural_epochs"),
     ({"tune": {"objective": "accuracy"}}, "tune.objective"),
+    ({"tfidf": {"test_predictions": "mean"}}, "tfidf.test_predictions"),
     ({"tfidf": {"wordchar_svc": {"C": 0}}}, "tfidf.wordchar_svc.C"),
     ({"tfidf": {"wordchar_svc": {"class_weight": "auto"}}}, "tfidf.wordchar_svc.class_weight"),
 ])
