@@ -22,7 +22,7 @@ log = logging.getLogger("pipeline")
 
 
 # Stage name → (module, function); imported on use so `fetch` never pays for TensorFlow.
-_STAGES = {"fetch": ("sources", "fetch"), "prepare": ("prepare", "prepare"),
+_STAGES = {"fingerprint": ("sources.fingerprint", "fingerprint"), "fetch": ("sources", "fetch"), "prepare": ("prepare", "prepare"),
            "tokenize": ("tokenize", "tokenize"),
            "embed": ("embed", "embed"), "train": ("train", "train"), "tune": ("tune", "tune"),
            "ensemble": ("ensemble", "ensemble"), "report": ("report", "report")}
@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, helptext in (("fetch", "download or copy the raw data"),
+    for name, helptext in (("fingerprint", "record the data source's files (fetch reruns when they change)"),
+                           ("fetch", "download or copy the raw data"),
                            ("prepare", "validate, clean, make folds"),
                            ("tokenize", "fit the vocabulary, write integer sequences"),
                            ("embed", "train word2vec vectors on the task's text"),
