@@ -49,11 +49,11 @@ def _stage(name: str):
     return run
 
 
-def _validation_summary(args) -> None:
+def _summary(args) -> None:
     from .params import load_params
-    from .report import validation_summary
+    from .report import summary
 
-    validation_summary(load_params(args.params))
+    summary(load_params(args.params))
 
 
 def _submissions(args) -> None:
@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
             stage.add_argument("--workers", type=int, default=None,
                                help="trials run side by side (default: neural.processes)")
         stage.set_defaults(func=_stage(name))
-    sub.add_parser("validation-summary", help="gather the validation tasks' test scores into "
-                   "metrics/validation.json").set_defaults(func=_validation_summary)
+    sub.add_parser("summary", help="gather the validation tasks' test scores into metrics/validation.json "
+                   "and the headline numbers into metrics/headline.json").set_defaults(func=_summary)
     sub.add_parser("submissions", help="write submissions/<competition>/<model>.csv and index.json"
                    ).set_defaults(func=_submissions)
     submit = sub.add_parser("submit", help="check a submission file and send it to Kaggle")

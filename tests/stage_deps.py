@@ -18,7 +18,8 @@ Static analysis with ``ast`` (nothing is executed, so it also covers TensorFlow 
   never misses a static call. ``build_parser`` is not followed (it wires every command),
   nor ``__main__.main`` (it only calls the handler and reports errors).
 * Params reads. Attribute chains on a variable named ``params`` (the convention of every
-  stage function), or on a local alias ``comp = params.competition``, cut at the first
+  stage function), or on a local alias ``comp = params.competition`` (an alias used bare
+  reads its whole chain), cut at the first
   attribute that is not a params field: ``params.tfidf.word.C`` reads ``tfidf.word.C``;
   ``params.models.all`` and ``getattr(params.validation, name)`` read the whole section;
   ``params.model_dump()`` reads every key (``"*"``, the whole params.yaml); ``model_copy``
@@ -219,6 +220,12 @@ def params_read(bodies: list[tuple[str, ast.AST]]) -> set[str]:
                     aliases[node.targets[0].id] = found[1]
         inner = {id(n.value) for n in nodes if isinstance(n, ast.Attribute)}  # keep the longest chain
         alias_defs = {id(n.value) for n in nodes if isinstance(n, ast.Assign)}
+        for node in nodes:  # an alias used bare (n = params.cv.folds; range(n)) reads it whole
+            if (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id != "params"
+                    and node.id in aliases and id(node) not in inner):
+                key = _field_path(aliases[node.id])
+                if key:
+                    reads.add(key)
         for node in nodes:
             if not isinstance(node, ast.Attribute) or id(node) in inner or id(node) in alias_defs:
                 continue
