@@ -47,6 +47,7 @@ def project_env(project: Path) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], project: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=project, env=project_env(project), capture_output=True,
-                          text=True, timeout=timeout)
+def run(cmd: list[str], project: Path, timeout: float = 900,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=project, env={**project_env(project), **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)

@@ -64,3 +64,15 @@ def test_edited_train_csv_reruns_fetch_and_prepare(project):
     assert "Running stage 'fetch@competition'" in out and "Running stage 'prepare@competition'" in out
     prepared = pd.read_parquet(root / "data/prepared/competition/train.parquet")
     assert prepared["text"].str.contains("corrected article").any()
+
+
+def test_fingerprint_names_a_missing_local_folder(tmp_path, monkeypatch):
+    from pipeline.errors import DataError
+    from pipeline.params import parse_params
+    from pipeline.sources.fingerprint import fingerprint
+    from pipeline.tasks import get_task
+
+    monkeypatch.chdir(tmp_path)
+    params = parse_params({"competition": {"source": "local", "local_dir": str(tmp_path / "nowhere")}})
+    with pytest.raises(DataError, match="nowhere.*not a folder"):
+        fingerprint(get_task("competition", params), params)
