@@ -104,12 +104,12 @@ def not_kaggle_reason(index: dict, competition: str) -> str | None:
         return None
     if kind == "sample":
         return (f"made from the bundled synthetic sample (competition.source: sample), not from "
-                f"{competition!r}'s data: its scores say nothing about the leaderboard")
+                f"the {competition!r} competition's data: its scores say nothing about the leaderboard")
     if kind == "local":
         return (f"made from the local folder {source.get('local_dir')} (competition.source: local), not "
                 f"from Kaggle's {competition!r} download: its rows may not be Kaggle's test set")
     if kind == "kaggle":
-        return f"made from Kaggle competition {source.get('competition')!r}'s data, not {competition!r}'s"
+        return f"made from the data of Kaggle competition {source.get('competition')!r}, not of {competition!r}"
     return f"made from data of unrecorded origin (no source in index.json), not Kaggle's {competition!r}"
 
 

@@ -242,4 +242,4 @@ def test_predictions_from_a_local_folder_are_refused_unless_forced(rewritten, ca
 
 def test_another_competitions_download_is_refused(rewritten, capsys):
     rewritten("kaggle", competition="liar")
-    rejected(capsys, "submissions/liar/ensemble.csv", "competition 'liar'", "not 'fake-news''s")
+    rejected(capsys, "submissions/liar/ensemble.csv", "competition 'liar'", "not of 'fake-news'")
