@@ -149,3 +149,8 @@ def test_experiment_with_other_params_shows_in_metrics_diff(sample_project):
     assert "weak-word-lr" in table and "cv_single" in table and "tfidf.word.C" in table
     assert max(len(line) for line in table.splitlines()) <= 120
     assert "…" not in table
+    # dvc plots diff overlays the committed baseline and the experiment's curves.
+    diff_plots = json.loads(run(["dvc", "plots", "diff", "HEAD", "--json"], project).stdout)
+    assert not diff_plots.get("errors"), diff_plots.get("errors")
+    roc = diff_plots["data"]["plots/competition/roc/word_lr.json"][0]["content"]["data"]["values"]
+    assert len({row["rev"] for row in roc}) == 2
