@@ -1,8 +1,10 @@
 """``report`` stage: metrics JSON, DVC plots + PNG copies, submissions, markdown report.
 
 Per task it writes ``metrics/<task>.json`` (``{"cv": {model: scores}}``, plus ``"test"``
-where test labels are public; DVC shows them as ``cv.<model>.<metric>``), ``plots/<task>/``
-(DVC plot data and PNGs for offline viewing) and ``reports/<task>.md``. The ``summary``
+where test labels are public; DVC shows them as ``cv.<model>.<metric>``), ``metrics/<task>/``
+(the small series ``dvc plots`` draws, git-tracked so any commit's plots render from a
+clone: ROC points, confusion counts, RNN losses per epoch, tuning trials), ``plots/<task>/``
+(PNGs for offline viewing) and ``reports/<task>.md``. The ``summary``
 stage then gathers the validation tasks' test scores into ``metrics/validation.json`` with
 the flat keys ``<task>.<model>.test_accuracy`` / ``test_f1_macro`` that outside scripts read,
 and the headline numbers into ``metrics/headline.json`` (the only file ``dvc.yaml`` declares
@@ -147,8 +149,9 @@ def report(task: Task, params: Params) -> dict:
     metrics: dict = {"available": int(meta["available"])}
     records, scores_test = {}, {}
     plots = PLOTS_DIR / task.name
-    with atomic_path(plots) as plot_dir:
+    with atomic_path(plots) as plot_dir, atomic_path(METRICS_DIR / task.name) as series:
         plot_dir.mkdir()
+        series.mkdir()
         if meta["available"]:
             from sklearn.metrics import confusion_matrix, roc_curve
 
@@ -168,14 +171,15 @@ def report(task: Task, params: Params) -> dict:
                 scored = ~np.isnan(oof[:, 0])
                 pred = oof[scored].argmax(axis=1)
                 matrix = confusion_matrix(y[scored], pred, labels=range(len(classes)))
-                write_json(plot_dir / "confusion" / f"{model}.json",
-                           [{"actual": classes[a], "predicted": classes[p]} for a, p in zip(y[scored], pred)])
+                write_json(series / "confusion" / f"{model}.json",
+                           [{"actual": classes[a], "predicted": classes[p], "count": int(matrix[a, p])}
+                            for a, p in zip(*np.nonzero(matrix))])
                 _confusion_png(matrix, classes, plot_dir / f"confusion_{model}.png",
                                f"{task.name} / {model} (out-of-fold)")
                 if len(classes) == 2:
                     fpr, tpr, _ = roc_curve(y[scored], oof[scored, 1])
                     step = max(1, len(fpr) // 400)  # keep the plot files small
-                    write_json(plot_dir / "roc" / f"{model}.json",
+                    write_json(series / "roc" / f"{model}.json",
                                [{"fpr": round(float(a), 5), "tpr": round(float(b), 5)}
                                 for a, b in zip(fpr[::step], tpr[::step])])
                     curves[model] = (fpr, tpr, record["cv"]["roc_auc"])
@@ -190,7 +194,7 @@ def report(task: Task, params: Params) -> dict:
                 history = task.tuning_dir(kind) / "history.png"
                 if history.exists():
                     shutil.copyfile(history, plot_dir / f"tuning_{kind}.png")
-            _training_curves(task, params, records, plot_dir)
+            _training_curves(task, params, records, series)
             if curves:
                 _roc_png(curves, plot_dir / "roc.png", f"{task.name}: out-of-fold ROC")
             if records:
@@ -200,6 +204,7 @@ def report(task: Task, params: Params) -> dict:
             metrics["unavailable_reason"] = meta["reason"]
             metrics["unavailable_fix"] = meta["fix"]
         write_text(plot_dir / ".keep", "")
+        write_text(series / ".keep", "")
     if scores_test:
         metrics["test"] = scores_test
     write_json(METRICS_DIR / f"{task.name}.json", metrics)

@@ -33,6 +33,7 @@ def make_project_copy(dest: Path) -> Path:
     env = project_env(dest)
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
         subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)
+    shutil.copytree(ROOT / ".dvc" / "plots", dest / ".dvc" / "plots")  # custom plot templates
     return dest
 
 

@@ -50,7 +50,7 @@ def test_repro_reports_metrics_and_plots(sample_project):
         assert 0.6 < metrics["cv"][model]["accuracy"] < 0.98
     for png in ("roc.png", "model_comparison.png", "confusion_word_lr.png"):
         assert (project / "plots/competition" / png).stat().st_size > 1000
-    assert (project / "plots/competition/roc/word_lr.json").exists()
+    assert (project / "metrics/competition/roc/word_lr.json").exists()
     headline = json.loads((project / "metrics/headline.json").read_text())
     assert headline["cv"] == metrics["cv"]["ensemble"]["accuracy"]
     assert headline["cv_single"] == max(s["accuracy"] for m, s in metrics["cv"].items() if m != "ensemble")
@@ -70,9 +70,9 @@ def test_dvc_plots_show_loads_every_plot_with_data(sample_project):
         rows = [row for render in renders for row in render.get("content", {}).get("data", {}).get("values", [])]
         by_folder.setdefault(name.rsplit("/", 1)[0], []).append(len(rows))
     for folder in ("roc", "confusion", "epochs", "trials"):
-        counts = by_folder.get(f"plots/competition/{folder}")
+        counts = by_folder.get(f"metrics/competition/{folder}")
         assert counts and all(counts), (folder, sorted(by_folder))
-    epochs = json.loads((project / "plots/competition/epochs/lstm.json").read_text())
+    epochs = json.loads((project / "metrics/competition/epochs/lstm.json").read_text())
     assert epochs[0]["epoch"] == 1 and {"loss", "val_loss"} <= set(epochs[0])
 
 
@@ -152,5 +152,18 @@ def test_experiment_with_other_params_shows_in_metrics_diff(sample_project):
     # dvc plots diff overlays the committed baseline and the experiment's curves.
     diff_plots = json.loads(run(["dvc", "plots", "diff", "HEAD", "--json"], project).stdout)
     assert not diff_plots.get("errors"), diff_plots.get("errors")
-    roc = diff_plots["data"]["plots/competition/roc/word_lr.json"][0]["content"]["data"]["values"]
+    roc = diff_plots["data"]["metrics/competition/roc/word_lr.json"][0]["content"]["data"]["values"]
     assert len({row["rev"] for row in roc}) == 2
+
+
+def test_plots_render_from_a_fresh_clone(sample_project, tmp_path):
+    project, _ = sample_project
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "results", "--allow-empty"]):
+        assert run(cmd, project).returncode == 0
+    clone = tmp_path / "clone"
+    assert run(["git", "clone", "-q", str(project), str(clone)], tmp_path).returncode == 0
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], clone).stdout)  # no DVC cache here
+    assert not shown.get("errors"), shown.get("errors")
+    folders = {name.rsplit("/", 1)[0] for name, renders in shown["data"].items()
+               if any(render["content"]["data"]["values"] for render in renders)}
+    assert folders == {f"metrics/competition/{f}" for f in ("roc", "confusion", "epochs", "trials")}

@@ -122,18 +122,18 @@ def test_plots_are_real_pngs(competition):
 
 
 def test_dvc_plot_data(competition):
-    plots = competition["root"] / "plots" / "competition"
+    series = competition["root"] / "metrics" / "competition"
     y = competition["y"]
     for model in COMPETITION_MODELS:
-        roc = read_json(plots / "roc" / f"{model}.json")
+        roc = read_json(series / "roc" / f"{model}.json")
         assert roc and set(roc[0]) == {"fpr", "tpr"}
         assert all(0 <= p["fpr"] <= 1 and 0 <= p["tpr"] <= 1 for p in roc)
         assert (roc[0]["fpr"], roc[0]["tpr"]) == (0.0, 0.0)
-        confusion = read_json(plots / "confusion" / f"{model}.json")
-        assert {tuple(sorted(row)) for row in confusion} == {("actual", "predicted")}
-        assert {row["actual"] for row in confusion} <= {"0", "1"}
+        confusion = read_json(series / "confusion" / f"{model}.json")  # counts per (actual, predicted)
+        assert {tuple(sorted(row)) for row in confusion} == {("actual", "count", "predicted")}
+        assert {row["actual"] for row in confusion} <= {"0", "1"} and len(confusion) <= 4
         expected_rows = len(y) if model not in ("lstm", "ensemble") else competition["ensemble"]["n_scored"]
-        assert len(confusion) == expected_rows, model
+        assert sum(row["count"] for row in confusion) == expected_rows, model
 
 
 def test_markdown_links_only_existing_images(competition):
@@ -159,11 +159,11 @@ def test_validation_task_reports_test_scores(reuters):
             score("accuracy", reuters["test_y"], test), abs=1e-6)
     assert metrics["test"]["word_lr"]["accuracy"] > 0.6 > metrics["test"]["nbsvm"]["accuracy"]
 
-    plots = reuters["root"] / "plots" / "reuters"
-    assert not (plots / "roc.png").exists() and not (plots / "roc").exists()
+    plots, series = reuters["root"] / "plots" / "reuters", reuters["root"] / "metrics" / "reuters"
+    assert not (plots / "roc.png").exists() and not (series / "roc").exists()
     for model in REUTERS_MODELS:
         assert_png(plots / f"confusion_{model}.png")
-        assert read_json(plots / "confusion" / f"{model}.json")
+        assert read_json(series / "confusion" / f"{model}.json")
     assert_png(plots / "model_comparison.png")
     assert_png(plots / "ensemble_weights.png")
     markdown = reuters["root"] / "reports" / "reuters.md"
