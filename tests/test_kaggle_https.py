@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import make_project_copy, project_env
 from kaggle_https import FakeKaggle, Proxy, make_pki, zip_bytes
 from pipeline.sources.sample import write_sample
 
@@ -58,16 +59,22 @@ def project(tmp_path):
     return tmp_path / "project"
 
 
-def run(project: Path, kaggle: FakeKaggle, pki, *args: str, timeout: float = 90,
-        **env_overrides: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
+def kaggle_env(project: Path, kaggle: FakeKaggle, pki, base: dict | None = None,
+               **env_overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in (os.environ if base is None else base).items()
            if not k.startswith(("KAGGLE_", "PIPELINE_KAGGLE_")) and not k.lower().endswith("_proxy")}
-    env.update(PYTHONPATH=str(ROOT), HOME=str(project.parent / "home"), TF_CPP_MIN_LOG_LEVEL="2",
+    env.setdefault("PYTHONPATH", str(ROOT))
+    env.update(HOME=str(project.parent / "home"), TF_CPP_MIN_LOG_LEVEL="2",
                HTTPS_PROXY=f"http://127.0.0.1:{kaggle.proxy.port}", REQUESTS_CA_BUNDLE=str(pki["ca"]),
                KAGGLE_USERNAME=USER, KAGGLE_KEY=KEY, **FAST)
     env.update(env_overrides)
-    env = {k: v for k, v in env.items() if v is not None and v != "<unset>"}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=project, env=env,
+    return env
+
+
+def run(project: Path, kaggle: FakeKaggle, pki, *args: str, timeout: float = 90,
+        **env_overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=project,
+                          env=kaggle_env(project, kaggle, pki, **env_overrides),
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -260,6 +267,32 @@ def test_a_bad_timeout_variable_is_named(project, kaggle, pki):
     assert result.returncode == 2
     assert "PIPELINE_KAGGLE_READ_TIMEOUT='soon' must be a number of seconds > 0" in result.stderr
     assert kaggle.calls == []
+
+
+def test_failed_refetch_under_dvc_repro_keeps_the_data_fetched_earlier(tmp_path, kaggle, pki,
+                                                                     competition_files):
+    project = make_project_copy(tmp_path / "project")
+    (tmp_path / "home").mkdir()
+    (project / "params.yaml").write_text((project / "params.yaml").read_text()
+                                         .replace("source: sample", "source: kaggle"))
+    env = kaggle_env(project, kaggle, pki, base=project_env(project))
+
+    def repro():
+        return subprocess.run(["dvc", "repro", "fetch@competition"], cwd=project, env=env,
+                              capture_output=True, text=True, timeout=180)
+
+    first = repro()
+    assert first.returncode == 0, first.stderr + first.stdout
+    train = project / "data/raw/competition/train.csv"
+    assert train.read_bytes() == competition_files["train.csv"]
+    kaggle.plan["DownloadDataFiles"] = [500]  # Kaggle is down when the stage reruns
+    (project / "params.yaml").write_text((project / "params.yaml").read_text()
+                                         .replace("seed: ", "seed: 1", 1))
+    second = repro()
+    assert second.returncode != 0
+    assert "Kaggle answered HTTP 500" in second.stdout + second.stderr
+    assert train.read_bytes() == competition_files["train.csv"]  # DVC did not delete it
+    assert sorted(p.name for p in train.parent.iterdir()) == sorted([*competition_files, "source.json"])
 
 
 # -------------------------------------------------------------------------------- submit
