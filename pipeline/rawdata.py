@@ -69,6 +69,28 @@ def count_rows(path: str | Path) -> int:
     return _scan(Path(path), keep=False)[2]
 
 
+def read_column(path: str | Path, column: str | int) -> tuple[str, list[tuple[int, str]]]:
+    """``(name, [(file line, stripped value), ...])`` of one column of the CSV ``path``
+    (a name, or a position), streamed: the other columns are never kept."""
+    path = Path(path)
+    _check_file(path)
+    records = _records(path)
+    try:
+        _, header = next(records)
+    except StopIteration:
+        raise _no_records(path) from None
+    columns = [c.strip().strip("\ufeff").strip() for c in header]
+    if isinstance(column, int):
+        position = column
+    elif column in columns:
+        position = columns.index(column)
+    else:
+        raise DataError(f"{path}: missing column {column!r}; found {columns}. Fix the file or the "
+                        "column names in params.yaml (competition.id/text/label).")
+    values = [(line, fields[position].strip()) for line, fields in records if len(fields) > position]
+    return columns[position], values
+
+
 def _scan(path: Path, keep: bool = True):
     """``(columns, header fields, rows)`` of the CSV ``path``, checked; ``rows`` is a list of
     (file line, fields) when ``keep``, else their count."""
@@ -255,9 +277,16 @@ def load_task_csvs(task: Task) -> tuple[pd.DataFrame, pd.DataFrame, tuple[str, .
         raise DataError(f"{test_path}: id(s) also in train.csv on row(s) {_rows(overlap, test_path)} "
                         f"(e.g. {test[task.id_col][overlap[0]]!r}); train and test ids must not overlap")
     check_labels(train, task, train_path, task.classes)
-    observed = tuple(sorted(set(train[task.label_col].str.strip())))
+    counts = train[task.label_col].str.strip().value_counts()
+    observed = tuple(sorted(counts.index))
     if len(observed) < 2:
         raise DataError(f"{train_path}: column {task.label_col!r} has a single class {observed}; need two or more")
+    if (counts >= 2).sum() < 2:  # the fold holding a lone row would train on one class only
+        lone = sorted(counts.index[counts < 2])
+        rows = train.index[train[task.label_col].str.strip().isin(lone)]
+        raise DataError(f"{train_path}: class(es) {lone} have a single row (row(s) "
+                        f"{_rows(rows, train_path)}), so one cross-validation fold would train on "
+                        "one class only; add rows of that class or drop them")
     classes = task.classes or observed
     if task.has_test_labels:
         check_labels(test, task, test_path, classes)
