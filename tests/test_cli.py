@@ -285,12 +285,33 @@ def test_train_with_an_unknown_model_names_the_known_ones(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_temporary_folders_of_an_interrupted_stage_are_git_ignored():
+def test_temporary_folders_of_an_interrupted_stage_are_git_ignored(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, timeout=30)
+    (tmp_path / ".gitignore").write_bytes((ROOT / ".gitignore").read_bytes())
     for path in ("data/raw/.competition.k2j4h1.tmp/competition/train.csv",
                  "data/raw/.kaggle-download-x8d2.tmp/fake-news.zip",
                  "submissions/.fake-news.q1w2.tmp/x.csv"):
-        result = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT, timeout=30)
+        result = subprocess.run(["git", "check-ignore", "-q", path], cwd=tmp_path, timeout=30)
         assert result.returncode == 0, f"{path} is not git-ignored"
+
+
+def test_fetch_counts_rows_without_building_a_table_or_reading_whole_files(tmp_path, monkeypatch):
+    # One huge text field took ~13x the file's size in memory: the bytes, their text, a
+    # StringIO copy and a DataFrame, only to count the rows (pipeline.benchmark bigfield).
+    import pipeline.rawdata as rawdata
+
+    local = make_local_dir(tmp_path / "local")
+    write_params(tmp_path, f"competition: {{source: local, local_dir: {local}}}\n")
+    monkeypatch.chdir(tmp_path)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("fetch built a table or read a whole file")
+
+    monkeypatch.setattr(rawdata.pd, "DataFrame", forbidden)
+    monkeypatch.setattr(Path, "read_bytes", forbidden)
+    assert main(["fetch", "--task", "competition"]) == 0
+    record = json.loads((tmp_path / RAW / "source.json").read_text())
+    assert record["files"]["train.csv"]["rows"] == 4
 
 
 def test_a_class_with_one_train_row_stops_prepare_with_a_clear_error(tmp_path):
