@@ -73,12 +73,7 @@ def read_column(path: str | Path, column: str | int) -> tuple[str, list[tuple[in
     """``(name, [(file line, stripped value), ...])`` of one column of the CSV ``path``
     (a name, or a position), streamed: the other columns are never kept."""
     path = Path(path)
-    _check_file(path)
-    records = _records(path)
-    try:
-        _, header = next(records)
-    except StopIteration:
-        raise _no_records(path) from None
+    _, header, records = _header_and_records(path)
     columns = [c.strip().strip("\ufeff").strip() for c in header]
     if isinstance(column, int):
         position = column
@@ -94,12 +89,7 @@ def read_column(path: str | Path, column: str | int) -> tuple[str, list[tuple[in
 def _scan(path: Path, keep: bool = True):
     """``(columns, header fields, rows)`` of the CSV ``path``, checked; ``rows`` is a list of
     (file line, fields) when ``keep``, else their count."""
-    _check_file(path)
-    records = _records(path)
-    try:
-        header_line, header = next(records)
-    except StopIteration:
-        raise _no_records(path) from None
+    header_line, header, records = _header_and_records(path)
     columns = [c.strip().strip("\ufeff").strip() or f"Unnamed: {i}" for i, c in enumerate(header)]
     if len(header) == 1:
         found = [name for sep, name in _SEPARATORS.items() if sep in header[0]]
@@ -129,6 +119,17 @@ def _scan(path: Path, keep: bool = True):
     if not rows:
         raise DataError(f"{path}: no data rows, only a header; expected at least one row")
     return columns, header, rows
+
+
+def _header_and_records(path: Path) -> tuple[int, list[str], Iterator[tuple[int, list[str]]]]:
+    """The header's line and fields, and an iterator over the data records that follow."""
+    _check_file(path)
+    records = _records(path)
+    try:
+        header_line, header = next(records)
+    except StopIteration:
+        raise _no_records(path) from None
+    return header_line, header, records
 
 
 def _check_file(path: Path) -> None:
