@@ -340,6 +340,14 @@ def test_submit_never_sends_a_submission_twice(project, kaggle, pki, submission)
     assert "submit --list" in result.stderr
 
 
+def test_submit_does_not_repeat_a_create_that_failed_on_the_server(project, kaggle, pki, submission):
+    kaggle.plan["CreateSubmission"] = [503]
+    result = submit(project, kaggle, pki, submission)
+    assert result.returncode == 2
+    assert kaggle.count("CreateSubmission") == 1  # it may have been recorded: not sent again
+    assert "HTTP 503" in result.stderr and "the submission may have been recorded" in result.stderr
+
+
 def test_submit_retries_a_rate_limited_create(project, kaggle, pki, submission):
     kaggle.plan["CreateSubmission"] = [(429, {"Retry-After": "0"}), "ok"]
     result = submit(project, kaggle, pki, submission)

@@ -319,7 +319,7 @@ def _translate_kaggle_error(exc: BaseException, competition: str, limits: Limits
     if status is not None:
         kind = "a server error" if status >= 500 else "an error"
         return SourceUnavailable(f"Kaggle answered HTTP {status} ({kind}{tries}) for "
-                                 f"{competition!r}: {_scrub(str(exc))[:300]}",
+                                 f"{competition!r}: {_scrub(str(exc))[:300]}{_maybe_sent(what)}",
                                  fix="Kaggle is having trouble: try again later")
     return _translate_network_error(exc, limits, trace, what)
 
@@ -330,8 +330,7 @@ def _translate_network_error(exc: BaseException, limits: Limits, trace: Trace,
     import urllib3
 
     host, tries = trace.host, _tries(trace)
-    maybe_sent = ("; the submission may have been recorded: check `python -m pipeline submit "
-                  "--list` before sending it again") if what == "submit" else ""
+    maybe_sent = _maybe_sent(what)
     slow_link = "on a slow link, raise PIPELINE_KAGGLE_{}_TIMEOUT (seconds)"
     if isinstance(exc, requests.exceptions.SSLError):
         return SourceUnavailable(
@@ -373,6 +372,11 @@ def _translate_network_error(exc: BaseException, limits: Limits, trace: Trace,
                                  fix="check the internet connection (HTTPS_PROXY behind a proxy), "
                                  "then try again")
     return None
+
+
+def _maybe_sent(what: str) -> str:
+    return ("; the submission may have been recorded: check `python -m pipeline submit --list` "
+            "before sending it again") if what == "submit" else ""
 
 
 def _tries(trace: Trace) -> str:
