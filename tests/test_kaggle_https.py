@@ -330,6 +330,15 @@ def test_submit_rejected_upload_creates_no_submission(project, kaggle, pki, subm
     assert_no_leak(result, project, kaggle)
 
 
+def test_submit_to_an_upload_server_that_never_answers_times_out(project, kaggle, pki, submission):
+    kaggle.plan["upload"] = ["hang"]
+    start = time.monotonic()
+    result = submit(project, kaggle, pki, submission)
+    assert result.returncode == 2 and time.monotonic() - start < 60
+    assert "failed" in result.stderr and kaggle.count("CreateSubmission") == 0
+    assert_no_leak(result, project, kaggle)
+
+
 def test_submit_never_sends_a_submission_twice(project, kaggle, pki, submission):
     kaggle.plan["CreateSubmission"] = ["hang"]
     start = time.monotonic()

@@ -104,9 +104,12 @@ def limited_http(limits: Limits, trace: Trace | None = None) -> Iterator[Trace]:
 
     trace = Trace() if trace is None else trace
     original = requests.Session.send
+    no_retry = requests.adapters.Retry(0, read=False)  # requests' own default
 
     def send(session, request, **kwargs):
         kwargs["timeout"] = (limits.connect, limits.read)
+        for adapter in session.adapters.values():  # kaggle's upload mounts Retry(total=10)
+            adapter.max_retries = no_retry           # (minutes): the retries are ours alone
         repeatable = _repeatable(request)
         trace.host = urllib.parse.urlsplit(request.url).hostname or trace.host
         trace.attempts, trace.retry_after = 0, None

@@ -233,8 +233,8 @@ def submit(competition: str, file: Path, message: str) -> None:
                      limits, "submit")
     if getattr(response, "message", "") == _UPLOAD_FAILED:
         raise SourceUnavailable(f"uploading {file} to Kaggle competition {competition!r} failed: "
-                                "the storage server refused or dropped the upload; nothing "
-                                "was submitted",
+                                "the storage server refused, dropped or did not answer the "
+                                "upload; nothing was submitted",
                                 fix="submit again later, or upload the file at https://www."
                                 f"kaggle.com/competitions/{competition}/submissions")
 
