@@ -89,6 +89,9 @@ class _Server(http.server.ThreadingHTTPServer):
 
     def finish_request(self, request, client_address):
         request.settimeout(30)
+        if self.fake.tls_hang:  # accept the connection, never start TLS
+            self.fake.stop.wait(60)
+            return
         try:
             request = self.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as exc:  # e.g. the client does not trust the CA
@@ -184,12 +187,13 @@ class FakeKaggle:
     """The fake API and storage host. ``plan[endpoint]``: behaviours, one per request, the
     last repeating; a behaviour is "ok", an HTTP status, ``(status, headers)``, "hang",
     "reset", or for "storage" also "truncate" and "stall". ``calls``: (method, endpoint,
-    Authorization header, body) per request."""
+    Authorization header, body) per request. ``tls_hang``: accept connections, never start TLS."""
 
     def __init__(self, pki: dict[str, Path], archive: bytes):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(pki["cert"], pki["key"])
         self.archive, self.plan, self.calls, self.tls_errors = archive, {}, [], []
+        self.tls_hang = False
         self.submission = {"ref": 7, "date": "2024-05-01T12:00:00Z", "description": "tfidf+lr",
                            "fileName": "ensemble.csv", "publicScore": "0.98123",
                            "privateScore": "", "status": "COMPLETE"}
@@ -227,6 +231,9 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
         proxy.received += head
         request_line = head.split(b"\r\n", 1)[0].decode("latin1")
         proxy.connects.append(request_line)
+        if proxy.hang:  # read the CONNECT, never answer it
+            proxy.stop.wait(60)
+            return
         if not request_line.startswith("CONNECT "):
             client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
             return
@@ -256,10 +263,12 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
 
 class Proxy:
     """An HTTP proxy on 127.0.0.1 that tunnels every CONNECT to ``target_port``; ``received``
-    holds every byte the client sent it (what a network observer would see)."""
+    holds every byte the client sent it (what a network observer would see). ``hang``: read
+    each CONNECT and never answer it."""
 
     def __init__(self, target_port: int):
         self.target_port, self.received, self.connects, self.stopped = target_port, bytearray(), [], False
+        self.hang, self.stop = False, threading.Event()
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _ProxyHandler)
         self.server.daemon_threads = True
         self.server.proxy = self
@@ -268,5 +277,6 @@ class Proxy:
 
     def close(self):
         self.stopped = True
+        self.stop.set()
         self.server.shutdown()
         self.server.server_close()

@@ -203,6 +203,21 @@ def test_fetch_from_a_server_that_never_answers_times_out(project, kaggle, pki):
     assert_no_leak(result, project, kaggle)
 
 
+@pytest.mark.parametrize("where", ["tls", "proxy"])
+def test_fetch_through_a_hanging_handshake_or_proxy_times_out(project, kaggle, pki, where):
+    if where == "tls":
+        kaggle.tls_hang = True
+    else:
+        kaggle.proxy.hang = True
+    start = time.monotonic()
+    result = fetch(project, kaggle, pki)
+    assert result.returncode == 2, result.stderr
+    assert time.monotonic() - start < 40
+    assert "no answer from api.kaggle.com while opening the connection (proxy CONNECT or TLS " \
+           "handshake) within 3 s, 2 attempts" in result.stderr
+    assert_nothing_left(project)
+
+
 def test_fetch_from_storage_that_stalls_mid_download_times_out(project, kaggle, pki):
     kaggle.plan["storage"] = ["stall"]
     start = time.monotonic()

@@ -352,6 +352,11 @@ def _translate_network_error(exc: BaseException, limits: Limits, trace: Trace,
                                  + slow_link.format("CONNECT"))
     read_timeout = isinstance(exc, requests.ReadTimeout) or \
         isinstance(_innermost(exc), (urllib3.exceptions.ReadTimeoutError, socket.timeout))
+    if read_timeout and _timeout_in(exc) == limits.connect != limits.read:  # urllib3 says "read"
+        return SourceUnavailable(f"no answer from {host} while opening the connection (proxy "
+                                 f"CONNECT or TLS handshake) within {limits.connect:g} s{tries}",
+                                 fix="check HTTPS_PROXY and the network (a firewall or proxy "
+                                 "holding connections?); " + slow_link.format("CONNECT"))
     if read_timeout:
         return SourceUnavailable(f"{host} accepted the connection but sent nothing for "
                                  f"{limits.read:g} s (read timeout{tries}){maybe_sent}",
@@ -372,6 +377,13 @@ def _translate_network_error(exc: BaseException, limits: Limits, trace: Trace,
                                  fix="check the internet connection (HTTPS_PROXY behind a proxy), "
                                  "then try again")
     return None
+
+
+def _timeout_in(exc: BaseException) -> float | None:
+    """The seconds urllib3 names in "Read timed out. (read timeout=2)": during the proxy CONNECT
+    or the TLS handshake that is the connect timeout."""
+    found = re.search(r"read timeout=([0-9.]+)\)", str(exc))
+    return float(found.group(1)) if found else None
 
 
 def _maybe_sent(what: str) -> str:
