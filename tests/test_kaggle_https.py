@@ -182,6 +182,24 @@ def test_fetch_reports_a_persistent_server_error(project, kaggle, pki):
     assert_no_leak(result, project, kaggle)
 
 
+@pytest.mark.parametrize("status", [403, 404])
+def test_storage_errors_are_not_taken_for_kaggle_api_errors(project, kaggle, pki, status):
+    kaggle.plan["storage"] = [status]  # e.g. an expired signed link
+    result = fetch(project, kaggle, pki)
+    assert result.returncode == 2
+    assert f"the storage server storage.googleapis.com answered HTTP {status}" in result.stderr
+    assert "rules" not in result.stderr and "unknown competition" not in result.stderr
+    assert_nothing_left(project)
+
+
+def test_fetch_reports_a_connection_closed_without_an_answer(project, kaggle, pki):
+    kaggle.plan["DownloadDataFiles"] = ["reset"]
+    result = fetch(project, kaggle, pki)
+    assert result.returncode == 2
+    assert "the connection to api.kaggle.com was closed or reset without an answer" in result.stderr
+    assert "2 attempts" in result.stderr and "no network" not in result.stderr
+
+
 def test_fetch_retries_a_reset_connection(project, kaggle, pki):
     kaggle.plan["DownloadDataFiles"] = ["reset", "ok"]
     result = fetch(project, kaggle, pki)

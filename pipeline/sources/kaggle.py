@@ -13,6 +13,7 @@ or the token, nor names a temporary file.
 from __future__ import annotations
 
 import functools
+import http.client
 import json
 import logging
 import os
@@ -298,6 +299,13 @@ def _translate_kaggle_error(exc: BaseException, competition: str, limits: Limits
     # kaggle 2.2.5 raises requests.exceptions.HTTPError(..., response=...) for HTTP errors.
     status = getattr(getattr(exc, "response", None), "status_code", None)
     page = f"https://www.kaggle.com/competitions/{competition}"
+    host = urllib.parse.urlsplit(getattr(exc.response, "url", None) or "").hostname \
+        if status is not None else None
+    if status in (401, 403, 404) and host and not host.endswith("kaggle.com"):
+        return SourceUnavailable(f"the storage server {host} answered HTTP {status} to the "
+                                 f"download link Kaggle gave for {competition!r} (an expired "
+                                 f"link?){_maybe_sent(what)}", fix="run the same command again; "
+                                 "if it keeps failing, Kaggle is having trouble: try later")
     if status == 401:
         return SourceUnavailable("Kaggle rejected the credentials (HTTP 401): invalid or "
                                  "expired key or token", fix=_HOW_TO)
@@ -370,8 +378,13 @@ def _translate_network_error(exc: BaseException, limits: Limits, trace: Trace,
                                  f"({_reason(exc)}), {limits.retries + 1} times; nothing was kept",
                                  fix="try again later; PIPELINE_KAGGLE_RETRIES sets how many "
                                  "times a download is resumed")
-    if isinstance(exc, (requests.ConnectionError, ConnectionError, TimeoutError,
-                        socket.gaierror)) or truncated:
+    if isinstance(_innermost(exc), (http.client.RemoteDisconnected, ConnectionResetError,
+                                    ConnectionAbortedError)) or truncated:
+        return SourceUnavailable(f"the connection to {host} was closed or reset without an "
+                                 f"answer ({_reason(exc)}{tries}){maybe_sent}",
+                                 fix="Kaggle, a proxy or a firewall dropped the connection: try "
+                                 "again later")
+    if isinstance(exc, (requests.ConnectionError, ConnectionError, TimeoutError, socket.gaierror)):
         return SourceUnavailable(f"cannot reach Kaggle: the connection to {host} failed "
                                  f"({_reason(exc)}{tries}): no network?{maybe_sent}",
                                  fix="check the internet connection (HTTPS_PROXY behind a proxy), "
