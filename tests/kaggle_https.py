@@ -23,7 +23,6 @@ import threading
 import zipfile
 from pathlib import Path
 
-API = "/v1/competitions.CompetitionApiService/"
 STORAGE = "https://storage.googleapis.com"
 HOSTS = ("api.kaggle.com", "www.kaggle.com", "storage.googleapis.com")
 
@@ -122,7 +121,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fake: FakeKaggle = self.server.fake
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = self.path.split("?")[0]
-        endpoint = path[len(API):] if path.startswith(API) else \
+        endpoint = path.rsplit("/", 1)[-1] if path.startswith("/v1/") else \
             "storage" if path.startswith("/data/") else "upload" if path.startswith("/upload/") else path
         fake.calls.append((self.command, endpoint, self.headers.get("Authorization"), body))
         action = fake.next_action(endpoint)
@@ -146,7 +145,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._storage(fake, action)
         answers = {"StartSubmissionUpload": {"token": "blob-token", "createUrl": f"{STORAGE}/upload/1"},
                    "CreateSubmission": {"message": "Successfully submitted", "ref": 7},
-                   "ListSubmissions": {"submissions": [fake.submission]}}
+                   "ListSubmissions": {"submissions": [fake.submission]},
+                   "IntrospectToken": {"active": True, "username": "someone"}}  # KAGGLE_API_TOKEN
         if endpoint == "upload":
             return self._send(200, b"", {})
         if endpoint not in answers:

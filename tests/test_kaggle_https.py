@@ -68,7 +68,7 @@ def kaggle_env(project: Path, kaggle: FakeKaggle, pki, base: dict | None = None,
                HTTPS_PROXY=f"http://127.0.0.1:{kaggle.proxy.port}", REQUESTS_CA_BUNDLE=str(pki["ca"]),
                KAGGLE_USERNAME=USER, KAGGLE_KEY=KEY, **FAST)
     env.update(env_overrides)
-    return env
+    return {k: v for k, v in env.items() if v != "<unset>"}
 
 
 def run(project: Path, kaggle: FakeKaggle, pki, *args: str, timeout: float = 90,
@@ -107,14 +107,19 @@ def write_raw(project: Path, files: dict[str, bytes]) -> None:
 # --------------------------------------------------------------------------------- fetch
 
 
-def test_fetch_downloads_unpacks_and_prepare_reads_it(project, kaggle, pki, competition_files):
-    result = fetch(project, kaggle, pki)
+@pytest.mark.parametrize("credentials", ["key", "token"])
+def test_fetch_downloads_unpacks_and_prepare_reads_it(project, kaggle, pki, competition_files,
+                                                      credentials):
+    env = {"KAGGLE_USERNAME": "<unset>", "KAGGLE_KEY": "<unset>", "KAGGLE_API_TOKEN": KEY} \
+        if credentials == "token" else {}
+    result = fetch(project, kaggle, pki, **env)
     assert result.returncode == 0, result.stderr
     raw = project / "data/raw/competition"
     for name, data in competition_files.items():
         assert (raw / name).read_bytes() == data
-    assert [c[:2] for c in kaggle.calls] == [("POST", "DownloadDataFiles"), ("GET", "storage")]
-    assert kaggle.calls[0][2].startswith("Basic ")  # the client did authenticate
+    calls = [c for c in kaggle.calls if c[1] != "IntrospectToken"]  # the token is checked first
+    assert [c[:2] for c in calls] == [("POST", "DownloadDataFiles"), ("GET", "storage")]
+    assert calls[0][2].startswith("Bearer " if credentials == "token" else "Basic ")
     assert all(line.startswith(("CONNECT api.kaggle.com:443", "CONNECT storage.googleapis.com:443"))
                for line in kaggle.proxy.connects)
     assert not list(project.rglob("*.tmp")) and not list(project.rglob("*.zip"))
