@@ -303,9 +303,9 @@ def _translate_kaggle_error(exc: BaseException, competition: str, limits: Limits
         if status is not None else None
     if status in (401, 403, 404) and host and not host.endswith("kaggle.com"):
         return SourceUnavailable(f"the storage server {host} answered HTTP {status} to the "
-                                 f"download link Kaggle gave for {competition!r} (an expired "
-                                 f"link?){_maybe_sent(what)}", fix="run the same command again; "
-                                 "if it keeps failing, Kaggle is having trouble: try later")
+                                 f"link Kaggle gave for {competition!r} (an expired link?)",
+                                 fix="run the same command again; if it keeps failing, Kaggle "
+                                 "is having trouble: try later")
     if status == 401:
         return SourceUnavailable("Kaggle rejected the credentials (HTTP 401): invalid or "
                                  "expired key or token", fix=_HOW_TO)
