@@ -320,7 +320,7 @@ def test_whitespace_around_ids_and_labels_stripped(project, params):
 
 def test_cleaning_options_from_params(project):
     params = parse_params({"cv": {"folds": 2}, "text": {"lowercase": False, "urls": "drop"}})
-    write_raw(project, train=HEADER + b"1,Hello http://x.y,A,B,0\n2,T,A,B,1\n",
+    write_raw(project, train=HEADER + b"1,Hello http://x.y,A,B,0\n2,T,A,B,1\n4,T,A,B,0\n5,T,A,B,1\n",
               test=TEST_HEADER + b"3,a,b,c\n")
     run(params)
     train, _, _ = load_prepared(get_task("competition", params))
