@@ -135,6 +135,7 @@ def _pruning_callback(trial, monitor: str):
 
 def _objective(task: Task, kind: str, params: Params):
     from .embed import load_vectors
+    from .folds import fold_rows
     from .metrics import score
     from .models.rnn import build_model, fit, predict_proba, set_determinism
     from .prepare import load_prepared
@@ -145,7 +146,7 @@ def _objective(task: Task, kind: str, params: Params):
     vectors = load_vectors(task)
     y, fold = train["y"].to_numpy(), train["fold"].to_numpy()
     n_classes = len(meta["classes"])
-    train_idx, valid_idx = np.flatnonzero(fold != 0), np.flatnonzero(fold == 0)
+    train_idx, valid_idx = fold_rows(fold, 0, meta.get("cv", {}).get("ordered", False))
     schedule = task.rnn_work(params).schedule(params.neural)
     goal = objective_of(task, params)
     if len(train_idx) > params.tune.max_train_rows:  # big data: trials compare configs, cheaper
