@@ -247,3 +247,26 @@ def test_submissions_index(competition):
         assert entry["cv_accuracy"] == competition["metrics"]["cv"][model]["accuracy"]
     best = max(saved["files"], key=lambda n: saved["files"][n]["cv_accuracy"])
     assert saved["best"] == best
+
+
+@pytest.mark.parametrize("flipped", [True, False])
+def test_report_warns_when_every_model_is_at_or_below_chance(tmp_path, monkeypatch, caplog, flipped):
+    """Models that learnt the twins' opposite labels score below chance: the report says so
+    loudly (log and markdown); informative models raise no such warning."""
+    from fakepreds import informative, write_model
+    from pipeline.report import report
+
+    monkeypatch.chdir(tmp_path)
+    params = make_params()
+    task, y, folds, test_y = write_prepared("competition", params)
+    rng = np.random.default_rng(5)
+    for model in ("word_lr", "char_lr", "nbsvm"):
+        target = 1 - y if flipped else y
+        write_model(task, model, y, informative(target, 2, 1.5, rng), informative(test_y, 2, 1.5, rng),
+                    list(range(5)), folds)
+    with caplog.at_level("WARNING", logger="pipeline.report"):
+        metrics = report(task, params)
+    markdown = (tmp_path / "reports" / "competition.md").read_text(encoding="utf-8")
+    assert metrics["cv_check"]["warnings"] == int(flipped)
+    assert ("at or below chance" in markdown) is flipped
+    assert ("WARNING every model's CV accuracy is at or below chance" in caplog.text) is flipped
