@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import diagnostics as diag
-from .duplicates import near_duplicate_groups, nearest_similarity, text_vectors
+from .duplicates import duplicate_groups, nearest_similarity, similar_pairs, text_vectors
 from .errors import DataError
 from .folds import make_folds, make_group_folds, make_time_folds
 from .params import Params
@@ -131,7 +131,9 @@ def plan_folds(raw_train: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame,
     cv, y = params.cv, train["y"].to_numpy()
     X = text_vectors(pd.concat([train["text"], test["text"]], ignore_index=True))
     X_train, X_test = X[: len(train)], X[len(train):]
-    near_groups = near_duplicate_groups(train["text"], cv.near_duplicate, X=X_train)
+    pairs = similar_pairs(X, cv.near_duplicate)[:2]  # over train and test rows together
+    all_groups = duplicate_groups(X.shape[0], *pairs)
+    near_groups = all_groups[: len(train)]
     grouped_at = time.perf_counter() - started
     cands = candidates(raw_train, y, near_groups, params, path)
     fits = {}
@@ -143,8 +145,10 @@ def plan_folds(raw_train: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame,
     pick = cands[chosen]
     record = {
         "strategy": cv.strategy, "chosen": chosen, "ordered": pick.ordered, "folds": fits,
-        "duplicates": diag.duplicate_report(train["text"], test["text"], y, near_groups, X, cv.near_duplicate),
-        "adversarial": diag.adversarial(train["text"], test["text"], params.seed, cv.sample_rows),
+        "duplicates": diag.duplicate_report(train["text"], test["text"], y, near_groups, pairs,
+                                            cv.near_duplicate),
+        "adversarial": diag.adversarial(train["text"], test["text"], params.seed, cv.sample_rows,
+                                        groups=all_groups),
     }
     warnings = [f"{name} check: {record[name]['verdict']}" for name in ("duplicates", "adversarial")
                 if record[name]["warn"]]

@@ -15,9 +15,8 @@ Each check returns plain JSON with a ``verdict`` sentence; ``warn`` marks the lo
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
-from .duplicates import exact_keys, similar_pairs
+from .duplicates import exact_keys
 
 AUC_ALIKE, AUC_STRONG = 0.60, 0.75
 
@@ -26,19 +25,20 @@ def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size, replace=False)) if n > size else np.arange(n)
 
 
-def duplicate_report(train_texts, test_texts, y: np.ndarray, groups: np.ndarray, X: sp.csr_matrix,
+def duplicate_report(train_texts, test_texts, y: np.ndarray, groups: np.ndarray, pairs,
                      threshold: float) -> dict:
     """Exact and near duplicates; ``groups`` are the train rows' near-duplicate groups and
-    ``X`` the text vectors of train then test rows."""
+    ``pairs`` the ``(i, j)`` near-duplicate pairs (``i < j``) over train then test rows."""
     n_train = len(y)
     keys_train, keys_test = exact_keys(train_texts), exact_keys(test_texts)
     _, exact_counts = np.unique(keys_train, return_counts=True)
+    groups = np.unique(groups, return_inverse=True)[1]
     exact_test = int(np.isin(keys_test, keys_train).sum())
     sizes = np.bincount(groups)
     in_group = sizes[groups] > 1
     labels_per_group = np.array([len(np.unique(y[groups == g])) for g in np.flatnonzero(sizes > 1)])
     conflicting = np.flatnonzero(sizes > 1)[labels_per_group > 1]
-    i, j, _ = similar_pairs(X, threshold)
+    i, j = pairs[0], pairs[1]
     cross = (i < n_train) & (j >= n_train)
     near_test = len(np.unique(j[cross]))
     record = {
@@ -68,17 +68,23 @@ def _duplicate_verdict(r: dict) -> tuple[str, bool]:
     return " ".join(parts), warn
 
 
-def adversarial(train_texts, test_texts, seed: int, max_rows: int, top: int = 8) -> dict:
-    """How well a TF-IDF logistic regression tells test rows from train rows (5-fold ROC AUC)."""
+def adversarial(train_texts, test_texts, seed: int, max_rows: int, groups: np.ndarray | None = None,
+                top: int = 8) -> dict:
+    """How well a TF-IDF logistic regression tells test rows from train rows (5-fold ROC AUC).
+
+    ``groups`` (one per train row, then one per test row) keep near-duplicates in one fold:
+    otherwise a test row's twin, labelled "test" in the training folds, gives it away."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
     rng = np.random.default_rng(seed)
     train_texts, test_texts = np.asarray(train_texts, dtype=object), np.asarray(test_texts, dtype=object)
-    a = train_texts[_sample(len(train_texts), max_rows, rng)]
-    b = test_texts[_sample(len(test_texts), max_rows, rng)]
+    groups = np.arange(len(train_texts) + len(test_texts)) if groups is None else np.asarray(groups)
+    pick_a, pick_b = _sample(len(train_texts), max_rows, rng), _sample(len(test_texts), max_rows, rng)
+    a, b = train_texts[pick_a], test_texts[pick_b]
+    row_groups = np.concatenate([groups[pick_a], groups[len(train_texts) + pick_b]])
     if min(len(a), len(b)) < 5:
         return {"auc": None, "verdict": "too few rows to compare train with test", "warn": False}
     texts, is_test = np.concatenate([a, b]), np.r_[np.zeros(len(a)), np.ones(len(b))]
@@ -89,8 +95,10 @@ def adversarial(train_texts, test_texts, seed: int, max_rows: int, top: int = 8)
     except ValueError:
         return {"auc": None, "verdict": "no words to compare train with test", "warn": False}
     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
-    scores = cross_val_predict(model, X, is_test, method="decision_function",
-                               cv=StratifiedKFold(5, shuffle=True, random_state=seed))
+    if len(np.unique(row_groups)) < 5:
+        return {"auc": None, "verdict": "too few distinct texts to compare train with test", "warn": False}
+    scores = cross_val_predict(model, X, is_test, groups=row_groups, method="decision_function",
+                               cv=StratifiedGroupKFold(5, shuffle=True, random_state=seed))
     auc = float(roc_auc_score(is_test, scores))
     coef = model.fit(X, is_test).coef_[0]
     names = vectoriser.get_feature_names_out()

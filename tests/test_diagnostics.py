@@ -49,11 +49,11 @@ def _frames(texts, y, test_texts):
 def test_duplicate_report_counts_conflicting_twins():
     texts, y, story = twins(30)
     test_texts, _, _ = twins(10, seed=1)
-    from pipeline.duplicates import near_duplicate_groups, text_vectors
+    from pipeline.duplicates import near_duplicate_groups, similar_pairs, text_vectors
 
     X = text_vectors(list(texts) + list(test_texts))
     groups = near_duplicate_groups(texts, 0.6, X=X[: len(texts)])
-    record = diag.duplicate_report(texts, test_texts, y, groups, X, 0.6)
+    record = diag.duplicate_report(texts, test_texts, y, groups, similar_pairs(X, 0.6)[:2], 0.6)
     assert record["near_groups"] == 30 and record["conflicting_groups"] == 30
     assert record["conflicting_rows"] == 60 and record["near_test_rows_in_train"] == 0
     assert record["warn"] and "conflicting labels" in record["verdict"]
@@ -62,11 +62,12 @@ def test_duplicate_report_counts_conflicting_twins():
 def test_duplicate_report_quiet_without_duplicates():
     rng = np.random.default_rng(3)
     texts = np.array([" ".join(_story(rng)) for _ in range(40)], dtype=object)
-    from pipeline.duplicates import near_duplicate_groups, text_vectors
+    from pipeline.duplicates import near_duplicate_groups, similar_pairs, text_vectors
 
-    X = text_vectors(list(texts) + list(texts[:0]))
+    X = text_vectors(texts)
     groups = near_duplicate_groups(texts, 0.7, X=X)
-    record = diag.duplicate_report(texts, np.array([], dtype=object), np.arange(40) % 2, groups, X, 0.7)
+    record = diag.duplicate_report(texts, np.array([], dtype=object), np.arange(40) % 2, groups,
+                                   similar_pairs(X, 0.7)[:2], 0.7)
     assert record["near_groups"] == 0 and not record["warn"]
 
 
@@ -88,6 +89,17 @@ def test_adversarial_shifted_split_is_caught_with_its_features():
     assert record["auc"] > diag.AUC_STRONG and record["warn"]
     assert {"covid", "lockdown"} <= set(record["test_features"][:3])
     assert "strong shift" in record["verdict"]
+
+
+def test_adversarial_keeps_twins_in_one_fold():
+    """Test rows whose twins are also in test: ungrouped folds call that a shift, grouped
+    folds (near-duplicate groups) do not."""
+    texts, _, story = twins(150)
+    in_test = story % 4 == 0
+    ungrouped = diag.adversarial(texts[~in_test], texts[in_test], seed=0, max_rows=1000)
+    groups = np.concatenate([story[~in_test], story[in_test]])
+    grouped = diag.adversarial(texts[~in_test], texts[in_test], seed=0, max_rows=1000, groups=groups)
+    assert ungrouped["auc"] > grouped["auc"] + 0.1 and grouped["auc"] < diag.AUC_ALIKE
 
 
 def test_adversarial_too_few_rows():
