@@ -127,38 +127,45 @@ def choose(strategy: str, fits: dict[str, dict]) -> str:
 def plan_folds(raw_train: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, params: Params,
                path) -> tuple[np.ndarray, np.ndarray, dict]:
     """Folds, resampling groups and the diagnostics record for a prepared ``train``/``test``."""
-    started = time.perf_counter()
+    clock, seconds = time.perf_counter(), {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        seconds[name] = round(time.perf_counter() - clock, 2)
+        clock = time.perf_counter()
+
     cv, y = params.cv, train["y"].to_numpy()
     X = text_vectors(pd.concat([train["text"], test["text"]], ignore_index=True))
     X_train, X_test = X[: len(train)], X[len(train):]
     pairs = similar_pairs(X, cv.near_duplicate)[:2]  # over train and test rows together
     all_groups = duplicate_groups(X.shape[0], *pairs)
     near_groups = all_groups[: len(train)]
-    grouped_at = time.perf_counter() - started
+    lap("near_duplicate_groups")
     cands = candidates(raw_train, y, near_groups, params, path)
+    lap("candidate_folds")
     fits = {}
     if len(test):
         for name, (v, t) in _nearest(X_train, X_test, cands, cv.folds, params.seed, cv.sample_rows).items():
             fits[name] = diag.resemblance(v, t)
             fits[name]["verdict"] = diag.resemblance_verdict(name, fits[name])
+    lap("fold_resemblance")
     chosen = choose(cv.strategy, fits)
     pick = cands[chosen]
-    record = {
-        "strategy": cv.strategy, "chosen": chosen, "ordered": pick.ordered, "folds": fits,
-        "duplicates": diag.duplicate_report(train["text"], test["text"], y, near_groups, pairs,
-                                            cv.near_duplicate),
-        "adversarial": diag.adversarial(train["text"], test["text"], params.seed, cv.sample_rows,
-                                        groups=all_groups),
-    }
+    record = {"strategy": cv.strategy, "chosen": chosen, "ordered": pick.ordered, "folds": fits,
+              "duplicates": diag.duplicate_report(train["text"], test["text"], y, near_groups, pairs,
+                                                  cv.near_duplicate)}
+    lap("duplicate_report")
+    record["adversarial"] = diag.adversarial(train["text"], test["text"], params.seed, cv.sample_rows,
+                                             groups=all_groups)
+    lap("adversarial")
     warnings = [f"{name} check: {record[name]['verdict']}" for name in ("duplicates", "adversarial")
                 if record[name]["warn"]]
     if fits.get(chosen, {}).get("differs"):
         warnings.append(f"folds ({chosen}): {fits[chosen]['verdict']}")
-    record.update(warnings=warnings, seconds={"near_duplicate_groups": round(grouped_at, 2),
-                                              "total": round(time.perf_counter() - started, 2)})
+    seconds["total"] = round(sum(seconds.values()), 2)
+    record.update(warnings=warnings, seconds=seconds)
     for message in warnings:
         log.warning("WARNING %s", message)
-    log.info("cv.strategy %s: using %s folds (%.1f s of checks)", cv.strategy, chosen,
-             record["seconds"]["total"])
+    log.info("cv.strategy %s: using %s folds (%.1f s of checks)", cv.strategy, chosen, seconds["total"])
     groups = pick.groups if pick.groups is not None else near_groups
     return pick.folds, groups, record

@@ -33,11 +33,13 @@ def duplicate_report(train_texts, test_texts, y: np.ndarray, groups: np.ndarray,
     keys_train, keys_test = exact_keys(train_texts), exact_keys(test_texts)
     _, exact_counts = np.unique(keys_train, return_counts=True)
     groups = np.unique(groups, return_inverse=True)[1]
-    exact_test = int(np.isin(keys_test, keys_train).sum())
+    train_keys = set(keys_train)  # np.isin on object arrays is quadratic
+    exact_test = sum(key in train_keys for key in keys_test)
     sizes = np.bincount(groups)
     in_group = sizes[groups] > 1
-    labels_per_group = np.array([len(np.unique(y[groups == g])) for g in np.flatnonzero(sizes > 1)])
-    conflicting = np.flatnonzero(sizes > 1)[labels_per_group > 1]
+    pairs_seen = np.unique(np.column_stack([groups, y]), axis=0)  # (group, label) once each
+    labels_per_group = np.bincount(pairs_seen[:, 0], minlength=len(sizes))
+    conflicting = np.flatnonzero(labels_per_group > 1)
     i, j = pairs[0], pairs[1]
     cross = (i < n_train) & (j >= n_train)
     near_test = len(np.unique(j[cross]))

@@ -58,7 +58,7 @@ class CV(_Section):
     group: str = Field("", validate_default=True)  # a train column, or columns joined by "+"
     time: str = Field("", validate_default=True)   # a train column of numbers or dates
     near_duplicate: float = Field(0.7, gt=0, le=1)  # TF-IDF cosine at which rows are near-duplicates
-    sample_rows: int = Field(2000, ge=50)   # rows per side in the fold-resemblance/adversarial checks
+    sample_rows: int = Field(1000, ge=50)   # rows per side in the fold-resemblance/adversarial checks
 
     @field_validator("group", "time")
     @classmethod
