@@ -69,7 +69,7 @@ def similar_pairs(X: sp.csr_matrix, threshold: float, common_df: float = 0.005):
     n = X.shape[0]
     rare, common = _split_common(X.tocsr(), max(50, int(common_df * n)))
     common_norm = np.sqrt(np.asarray(common.multiply(common).sum(axis=1)).ravel())
-    rare_t = rare.T.tocsc()
+    rare_t = rare.T.tocsr()
     found_i, found_j = [], []
     for block in _blocks(n):
         product = (rare[block] @ rare_t).tocoo()
@@ -116,13 +116,16 @@ def nearest_similarity(Q: sp.csr_matrix, R: sp.csr_matrix, allowed) -> list[np.n
     ``allowed`` is a list of functions ``(query_rows, ref_cols) -> bool array``, called on the
     nonzero entries of each block of ``Q @ R.T``; one pass over the blocks serves them all.
     """
-    Rt = R.T.tocsc()
+    Rt = R.T.tocsr()
     best = [np.zeros(Q.shape[0]) for _ in allowed]
     rows_per_block = max(16, min(BLOCK, 20_000_000 // max(R.shape[0], 1)))  # ~20M products a block
     for block in _blocks(Q.shape[0], rows_per_block):
-        product = (Q[block] @ Rt).tocoo()
-        rows = product.row + block.start
+        product = (Q[block] @ Rt).tocsr()
+        counts = np.diff(product.indptr)
+        rows = np.repeat(np.arange(block.start, block.stop), counts)
+        filled = np.flatnonzero(counts)
         for out, rule in zip(best, allowed):
-            keep = rule(rows, product.col)
-            np.maximum.at(out, rows[keep], product.data[keep])
+            values = np.where(rule(rows, product.indices), product.data, 0.0)
+            if len(filled):  # row maxima, one reduceat over the CSR rows that hold entries
+                out[block.start + filled] = np.maximum.reduceat(values, product.indptr[filled])
     return [np.minimum(b, 1.0) for b in best]
