@@ -5,9 +5,9 @@ texts kept in one fold), ``group`` (``cv.group`` values kept in one fold) and ``
 (``cv.time`` order; validation after training). Every candidate that applies is measured:
 for a sample of train rows, the cosine to the nearest row its fold trains on, against the
 same for a sample of test rows to the train rows. ``auto`` takes the candidate whose two
-distributions are closest (smallest KS statistic; candidates within a tenth of the KS
-critical value of the smallest count as tied, and ties go to the first in :data:`PREFERENCE`:
-keeping near-duplicates together is the safer of two equal fits). :func:`plan_folds` also gathers the duplicate and adversarial checks
+distributions are closest (smallest KS statistic; candidates within the KS 5% critical value
+of the smallest, i.e. within sampling noise, count as tied, and ties go to the first in
+:data:`PREFERENCE`: keeping near-duplicates together is the safer of two equal fits). :func:`plan_folds` also gathers the duplicate and adversarial checks
 into the diagnostics record that ``prepare`` writes beside the prepared data.
 """
 
@@ -121,7 +121,7 @@ def choose(strategy: str, fits: dict[str, dict]) -> str:
     if not measured:
         return "near_duplicate" if "near_duplicate" in fits else "stratified"
     best = min(fits[n]["ks"] for n in measured)
-    return next(n for n in measured if fits[n]["ks"] <= best + 0.1 * fits[n]["critical"])
+    return next(n for n in measured if fits[n]["ks"] <= best + fits[n]["noise"])
 
 
 def plan_folds(raw_train: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, params: Params,

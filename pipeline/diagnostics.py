@@ -134,7 +134,9 @@ def resemblance(valid_sim: np.ndarray, test_sim: np.ndarray) -> dict:
     if len(valid_sim) == 0 or len(test_sim) == 0:
         return {"ks": None, "differs": False}
     ks = float(ks_2samp(valid_sim, test_sim).statistic)
-    return {"ks": round(ks, 4), "critical": round(ks_critical(len(valid_sim), len(test_sim)), 4),
+    n, m = len(valid_sim), len(test_sim)
+    return {"ks": round(ks, 4), "critical": round(ks_critical(n, m), 4),
+            "noise": round(1.36 * float(np.sqrt((n + m) / (n * m))), 4),  # 5% critical value
             "valid_median": round(float(np.median(valid_sim)), 4),
             "test_median": round(float(np.median(test_sim)), 4),
             "differs": bool(ks > ks_critical(len(valid_sim), len(test_sim)))}
