@@ -213,6 +213,20 @@ def test_best_single_ranks_models_by_the_tasks_metric(tmp_path, monkeypatch):
     assert record["cv"]["accuracy"] == pytest.approx(max(record["base_models_same_rows"].values()))
 
 
+def write_near_twin_models(params, spread: float):
+    """word_lr and char_lr: one informative model plus N(0, ``spread``) noise each; nbsvm: noise.
+    Returns the task and the test probabilities word_lr and char_lr share."""
+    task, y, folds, test_y = write_prepared("competition", params, seed=11)
+    rng = np.random.default_rng(18)
+    base, base_test = informative(y, 2, 1.0, rng), informative(test_y, 2, 1.0, rng)
+    for model in ("word_lr", "char_lr"):
+        p = np.clip(base[:, 1] + rng.normal(0, spread, len(y)), 0.01, 0.99)
+        write_model(task, model, y, np.column_stack([1 - p, p]), base_test, list(range(N_FOLDS)), folds)
+    write_model(task, "nbsvm", y, noise(len(y), 2, rng), noise(len(test_y), 2, rng),
+                list(range(N_FOLDS)), folds)
+    return task, base_test
+
+
 @pytest.mark.xfail(strict=True, reason="documented claim does not hold: best_single's inner CV "
                    "re-selects the model per fold, so it can score below the best model's OOF score "
                    "(which is optimistic by selection); see the report")
@@ -221,14 +235,7 @@ def test_never_worse_than_best_single_even_without_blending_gain(tmp_path, monke
     never worse in CV". Two near-duplicate models leave the blends nothing to gain."""
     monkeypatch.chdir(tmp_path)
     params = make_params()
-    task, y, folds, test_y = write_prepared("competition", params, seed=11)
-    rng = np.random.default_rng(18)
-    base, base_test = informative(y, 2, 1.0, rng), informative(test_y, 2, 1.0, rng)
-    for model in ("word_lr", "char_lr"):
-        p = np.clip(base[:, 1] + rng.normal(0, 0.08, len(y)), 0.01, 0.99)
-        write_model(task, model, y, np.column_stack([1 - p, p]), base_test, list(range(N_FOLDS)), folds)
-    write_model(task, "nbsvm", y, noise(len(y), 2, rng), noise(len(test_y), 2, rng),
-                list(range(N_FOLDS)), folds)
+    task, _ = write_near_twin_models(params, spread=0.08)
 
     record = ensemble(task, params)
 
@@ -297,14 +304,7 @@ def test_guard_ships_best_single_when_the_blend_gain_is_not_confident(tmp_path, 
     """Two near-identical models and noise: any blend's edge is luck, so best_single ships."""
     monkeypatch.chdir(tmp_path)
     params = make_params(ensemble={"methods": ["stack", "weighted"], "guard": 0.95})
-    task, y, folds, test_y = write_prepared("competition", params, seed=11)
-    rng = np.random.default_rng(18)
-    base, base_test = informative(y, 2, 1.0, rng), informative(test_y, 2, 1.0, rng)
-    for model in ("word_lr", "char_lr"):
-        p = np.clip(base[:, 1] + rng.normal(0, 0.02, len(y)), 0.01, 0.99)
-        write_model(task, model, y, np.column_stack([1 - p, p]), base_test, list(range(N_FOLDS)), folds)
-    write_model(task, "nbsvm", y, noise(len(y), 2, rng), noise(len(test_y), 2, rng),
-                list(range(N_FOLDS)), folds)
+    task, base_test = write_near_twin_models(params, spread=0.02)
     record = ensemble(task, params)
     assert record["guard"]["candidate"] in ("stack", "weighted")
     assert record["guard"]["p_better"] < 0.95
