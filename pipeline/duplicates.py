@@ -1,6 +1,6 @@
 """Exact and near-duplicate texts, found without a dense n×n similarity matrix.
 
-Texts become L2-normalised TF-IDF vectors (word unigrams and bigrams, sublinear counts);
+Texts become L2-normalised TF-IDF vectors (hashed word unigrams and bigrams, sublinear counts);
 the cosine of two rows is their dot product. :func:`similar_pairs` multiplies the sparse
 matrix by its transpose one block of rows at a time and keeps only the pairs at or above the
 threshold, so memory grows with the block, not with n². :func:`duplicate_groups` joins the
@@ -20,16 +20,16 @@ _SPACE = re.compile(r"\s+")
 BLOCK = 2048  # rows per sparse product block
 
 
-def text_vectors(texts, min_df: int = 1) -> sp.csr_matrix:
-    """L2-normalised TF-IDF rows of ``texts`` (word unigrams + bigrams, sublinear tf)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+def text_vectors(texts) -> sp.csr_matrix:
+    """L2-normalised TF-IDF rows of ``texts`` (word unigrams + bigrams, sublinear tf).
 
-    vectoriser = TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, sublinear_tf=True,
-                                 token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
-    try:
-        return vectoriser.fit_transform(list(texts)).tocsr()
-    except ValueError:  # every text empty: no vocabulary
-        return sp.csr_matrix((len(texts), 1), dtype=np.float32)
+    Hashed into 2**22 columns: no vocabulary to build, 3x faster on IMDB's 50,000 reviews
+    than a fitted vocabulary, and the same near-duplicate pairs there (docs/cv.md)."""
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
+    counts = HashingVectorizer(n_features=2**22, ngram_range=(1, 2), alternate_sign=False, norm=None,
+                               token_pattern=r"(?u)\b\w+\b", dtype=np.float32).transform(list(texts))
+    return TfidfTransformer(sublinear_tf=True).fit_transform(counts).astype(np.float32).tocsr()
 
 
 def exact_keys(texts) -> np.ndarray:
