@@ -145,12 +145,13 @@ def resemblance(valid_sim: np.ndarray, test_sim: np.ndarray) -> dict:
 def resemblance_verdict(name: str, r: dict) -> str:
     if r.get("ks") is None:
         return f"{name} folds: no test rows to compare with."
-    closer = "closer to" if r["valid_median"] > r["test_median"] else "further from"
+    closer = r["valid_median"] > r["test_median"]
     if r["differs"]:
         return (f"{name} folds differ from the test split (KS D={r['ks']:.2f} > {r['critical']:.2f}): "
-                f"validation rows are {closer} their nearest training row (median cosine "
-                f"{r['valid_median']:.2f}) than test rows are (median {r['test_median']:.2f}), "
-                "so CV scores will not predict test scores.")
+                f"validation rows are {'closer to' if closer else 'further from'} their nearest "
+                f"training row (median cosine {r['valid_median']:.2f}) than test rows are (median "
+                f"{r['test_median']:.2f}), so CV is likely {'optimistic' if closer else 'pessimistic'}"
+                " about test; group the rows the test split keeps together (cv.group, cv.time).")
     return (f"{name} folds look like the test split (KS D={r['ks']:.2f} <= {r['critical']:.2f}; "
             f"median nearest-train cosine {r['valid_median']:.2f} validation, {r['test_median']:.2f} test).")
 
