@@ -1,6 +1,7 @@
 """``tune`` stage: one Optuna study per RNN family (LSTM, GRU) and task.
 
-Trials train on the folds ≠ 0 and are scored on fold 0: by default they minimise the
+Trials train on the folds ≠ 0 (``time`` folds: the rows before fold 0) and are scored on
+fold 0: by default they minimise the
 log loss there (``tune.objective: log_loss``), or maximise the task's metric (``metric``). A
 seeded TPE sampler proposes configurations from ``tune.space``; a median pruner stops poor
 trials from the per-epoch value Keras logs for the objective (``val_loss``, or
