@@ -113,13 +113,14 @@ def _nearest(X_train, X_test, cands: dict[str, Candidate], n_folds: int, seed: i
     return {n: (v[validated[n]], t) for n, v, t in zip(names, valid, test)}
 
 
-def choose(strategy: str, fits: dict[str, dict]) -> str:
-    """The strategy asked for, or (``auto``) the candidate whose folds best match the test split."""
+def choose(strategy: str, fits: dict[str, dict], names) -> str:
+    """The strategy asked for, or (``auto``) the candidate among ``names`` whose folds best
+    match the test split (without test rows: the first of ``names`` in :data:`PREFERENCE`)."""
     if strategy != "auto":  # params guarantee its column, so the candidate exists
         return strategy
     measured = [n for n in PREFERENCE if n in fits and fits[n].get("ks") is not None]
     if not measured:
-        return "near_duplicate" if "near_duplicate" in fits else "stratified"
+        return next(n for n in PREFERENCE if n in names)
     best = min(fits[n]["ks"] for n in measured)
     return next(n for n in measured if fits[n]["ks"] <= best + fits[n]["noise"])
 
@@ -149,7 +150,7 @@ def plan_folds(raw_train: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame,
             fits[name] = diag.resemblance(v, t)
             fits[name]["verdict"] = diag.resemblance_verdict(name, fits[name])
     lap("fold_resemblance")
-    chosen = choose(cv.strategy, fits)
+    chosen = choose(cv.strategy, fits, list(cands))
     pick = cands[chosen]
     record = {"strategy": cv.strategy, "chosen": chosen, "ordered": pick.ordered, "folds": fits,
               "duplicates": diag.duplicate_report(train["text"], test["text"], y, near_groups, pairs,

@@ -124,7 +124,7 @@ def adversarial(train_texts, test_texts, seed: int, max_rows: int, groups: np.nd
 def ks_critical(n: int, m: int) -> float:
     """The two-sample KS statistic above which two samples of sizes ``n``, ``m`` differ at the
     1% level (c(0.01) = 1.63), floored at 0.15 so that tiny samples need a plain difference."""
-    return max(0.15, 1.63 * np.sqrt((n + m) / (n * m)))
+    return float(max(0.15, 1.63 * np.sqrt((n + m) / (n * m))))
 
 
 def resemblance(valid_sim: np.ndarray, test_sim: np.ndarray) -> dict:
@@ -151,7 +151,11 @@ def resemblance_verdict(name: str, r: dict) -> str:
                 f"validation rows are {'closer to' if closer else 'further from'} their nearest "
                 f"training row (median cosine {r['valid_median']:.2f}) than test rows are (median "
                 f"{r['test_median']:.2f}), so CV is likely {'optimistic' if closer else 'pessimistic'}"
-                " about test; group the rows the test split keeps together (cv.group, cv.time).")
+                " about test; " + ("group the rows the test split keeps together (cv.group, cv.time, "
+                                   "or a lower cv.near_duplicate)." if closer else
+                                   "test rows have closer matches in train than the folds leave "
+                                   "(cv.strategy stratified splits near-duplicates as a random "
+                                   "test split does)."))
     return (f"{name} folds look like the test split (KS D={r['ks']:.2f} <= {r['critical']:.2f}; "
             f"median nearest-train cosine {r['valid_median']:.2f} validation, {r['test_median']:.2f} test).")
 

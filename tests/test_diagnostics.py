@@ -203,10 +203,12 @@ def test_bad_time_value_names_the_line():
 
 def test_choose_prefers_near_duplicate_on_a_tie():
     fits = {"stratified": {"ks": 0.100, "noise": 0.06}, "near_duplicate": {"ks": 0.150, "noise": 0.06}}
-    assert choose("auto", fits) == "near_duplicate"  # within sampling noise of the best
+    names = ["stratified", "near_duplicate"]
+    assert choose("auto", fits, names) == "near_duplicate"  # within sampling noise of the best
     fits["stratified"]["ks"] = 0.08
-    assert choose("auto", fits) == "stratified"
-    assert choose("stratified", fits) == "stratified"
+    assert choose("auto", fits, names) == "stratified"
+    assert choose("stratified", fits, names) == "stratified"
+    assert choose("auto", {}, names) == "near_duplicate"  # no test rows to compare with
 
 
 @pytest.mark.parametrize("strategy", ["group", "time"])
