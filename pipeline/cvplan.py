@@ -7,8 +7,9 @@ for a sample of train rows, the cosine to the nearest row its fold trains on, ag
 same for a sample of test rows to the train rows. ``auto`` takes the candidate whose two
 distributions are closest (smallest KS statistic; candidates within the KS 5% critical value
 of the smallest, i.e. within sampling noise, count as tied, and ties go to the first in
-:data:`PREFERENCE`: keeping near-duplicates together is the safer of two equal fits). :func:`plan_folds` also gathers the duplicate and adversarial checks
-into the diagnostics record that ``prepare`` writes beside the prepared data.
+:data:`PREFERENCE`: keeping near-duplicates together is the safer of two equal fits).
+:func:`plan_folds` also gathers the duplicate and adversarial checks into the diagnostics
+record that ``prepare`` writes beside the prepared data (docs/cv.md).
 """
 
 from __future__ import annotations
