@@ -77,12 +77,13 @@ def time_values(raw: pd.DataFrame, column: str, path) -> np.ndarray:
 def candidates(raw: pd.DataFrame, y: np.ndarray, near_groups: np.ndarray, params: Params,
                path) -> dict[str, Candidate]:
     cv, seed = params.cv, params.seed
-    out = {"stratified": Candidate(make_folds(y, cv.folds, seed), None)}
+    out = {"stratified": Candidate(make_folds(y, cv.folds, seed), None)}  # warns of rare classes once
     if len(np.unique(near_groups)) >= cv.folds:
-        out["near_duplicate"] = Candidate(make_group_folds(y, near_groups, cv.folds, seed), near_groups)
+        out["near_duplicate"] = Candidate(make_group_folds(y, near_groups, cv.folds, seed, warn_rare=False),
+                                          near_groups)
     if cv.group:
         groups = group_values(raw, cv.group, path)
-        out["group"] = Candidate(make_group_folds(y, groups, cv.folds, seed), groups)
+        out["group"] = Candidate(make_group_folds(y, groups, cv.folds, seed, warn_rare=False), groups)
     if cv.time:
         out["time"] = Candidate(make_time_folds(time_values(raw, cv.time, path), cv.folds), None,
                                 ordered=True)

@@ -22,10 +22,10 @@ def _check_rows(n_rows: int, n_folds: int, unit: str = "rows") -> None:
         raise ValueError(f"cannot make {n_folds} folds from {n_rows} {unit}: lower cv.folds")
 
 
-def _warn_rare(y: np.ndarray, n_folds: int) -> np.ndarray:
+def _warn_rare(y: np.ndarray, n_folds: int, warn: bool = True) -> np.ndarray:
     labels, counts = np.unique(y, return_counts=True)
     rare = labels[counts < n_folds]
-    if len(rare):
+    if len(rare) and warn:
         log.warning("%d class(es) have fewer than %d rows (%s); they cannot appear in every fold",
                     len(rare), n_folds, ", ".join(map(str, rare[:5])))
     return counts
@@ -38,15 +38,16 @@ def _assign(splits, n_rows: int) -> np.ndarray:
     return folds
 
 
-def make_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+def make_folds(y: np.ndarray, n_folds: int, seed: int, *, warn_rare: bool = True) -> np.ndarray:
     """Return a fold number (0..n_folds-1) per row.
 
     Stratified by ``y``. Classes with fewer rows than folds are spread over as many folds
-    as they have rows (they then lack from some training folds; models handle that).
+    as they have rows (they then lack from some training folds; models handle that), with a
+    logged warning unless ``warn_rare`` is false.
     """
     y = np.asarray(y)
     _check_rows(len(y), n_folds)
-    counts = _warn_rare(y, n_folds)
+    counts = _warn_rare(y, n_folds, warn_rare)
     if counts.max() < n_folds:  # StratifiedKFold refuses when every class is rare
         return _assign(KFold(n_folds, shuffle=True, random_state=seed).split(y), len(y))
     with warnings.catch_warnings():
@@ -55,7 +56,8 @@ def make_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
                        len(y))
 
 
-def make_group_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+def make_group_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int, *,
+                     warn_rare: bool = True) -> np.ndarray:
     """Folds that never split a group, as stratified by ``y`` as the groups allow.
 
     Uses scikit-learn's ``StratifiedGroupKFold``; rare classes are handled as in
@@ -67,8 +69,8 @@ def make_group_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int)
     n_groups = len(np.unique(groups))
     _check_rows(n_groups, n_folds, unit="groups")
     if n_groups == len(y):
-        return make_folds(y, n_folds, seed)
-    counts = _warn_rare(y, n_folds)
+        return make_folds(y, n_folds, seed, warn_rare=warn_rare)
+    counts = _warn_rare(y, n_folds, warn_rare)
     splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
     stratify = y if counts.max() >= n_folds else np.zeros(len(y))
     with warnings.catch_warnings():

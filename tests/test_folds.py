@@ -184,3 +184,11 @@ def test_unordered_fold_rows_train_on_every_other_fold():
     folds = np.array([0, 1, 2, 0, 1, 2])
     train, valid = fold_rows(folds, 1)
     assert list(train) == [0, 2, 3, 5] and list(valid) == [1, 4]
+
+
+def test_rare_class_warning_can_be_silenced(caplog):
+    y = _labels({"a": 30, "b": 20, "rare": 3})
+    with caplog.at_level(logging.WARNING, logger="pipeline.folds"):
+        make_folds(y, 5, seed=0, warn_rare=False)
+        make_group_folds(y, np.arange(len(y)) // 2, 5, seed=0, warn_rare=False)
+    assert caplog.text == ""
