@@ -22,7 +22,7 @@ log = logging.getLogger("pipeline")
 
 
 # Stage name → (module, function); imported on use so `fetch` never pays for TensorFlow.
-_STAGES = {"fetch": ("sources", "fetch"), "prepare": ("prepare", "prepare"),
+_STAGES = {"fingerprint": ("sources.fingerprint", "fingerprint"), "fetch": ("sources", "fetch"), "prepare": ("prepare", "prepare"),
            "tokenize": ("tokenize", "tokenize"),
            "embed": ("embed", "embed"), "train": ("train", "train"), "tune": ("tune", "tune"),
            "ensemble": ("ensemble", "ensemble"), "report": ("report", "report")}
@@ -61,11 +61,11 @@ def _check_model(stage: str, model: str) -> None:
                           f"of the registry; choose one of {known}")
 
 
-def _validation_summary(args) -> None:
+def _summary(args) -> None:
     from .params import load_params
-    from .report import validation_summary
+    from .report import summary
 
-    validation_summary(load_params(args.params))
+    summary(load_params(args.params))
 
 
 def _submissions(args) -> None:
@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, helptext in (("fetch", "download or copy the raw data"),
+    for name, helptext in (("fingerprint", "record the data source's files (fetch reruns when they change)"),
+                           ("fetch", "download or copy the raw data"),
                            ("prepare", "validate, clean, make folds"),
                            ("tokenize", "fit the vocabulary, write integer sequences"),
                            ("embed", "train word2vec vectors on the task's text"),
@@ -104,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
             stage.add_argument("--workers", type=int, default=None,
                                help="trials run side by side (default: neural.processes)")
         stage.set_defaults(func=_stage(name))
-    sub.add_parser("validation-summary", help="gather the validation tasks' test scores into "
-                   "metrics/validation.json").set_defaults(func=_validation_summary)
+    sub.add_parser("summary", help="gather the validation tasks' test scores into metrics/validation.json "
+                   "and the headline numbers into metrics/headline.json").set_defaults(func=_summary)
     sub.add_parser("submissions", help="write submissions/<competition>/<model>.csv and index.json"
                    ).set_defaults(func=_submissions)
     submit = sub.add_parser("submit", help="check a submission file and send it to Kaggle")

@@ -1,10 +1,14 @@
 """``report`` stage: metrics JSON, DVC plots + PNG copies, submissions, markdown report.
 
 Per task it writes ``metrics/<task>.json`` (``{"cv": {model: scores}}``, plus ``"test"``
-where test labels are public; DVC shows them as ``cv.<model>.<metric>``), ``plots/<task>/``
-(DVC plot data and PNGs for offline viewing) and ``reports/<task>.md``. :func:`validation_summary` then
-gathers the validation tasks' test scores into ``metrics/validation.json`` with the flat
-keys ``<task>.<model>.test_accuracy`` / ``test_f1_macro`` that outside scripts read.
+where test labels are public; DVC shows them as ``cv.<model>.<metric>``), ``metrics/<task>/``
+(the small series ``dvc plots`` draws, git-tracked so any commit's plots render from a
+clone: ROC points, confusion counts, RNN losses per epoch, tuning trials), ``plots/<task>/``
+(PNGs for offline viewing) and ``reports/<task>.md``. The ``summary``
+stage then gathers the validation tasks' test scores into ``metrics/validation.json`` with
+the flat keys ``<task>.<model>.test_accuracy`` / ``test_f1_macro`` that outside scripts read,
+and the headline numbers into ``metrics/headline.json`` (the only file ``dvc.yaml`` declares
+as metrics, so ``dvc exp show`` fits a terminal).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_path, write_json, write_text
+from .io import atomic_path, read_json, write_json, write_text
 from .params import Params
 from .prepare import load_diagnostics, load_prepared
 from .tasks import Task
@@ -158,14 +162,36 @@ def _markdown(task: Task, meta: dict, records: dict[str, dict], scores_test: dic
     return "\n".join(lines) + "\n"
 
 
+def _training_curves(task: Task, params: Params, records: dict[str, dict], plot_dir: Path) -> None:
+    """DVC plot data: per RNN, the losses per epoch (mean over its folds and seeds), and per
+    tuning study, each complete trial's objective with the best value so far."""
+    import pandas as pd
+
+    for model, record in records.items():
+        if record.get("epochs"):
+            per_epoch = pd.DataFrame(record["epochs"]).drop(columns=["fold", "seed"]).groupby("epoch").mean()
+            write_json(plot_dir / "epochs" / f"{model}.json", per_epoch.round(5).reset_index().to_dict("records"))
+    for kind in params.models.rnn:
+        trials, best = task.tuning_dir(kind) / "trials.csv", task.tuning_dir(kind) / "best_params.json"
+        if not (trials.exists() and best.exists()):
+            continue
+        done = pd.read_csv(trials).query("state == 'COMPLETE'")
+        minimise = read_json(best)["metric"] == "log_loss"
+        so_far = done["value"].cummin() if minimise else done["value"].cummax()
+        write_json(plot_dir / "trials" / f"{kind}.json",
+                   [{"trial": int(n), "value": round(float(v), 5), "best": round(float(b), 5)}
+                    for n, v, b in zip(done["number"], done["value"], so_far)])
+
+
 def report(task: Task, params: Params) -> dict:
     """Write metrics, plots, report and (competition only) submissions for ``task``."""
     train_df, test_df, meta = load_prepared(task)
     metrics: dict = {"available": int(meta["available"])}
     records, scores_test, warnings, checks = {}, {}, [], load_diagnostics(task)
     plots = PLOTS_DIR / task.name
-    with atomic_path(plots) as plot_dir:
+    with atomic_path(plots) as plot_dir, atomic_path(METRICS_DIR / task.name) as series:
         plot_dir.mkdir()
+        series.mkdir()
         if meta["available"]:
             from sklearn.metrics import confusion_matrix, roc_curve
 
@@ -185,14 +211,15 @@ def report(task: Task, params: Params) -> dict:
                 scored = ~np.isnan(oof[:, 0])
                 pred = oof[scored].argmax(axis=1)
                 matrix = confusion_matrix(y[scored], pred, labels=range(len(classes)))
-                write_json(plot_dir / "confusion" / f"{model}.json",
-                           [{"actual": classes[a], "predicted": classes[p]} for a, p in zip(y[scored], pred)])
+                write_json(series / "confusion" / f"{model}.json",
+                           [{"actual": classes[a], "predicted": classes[p], "count": int(matrix[a, p])}
+                            for a, p in zip(*np.nonzero(matrix))])
                 _confusion_png(matrix, classes, plot_dir / f"confusion_{model}.png",
                                f"{task.name} / {model} (out-of-fold)")
                 if len(classes) == 2:
                     fpr, tpr, _ = roc_curve(y[scored], oof[scored, 1])
                     step = max(1, len(fpr) // 400)  # keep the plot files small
-                    write_json(plot_dir / "roc" / f"{model}.json",
+                    write_json(series / "roc" / f"{model}.json",
                                [{"fpr": round(float(a), 5), "tpr": round(float(b), 5)}
                                 for a, b in zip(fpr[::step], tpr[::step])])
                     curves[model] = (fpr, tpr, record["cv"]["roc_auc"])
@@ -207,6 +234,7 @@ def report(task: Task, params: Params) -> dict:
                 history = task.tuning_dir(kind) / "history.png"
                 if history.exists():
                     shutil.copyfile(history, plot_dir / f"tuning_{kind}.png")
+            _training_curves(task, params, records, series)
             if curves:
                 _roc_png(curves, plot_dir / "roc.png", f"{task.name}: out-of-fold ROC")
             warnings, chance = cv_warnings(task, checks, records, y, len(classes))
@@ -220,6 +248,7 @@ def report(task: Task, params: Params) -> dict:
             metrics["unavailable_reason"] = meta["reason"]
             metrics["unavailable_fix"] = meta["fix"]
         write_text(plot_dir / ".keep", "")
+        write_text(series / ".keep", "")
     if scores_test:
         metrics["test"] = scores_test
     write_json(METRICS_DIR / f"{task.name}.json", metrics)
@@ -239,8 +268,6 @@ def validation_summary(params: Params) -> dict:
     Keys: ``<task>.<model>.test_<metric>`` and ``<task>.available``; an unavailable task
     keeps its reason and fix so ``dvc metrics show`` says why it has no scores.
     """
-    from .io import read_json
-
     summary: dict = {}
     for name in params.validation.tasks:
         path = METRICS_DIR / f"{name}.json"
@@ -257,3 +284,25 @@ def validation_summary(params: Params) -> dict:
     log.info("[report validation] %s", ", ".join(
         f"{k}={v:.4f}" for k, v in summary.items() if k.endswith(".test_accuracy")) or "no test scores")
     return summary
+
+
+def headline(params: Params) -> dict:
+    """``metrics/headline.json``, the few numbers ``dvc exp show`` lists: the competition's CV
+    ``competition.metric`` of the ensemble (``cv``) and of the best single model (``cv_single``),
+    and each validation task's ensemble test accuracy (``<task>_test``; null when unavailable).
+    Every score stays in ``metrics/<task>.json``."""
+    cv = read_json(METRICS_DIR / "competition.json").get("cv", {})
+    metric = params.competition.metric
+    singles = [scores[metric] for model, scores in cv.items() if model != "ensemble"]
+    numbers = {"cv": cv.get("ensemble", {}).get(metric), "cv_single": max(singles, default=None)}
+    for name in params.validation.tasks:
+        test = read_json(METRICS_DIR / f"{name}.json").get("test", {})
+        numbers[f"{name}_test"] = test.get("ensemble", {}).get("accuracy")
+    write_json(METRICS_DIR / "headline.json", numbers)
+    return numbers
+
+
+def summary(params: Params) -> dict:
+    """``summary`` stage: ``metrics/validation.json`` and ``metrics/headline.json``."""
+    validation_summary(params)
+    return headline(params)

@@ -66,41 +66,82 @@ def read_sample(raw_dir: Path) -> pd.DataFrame:
     return read_csv(raw_dir / "sample_submission.csv")
 
 
+# What a commit means for a submission: code and params. Outputs (dvc.lock, metrics/,
+# submissions/, ...) do not count: `dvc repro` rewrites them before this stage runs.
+CODE_AND_PARAMS = ("pipeline", "params.yaml", "dvc.yaml", "pyproject.toml")
+
+
 def _git_commit() -> str:
+    """HEAD's short hash, with ``-dirty`` when code or params differ from it."""
     import subprocess
 
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--",
+                                *CODE_AND_PARAMS], capture_output=True, text=True, timeout=10).stdout.strip()
         return out + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
+def submission_folder(source: dict) -> str:
+    """``submissions/<folder>/``: the Kaggle competition the data was downloaded from, else
+    where it came from (``sample``, ``local-<folder name>``), so predictions for other data
+    never overwrite a competition's files."""
+    if source.get("source") == "kaggle":
+        return source["competition"]
+    if source.get("source") == "local":
+        return f"local-{Path(source['local_dir']).name}"
+    return str(source.get("source", "unknown"))
+
+
+def not_kaggle_reason(index: dict, competition: str) -> str | None:
+    """Why predictions recorded in ``index`` are not for ``competition``'s Kaggle data, or None."""
+    source = index.get("source", {})
+    kind = source.get("source")
+    if kind == "kaggle" and source.get("competition") == competition:
+        return None
+    if kind == "sample":
+        return (f"made from the bundled synthetic sample (competition.source: sample), not from "
+                f"the {competition!r} competition's data: its scores say nothing about the leaderboard")
+    if kind == "local":
+        return (f"made from the local folder {source.get('local_dir')} (competition.source: local), not "
+                f"from Kaggle's {competition!r} download: its rows may not be Kaggle's test set")
+    if kind == "kaggle":
+        return f"made from the data of Kaggle competition {source.get('competition')!r}, not of {competition!r}"
+    return f"made from data of unrecorded origin (no source in index.json), not Kaggle's {competition!r}"
+
+
 def write_submissions(params) -> dict:
     """``submissions`` stage: one CSV per model (and the ensemble) plus ``index.json``.
 
-    The index lists each file with its CV score, the git commit and the params hash that
-    made it, so a submission can always be traced back to its run.
+    The index lists each file with its CV score, the git commit (code and params) and the
+    params hash that made it, and the data: its source and each raw file's sha256, so a
+    submission can always be traced back to its run. The files go to
+    ``submissions/<folder>/`` (:func:`submission_folder`).
     """
     import hashlib
     import json
     import logging
 
+    from .prepare import load_prepared
     from .report import report_models
+    from .sources import read_source_record
     from .tasks import get_task
     from .train import load_predictions
-    from .prepare import load_prepared
 
     task = get_task("competition", params)
     _, test_df, meta = load_prepared(task)
+    source = read_source_record(task)
+    folder = submission_folder(source)
     sample = read_sample(task.raw_dir)
     classes = meta["classes"]
     params_hash = hashlib.sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True)
                                  .encode()).hexdigest()[:12]
-    index = {"competition": params.competition.name, "metric": task.metric,
+    index = {"competition": params.competition.name, "metric": task.metric, "folder": folder,
+             "source": {k: v for k, v in source.items() if k in ("source", "competition", "local_dir")},
+             "data_sha256": {name: f["sha256"] for name, f in source.get("files", {}).items()},
              "git_commit": _git_commit(), "params_sha256": params_hash, "files": {}}
     with atomic_path(SUBMISSIONS_DIR) as out:
         for model in report_models(params):
@@ -109,7 +150,7 @@ def write_submissions(params) -> dict:
             except FileNotFoundError:
                 continue
             labels = np.asarray(classes)[arrays["test"].argmax(axis=1)]
-            name = f"{params.competition.name}/{model}.csv"
+            name = f"{folder}/{model}.csv"
             write_submission(out / name, build_submission(test_df["id"], labels, sample), sample, classes)
             index["files"][name] = {"model": model, f"cv_{task.metric}": record["cv"][task.metric],
                                     "sha256": sha256_file(out / name)}
@@ -149,13 +190,13 @@ def main(args) -> None:
             print(f"{str(row['date'])[:19]:<20} {str(row['status']):<10} {str(row['public_score'] or '-'):>8} "
                   f"{str(row['private_score'] or '-'):>8}  {row['description']}")
         return
-    path = Path(args.file or SUBMISSIONS_DIR / competition / "ensemble.csv")
+    index_path = SUBMISSIONS_DIR / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {"files": {}}
+    path = Path(args.file or SUBMISSIONS_DIR / index.get("folder", competition) / "ensemble.csv")
     task = get_task("competition", params)
     sample = read_sample(task.raw_dir)
     frame = read_csv(path)
     check_submission(frame, sample, list(task.classes), name=str(path))
-    index_path = SUBMISSIONS_DIR / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {"files": {}}
     key = path.resolve().relative_to(SUBMISSIONS_DIR.resolve()).as_posix() \
         if path.resolve().is_relative_to(SUBMISSIONS_DIR.resolve()) else None
     entry = index["files"].get(key) if key else None
@@ -165,6 +206,10 @@ def main(args) -> None:
     if entry is not None and sha256_file(path) != entry["sha256"] and not args.force:
         raise PipelineError(f"{path}: modified after the pipeline wrote it (sha256 differs from {index_path}); "
                             "rerun `dvc repro`, or pass --force to send it anyway")
+    reason = not_kaggle_reason(index, competition) if entry is not None else None
+    if reason and not args.force:
+        raise PipelineError(f"{path}: refusing to send predictions {reason}. Fetch the competition with "
+                            "`dvc exp run -S competition.source=kaggle`, or pass --force to send it anyway")
     message = args.message or (_submission_message(entry, index) if entry else f"{path.name} (manual)")
     if args.dry_run:
         print(f"OK: {path} matches sample_submission.csv ({len(frame)} rows).\n"

@@ -3,7 +3,7 @@
 Writes ``data/predictions/<task>/<model>.npz`` (``oof``: train rows × classes, NaN for rows
 whose fold was not run; ``test``: from a TF-IDF model refitted on every train row, or the
 mean over fold models) and ``<model>.json`` (CV score per fold and overall, how test was
-predicted, seconds; RNNs also their seeds per fold and epoch limit).
+predicted, seconds; RNNs also their seeds per fold, epoch limit and per-epoch losses).
 """
 
 from __future__ import annotations
@@ -88,7 +88,9 @@ def train(task: Task, model: str, params: Params) -> dict:
     fold_scores, refit_test = [], None
     items = folds + ([ALL_ROWS] if refits_on_all_rows(model, params) else [])  # refit last
     with worker_map(processes, _start_fold_worker, (task, model, params)) as run:
-        for done, (fold, valid_proba, test_proba, seconds) in enumerate(run(_run_fold, items), start=1):
+        for done, (fold, valid_proba, test_proba, seconds, epochs) in enumerate(run(_run_fold, items), start=1):
+            if epochs:
+                record.setdefault("epochs", []).extend({"fold": fold, **row} for row in epochs)
             if fold == ALL_ROWS:
                 refit_test = test_proba
                 log.info("[train %s/%s] refit on all %d train rows (%.1f s)", task.name, model,
@@ -125,15 +127,17 @@ def _start_fold_worker(task: Task, model: str, params: Params) -> None:
         task, params, train_df, test_df, len(meta["classes"])))
 
 
-def _run_fold(fold: int) -> tuple[int, np.ndarray, np.ndarray, float]:
+def _run_fold(fold: int) -> tuple[int, np.ndarray, np.ndarray, float, list[dict]]:
     started = time.perf_counter()
     fold_of_row = _FOLDS["fold_of_row"]
     if fold == ALL_ROWS:
         train_idx, valid_idx = np.arange(len(fold_of_row)), np.array([], dtype=int)
     else:
         train_idx, valid_idx = fold_rows(fold_of_row, fold, _FOLDS["ordered"])
-    valid_proba, test_proba = _FOLDS["fit_predict"](train_idx, valid_idx)
-    return fold, valid_proba, test_proba, time.perf_counter() - started
+    fit_predict = _FOLDS["fit_predict"]
+    valid_proba, test_proba = fit_predict(train_idx, valid_idx)
+    # RNN trainers leave their per-epoch losses on `fit_predict.epochs` (the report plots them).
+    return fold, valid_proba, test_proba, time.perf_counter() - started, getattr(fit_predict, "epochs", [])
 
 
 def load_predictions(task: Task, model: str) -> tuple[dict, dict[str, np.ndarray]]:

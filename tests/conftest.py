@@ -35,6 +35,7 @@ def make_project_copy(dest: Path) -> Path:
     env = project_env(dest)
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
         subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)
+    shutil.copytree(ROOT / ".dvc" / "plots", dest / ".dvc" / "plots")  # custom plot templates
     return dest
 
 
@@ -49,6 +50,7 @@ def project_env(project: Path) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], project: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=project, env=project_env(project), capture_output=True,
-                          text=True, timeout=timeout)
+def run(cmd: list[str], project: Path, timeout: float = 900,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=project, env={**project_env(project), **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)

@@ -118,12 +118,16 @@ def write_fake_models(task, y, folds, test_y, n_classes: int = 2, seed: int = 1,
 
 
 def write_sample_submission(task, test_ids: list[str], seed: int = 2) -> list[str]:
-    """data/raw/competition/sample_submission.csv: the test ids, shuffled; returns its order."""
+    """data/raw/competition/sample_submission.csv: the test ids, shuffled; returns its order.
+    Also the ``source.json`` of a Kaggle download of fake-news, as ``fetch`` writes it."""
+    import json
+
     order = list(np.random.default_rng(seed).permutation(test_ids))
     raw = Path(task.raw_dir)
     raw.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"id": order, "label": ["0"] * len(order)}).to_csv(
         raw / "sample_submission.csv", index=False, lineterminator="\n")
+    (raw / "source.json").write_text(json.dumps({"source": "kaggle", "competition": "fake-news", "files": {}}))
     return order
 
 

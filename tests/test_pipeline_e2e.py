@@ -1,4 +1,7 @@
-"""The whole ``dvc repro`` on the bundled sample, in a fresh temporary project copy."""
+"""The whole ``dvc repro`` on the bundled sample, in a fresh temporary project copy.
+
+One repro serves every check (it takes minutes): outputs, plots, metrics, what reruns.
+"""
 
 from __future__ import annotations
 
@@ -27,11 +30,16 @@ def test_repro_writes_valid_submission_per_model(sample_project):
     index = json.loads((project / "submissions/index.json").read_text())
     params_models = ["word_lr", "nbsvm", "word_svc", "wordchar_svc"]
     for model in params_models:
-        frame = pd.read_csv(project / f"submissions/fake-news/{model}.csv")
+        frame = pd.read_csv(project / f"submissions/sample/{model}.csv")
         assert list(frame.columns) == ["id", "label"]
         assert frame["id"].tolist() == sample["id"].tolist()
         assert set(frame["label"]) <= {0, 1}
-        assert f"fake-news/{model}.csv" in index["files"]
+        assert f"sample/{model}.csv" in index["files"]
+    # Predictions from the sample are not fake-news submissions, and say where they came from.
+    assert not (project / "submissions/fake-news").exists()
+    source = json.loads((project / "data/raw/competition/source.json").read_text())
+    assert index["source"] == {"source": "sample"}
+    assert index["data_sha256"] == {name: f["sha256"] for name, f in source["files"].items()}
 
 
 def test_repro_reports_metrics_and_plots(sample_project):
@@ -42,9 +50,44 @@ def test_repro_reports_metrics_and_plots(sample_project):
         assert 0.6 < metrics["cv"][model]["accuracy"] < 0.98
     for png in ("roc.png", "model_comparison.png", "confusion_word_lr.png"):
         assert (project / "plots/competition" / png).stat().st_size > 1000
-    assert (project / "plots/competition/roc/word_lr.json").exists()
-    shown = run(["dvc", "metrics", "show"], project)
+    assert (project / "metrics/competition/roc/word_lr.json").exists()
+    headline = json.loads((project / "metrics/headline.json").read_text())
+    assert headline["cv"] == metrics["cv"]["ensemble"]["accuracy"]
+    assert headline["cv_single"] == max(s["accuracy"] for m, s in metrics["cv"].items() if m != "ensemble")
+    assert headline["imdb_test"] is None and headline["reuters_test"] is None  # offline here
+    shown = run(["dvc", "metrics", "show", "metrics/competition.json"], project)
     assert "cv.word_lr.accuracy" in shown.stdout
+
+
+def test_dvc_plots_show_loads_every_plot_with_data(sample_project):
+    project, _ = sample_project
+    shown = run(["dvc", "plots", "show", "--json"], project)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    plots = json.loads(shown.stdout)
+    assert not plots.get("errors"), plots.get("errors")
+    by_folder = {}
+    for name, renders in plots["data"].items():
+        rows = [row for render in renders for row in render.get("content", {}).get("data", {}).get("values", [])]
+        by_folder.setdefault(name.rsplit("/", 1)[0], []).append(len(rows))
+    for folder in ("roc", "confusion", "epochs", "trials"):
+        counts = by_folder.get(f"metrics/competition/{folder}")
+        assert counts and all(counts), (folder, sorted(by_folder))
+    epochs = json.loads((project / "metrics/competition/epochs/lstm.json").read_text())
+    assert epochs[0]["epoch"] == 1 and {"loss", "val_loss"} <= set(epochs[0])
+
+
+def test_editing_a_module_marks_exactly_the_stages_that_import_it(sample_project):
+    project, _ = sample_project
+    tune_py = project / "pipeline/tune.py"
+    original = tune_py.read_text()
+    tune_py.write_text(original + "\n# edited\n")
+    try:
+        status = json.loads(run(["dvc", "status", "--json"], project).stdout)
+    finally:
+        tune_py.write_text(original)
+    changed = {name for name in status if not name.startswith("fingerprint@")}  # those always run
+    assert changed == {f"{stage}@{task}-{kind}" for stage in ("tune", "train_rnn")
+                       for task in ("competition", "imdb", "reuters") for kind in ("lstm", "gru")}
 
 
 def test_validation_tasks_offline_are_recorded_unavailable(sample_project):
@@ -60,8 +103,9 @@ def test_second_repro_does_nothing(sample_project):
     project, _ = sample_project
     again = run(["dvc", "repro"], project)
     assert again.returncode == 0
-    assert "Running stage" not in again.stdout
-    assert "up to date" in again.stdout
+    ran = {line.split("'")[1] for line in again.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"fingerprint@competition", "fingerprint@imdb", "fingerprint@reuters"}  # cheap, always
+    assert "Running stage 'fetch" not in again.stdout
 
 
 def test_rnn_models_tuned_trained_and_submitted(sample_project):
@@ -75,7 +119,7 @@ def test_rnn_models_tuned_trained_and_submitted(sample_project):
         assert best["metric"] == "log_loss" and best["n_complete"] >= 1
         assert 0.0 < best["best_value"] < np.log(2)
         assert (project / f"data/tuning/competition/{kind}/trials.csv").exists()
-        assert (project / f"submissions/fake-news/{kind}.csv").exists()
+        assert (project / f"submissions/sample/{kind}.csv").exists()
     metrics = json.loads((project / "metrics/competition.json").read_text())
     assert metrics["cv"]["ensemble"]["accuracy"] >= 0.6
     report = (project / "reports/competition.md").read_text()
@@ -90,10 +134,36 @@ def test_experiment_with_other_params_shows_in_metrics_diff(sample_project):
     assert exp.returncode == 0, exp.stderr[-3000:]
     # Only the stages that depend on tfidf params ran again, not the RNN tuning.
     assert "Running stage 'tune@competition-lstm'" not in exp.stdout
-    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project).stdout)
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json", "--targets", "metrics/competition.json"],
+                          project).stdout)
     changed = diff["metrics/competition.json"]
     assert "cv.word_lr.accuracy" in changed
     assert changed["cv.word_lr.accuracy"]["old"] != changed["cv.word_lr.accuracy"]["new"]
     assert "cv.nbsvm.accuracy" not in changed  # untouched models keep their scores
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     assert "weak-word-lr" in json.dumps(shown)
+
+    # Two experiments side by side stay readable in 120 columns (the README command).
+    table = run(["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", ".*/.*"], project,
+                env={"COLUMNS": "120"}).stdout
+    assert "weak-word-lr" in table and "tfidf.word.C" in table  # headline columns show if they changed
+    assert max(len(line) for line in table.splitlines()) <= 120
+    assert "…" not in table
+    # dvc plots diff overlays the committed baseline and the experiment's curves.
+    diff_plots = json.loads(run(["dvc", "plots", "diff", "HEAD", "--json"], project).stdout)
+    assert not diff_plots.get("errors"), diff_plots.get("errors")
+    roc = diff_plots["data"]["metrics/competition/roc/word_lr.json"][0]["content"]["data"]["values"]
+    assert len({row["rev"] for row in roc}) == 2
+
+
+def test_plots_render_from_a_fresh_clone(sample_project, tmp_path):
+    project, _ = sample_project
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "results", "--allow-empty"]):
+        assert run(cmd, project).returncode == 0
+    clone = tmp_path / "clone"
+    assert run(["git", "clone", "-q", str(project), str(clone)], tmp_path).returncode == 0
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], clone).stdout)  # no DVC cache here
+    assert not shown.get("errors"), shown.get("errors")
+    folders = {name.rsplit("/", 1)[0] for name, renders in shown["data"].items()
+               if any(render["content"]["data"]["values"] for render in renders)}
+    assert folders == {f"metrics/competition/{f}" for f in ("roc", "confusion", "epochs", "trials")}

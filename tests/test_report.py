@@ -122,18 +122,18 @@ def test_plots_are_real_pngs(competition):
 
 
 def test_dvc_plot_data(competition):
-    plots = competition["root"] / "plots" / "competition"
+    series = competition["root"] / "metrics" / "competition"
     y = competition["y"]
     for model in COMPETITION_MODELS:
-        roc = read_json(plots / "roc" / f"{model}.json")
+        roc = read_json(series / "roc" / f"{model}.json")
         assert roc and set(roc[0]) == {"fpr", "tpr"}
         assert all(0 <= p["fpr"] <= 1 and 0 <= p["tpr"] <= 1 for p in roc)
         assert (roc[0]["fpr"], roc[0]["tpr"]) == (0.0, 0.0)
-        confusion = read_json(plots / "confusion" / f"{model}.json")
-        assert {tuple(sorted(row)) for row in confusion} == {("actual", "predicted")}
-        assert {row["actual"] for row in confusion} <= {"0", "1"}
+        confusion = read_json(series / "confusion" / f"{model}.json")  # counts per (actual, predicted)
+        assert {tuple(sorted(row)) for row in confusion} == {("actual", "count", "predicted")}
+        assert {row["actual"] for row in confusion} <= {"0", "1"} and len(confusion) <= 4
         expected_rows = len(y) if model not in ("lstm", "ensemble") else competition["ensemble"]["n_scored"]
-        assert len(confusion) == expected_rows, model
+        assert sum(row["count"] for row in confusion) == expected_rows, model
 
 
 def test_markdown_links_only_existing_images(competition):
@@ -159,11 +159,11 @@ def test_validation_task_reports_test_scores(reuters):
             score("accuracy", reuters["test_y"], test), abs=1e-6)
     assert metrics["test"]["word_lr"]["accuracy"] > 0.6 > metrics["test"]["nbsvm"]["accuracy"]
 
-    plots = reuters["root"] / "plots" / "reuters"
-    assert not (plots / "roc.png").exists() and not (plots / "roc").exists()
+    plots, series = reuters["root"] / "plots" / "reuters", reuters["root"] / "metrics" / "reuters"
+    assert not (plots / "roc.png").exists() and not (series / "roc").exists()
     for model in REUTERS_MODELS:
         assert_png(plots / f"confusion_{model}.png")
-        assert read_json(plots / "confusion" / f"{model}.json")
+        assert read_json(series / "confusion" / f"{model}.json")
     assert_png(plots / "model_comparison.png")
     assert_png(plots / "ensemble_weights.png")
     markdown = reuters["root"] / "reports" / "reuters.md"
@@ -247,6 +247,43 @@ def test_submissions_index(competition):
         assert entry["cv_accuracy"] == competition["metrics"]["cv"][model]["accuracy"]
     best = max(saved["files"], key=lambda n: saved["files"][n]["cv_accuracy"])
     assert saved["best"] == best
+
+
+def test_headline_holds_the_few_numbers_exp_show_lists(tmp_path, monkeypatch):
+    from pipeline.io import write_json
+    from pipeline.report import headline
+
+    monkeypatch.chdir(tmp_path)
+    write_json("metrics/competition.json", {"cv": {"word_lr": {"accuracy": 0.8}, "nbsvm": {"accuracy": 0.85},
+                                                   "ensemble": {"accuracy": 0.86}}})
+    write_json("metrics/imdb.json", {"available": 0})
+    write_json("metrics/reuters.json", {"test": {"ensemble": {"accuracy": 0.95}, "word_lr": {"accuracy": 0.9}}})
+    expected = {"cv": 0.86, "cv_single": 0.85, "imdb_test": None, "reuters_test": 0.95}
+    assert headline(make_params()) == expected == read_json("metrics/headline.json")
+
+
+def test_training_curves_average_epochs_and_track_the_best_trial(tmp_path, monkeypatch):
+    from pipeline.io import write_json
+    from pipeline.report import _training_curves
+    from pipeline.tasks import get_task
+
+    monkeypatch.chdir(tmp_path)
+    params = make_params(rnn=["lstm"])
+    task = get_task("competition", params)
+    tuning = task.tuning_dir("lstm")
+    tuning.mkdir(parents=True)
+    pd.DataFrame({"number": [0, 1, 2, 3, 4], "value": [0.6, 0.5, None, 0.55, 0.4],
+                  "state": ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]}).to_csv(tuning / "trials.csv")
+    write_json(tuning / "best_params.json", {"metric": "log_loss"})
+    runs = [{"fold": 0, "seed": 1, "epoch": 1, "loss": 0.6, "val_loss": 0.7},
+            {"fold": 1, "seed": 1, "epoch": 1, "loss": 0.4, "val_loss": 0.5},
+            {"fold": 0, "seed": 1, "epoch": 2, "loss": 0.3, "val_loss": 0.6}]
+    _training_curves(task, params, {"lstm": {"epochs": runs}, "word_lr": {}}, tmp_path / "plots")
+    assert read_json(tmp_path / "plots/epochs/lstm.json") == [{"epoch": 1, "loss": 0.5, "val_loss": 0.6},
+                                                              {"epoch": 2, "loss": 0.3, "val_loss": 0.6}]
+    assert not (tmp_path / "plots/epochs/word_lr.json").exists()
+    assert read_json(tmp_path / "plots/trials/lstm.json") == [
+        {"trial": n, "value": v, "best": b} for n, v, b in ((0, 0.6, 0.6), (1, 0.5, 0.5), (3, 0.55, 0.5), (4, 0.4, 0.4))]
 
 
 @pytest.mark.parametrize("flipped", [True, False])

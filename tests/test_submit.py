@@ -138,3 +138,36 @@ def test_write_submission_writes_nothing_when_invalid(tmp_path, good, sample):
     with pytest.raises(DataError, match=str(path)):
         write_submission(path, good.iloc[::-1], sample, CLASSES)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A committed project: code, params, dvc.lock and an output, as after `dvc repro`."""
+    import subprocess
+
+    for name, text in (("pipeline/stage.py", "x = 1\n"), ("params.yaml", "seed: 1\n"),
+                       ("dvc.lock", "schema: '2.0'\n"), ("metrics/competition.json", "{}\n")):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"]):
+        subprocess.run(cmd, check=True, capture_output=True)
+    return tmp_path
+
+
+def test_commit_stays_clean_when_dvc_repro_rewrote_outputs(repo):
+    from pipeline.submit import _git_commit
+
+    (repo / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    (repo / "metrics/competition.json").write_text('{"cv": 1}\n')
+    commit = _git_commit()
+    assert commit != "unknown" and not commit.endswith("-dirty")
+
+
+@pytest.mark.parametrize("change", ["params.yaml", "pipeline/stage.py", "pipeline/new.py"])
+def test_commit_is_dirty_when_code_or_params_changed(repo, change):
+    from pipeline.submit import _git_commit
+
+    (repo / change).write_text("changed: 2\n")
+    assert _git_commit().endswith("-dirty")

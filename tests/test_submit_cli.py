@@ -15,7 +15,7 @@ import yaml
 from fakepreds import (_one_blas_thread, make_params, write_fake_models, write_prepared,  # noqa: F401
                        write_sample_submission)
 from pipeline.__main__ import main
-from pipeline.io import read_json
+from pipeline.io import read_json, write_json
 
 ENSEMBLE_CSV = Path("submissions/fake-news/ensemble.csv")
 
@@ -38,9 +38,16 @@ def template(tmp_path_factory):
         write_fake_models(task, y, folds, test_y)
         test_ids = list(pd.read_parquet(task.prepared_dir / "test.parquet")["id"])
         write_sample_submission(task, test_ids)
+        write_source(task, "kaggle", competition="fake-news")
         ensemble(task, params)
         write_submissions(params)
     return root
+
+
+def write_source(task, kind: str, **where) -> None:
+    """The ``source.json`` that ``fetch`` writes, for data from ``kind``."""
+    write_json(task.raw_dir / "source.json", {"source": kind, **where, "available": True,
+                                              "files": {"test.csv": {"sha256": "f" * 64, "rows": 40}}})
 
 
 @pytest.fixture
@@ -190,3 +197,49 @@ def test_submit_forced_without_credentials_sends_nothing(project, capsys):
 def test_list_without_credentials(project, capsys):
     rejected(capsys, *HOW_TO, args=("--list",))
     assert project.sent == []
+
+
+@pytest.fixture
+def rewritten(project, monkeypatch):
+    """Rewrite the submissions as the stage would, after fetching from another source."""
+    from pipeline.params import load_params
+    from pipeline.submit import write_submissions
+    from pipeline.tasks import get_task
+
+    monkeypatch.setattr("pipeline.submit._git_commit", lambda: "abc1234")
+    params = load_params()
+
+    def rewrite(kind: str, **where) -> dict:
+        write_source(get_task("competition", params), kind, **where)
+        return write_submissions(params)
+
+    return rewrite
+
+
+def test_index_records_the_data_source_and_commit(project):
+    index = read_json("submissions/index.json")
+    assert index["source"] == {"source": "kaggle", "competition": "fake-news"}
+    assert index["data_sha256"] == {"test.csv": "f" * 64}
+    assert index["git_commit"] == "abc1234" and index["folder"] == "fake-news"
+
+
+def test_sample_predictions_go_elsewhere_and_are_refused_unless_forced(rewritten, capsys):
+    index = rewritten("sample")
+    assert index["folder"] == "sample" and all(name.startswith("sample/") for name in index["files"])
+    assert not ENSEMBLE_CSV.exists()  # no stale fake-news files beside them
+    rejected(capsys, "submissions/sample/ensemble.csv", "synthetic sample", "--force")
+    code, out, err = submit(capsys, "--dry-run", "--force")
+    assert code == 0 and out.startswith("OK: submissions/sample/ensemble.csv"), err
+
+
+def test_predictions_from_a_local_folder_are_refused_unless_forced(rewritten, capsys, tmp_path):
+    index = rewritten("local", local_dir=str(tmp_path / "fakenewsnet_v1_articles"))
+    assert index["folder"] == "local-fakenewsnet_v1_articles"
+    rejected(capsys, "local folder", "fakenewsnet_v1_articles", "not from Kaggle's 'fake-news'", "--force")
+    code, _, err = submit(capsys, "--dry-run", "--force")
+    assert code == 0, err
+
+
+def test_another_competitions_download_is_refused(rewritten, capsys):
+    rewritten("kaggle", competition="liar")
+    rejected(capsys, "submissions/liar/ensemble.csv", "competition 'liar'", "not of 'fake-news'")

@@ -171,7 +171,7 @@ def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
         import keras
 
         X_train, y_train, X_valid, y_valid = X[train_idx], y[train_idx], X[valid_idx], y[valid_idx]
-        valid_sum, test_sum = 0.0, 0.0
+        valid_sum, test_sum, fit_predict.epochs = 0.0, 0.0, []  # per-epoch curves for the report
         for number, seed in enumerate(seeds, start=1):
             set_determinism(seed, params.neural.threads)
             if baseline:
@@ -180,7 +180,10 @@ def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
                 model = build_model(kind, config, n_classes, vocab_size, vectors)
             if len(seeds) > 1:
                 log.info("%s: seed %d/%d (%d)", kind, number, len(seeds), seed)
-            fit(model, X_train, y_train, X_valid, y_valid, schedule, config.batch_size)
+            curves = fit(model, X_train, y_train, X_valid, y_valid, schedule, config.batch_size).history
+            fit_predict.epochs += [{"seed": seed, "epoch": epoch + 1,
+                                    **{name: float(values[epoch]) for name, values in curves.items()}}
+                                   for epoch in range(len(curves["loss"]))]
             valid_sum = valid_sum + predict_proba(model, X_valid)
             test_sum = test_sum + predict_proba(model, X_test)
             keras.backend.clear_session()

@@ -63,7 +63,7 @@ def _local_file(local_dir: Path, name: str) -> Path:
 
 
 def _write_validation_task(task: Task, params: Params, dest: Path) -> dict:
-    config = getattr(params.validation, task.name)
+    config = params.validation.imdb if task.name == "imdb" else params.validation.reuters
     if config.source == "keras":
         raise SourceUnavailable(
             "the 'keras' source needs Keras' imdb.npz/reuters.npz, which cannot be fetched here",
