@@ -19,7 +19,7 @@ FitPredict = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    family: str  # "tfidf" or "rnn": the rnn family is tuned and may use fewer folds
+    family: str  # "tfidf", "rnn" (tuned, may use fewer folds), "frozen" or "finetune" (transformers)
     description: str
     factory: Callable[..., FitPredict]
     tunable: bool = True  # rnn models only: has a `tune` stage search space
@@ -46,4 +46,8 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("gru", "rnn", "stacked (Bi)GRU tuned with Optuna", _lazy("rnn", "gru")),
     ModelSpec("lstm_baseline", "rnn", "lecture-style Embedding(5000,100) → LSTM(100) reference, not tuned",
               _lazy("rnn", "lstm_baseline"), tunable=False),
+    ModelSpec("frozen_lr", "frozen", "frozen pretrained-encoder mean embeddings + logistic regression",
+              _lazy("transformer", "frozen_lr"), tunable=False),
+    ModelSpec("finetune", "finetune", "pretrained encoder fine-tuned whole + mean pooling + linear head",
+              _lazy("transformer", "finetune"), tunable=False),
 )}

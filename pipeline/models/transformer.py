@@ -1,0 +1,144 @@
+"""Pretrained-encoder models (see :mod:`pipeline.transformer` for the checkpoint).
+
+``frozen_lr``: logistic regression on the frozen mean-pooled embeddings of the ``encode``
+stage (standardised columns). ``finetune``: the whole encoder plus masked mean pooling,
+dropout and one linear layer, trained per fold with AdamW, a linear warm-up then a linear
+decay to zero, early stopping on the fold's validation loss (best epoch's weights kept).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..params import FineTune, Params
+from .tfidf import expand_proba
+
+log = logging.getLogger(__name__)
+
+
+def frozen_lr(task, params: Params, train, test, n_classes: int):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ..transformer import load_encoded
+
+    _, X, X_test = load_encoded(task)
+    if len(X) != len(train) or len(X_test) != len(test):
+        raise ValueError(f"{task.encoded_dir}: {len(X)}/{len(X_test)} embeddings for {len(train)}/"
+                         f"{len(test)} train/test rows; rerun the encode stage")
+    y = train["y"].to_numpy()
+
+    def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=params.transformer.C, max_iter=3000))
+        model.fit(X[train_idx], y[train_idx])
+        classes = model.classes_
+        valid = model.predict_proba(X[valid_idx]) if len(valid_idx) else np.zeros((0, len(classes)))
+        return expand_proba(valid, classes, n_classes), expand_proba(model.predict_proba(X_test), classes, n_classes)
+
+    return fit_predict
+
+
+def warmup_linear_decay(peak: float, total_steps: int, warmup: float):
+    """A Keras schedule: 0 → ``peak`` over the first ``warmup`` share of steps, then → 0."""
+    import keras
+    from keras import ops
+
+    warm = max(1, int(round(total_steps * warmup)))
+    total = max(total_steps, warm + 1)
+
+    class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = ops.cast(step, "float32")
+            rising = peak * (step + 1.0) / warm
+            falling = peak * ops.maximum(0.0, (total - step) / (total - warm))
+            return ops.where(step < warm, rising, falling)
+
+        def get_config(self):
+            return {"peak": peak, "total_steps": total_steps, "warmup": warmup}
+
+    return WarmupLinearDecay()
+
+
+def build_classifier(checkpoint, n_classes: int, config: FineTune, steps: int):
+    """The compiled encoder + head: one sigmoid unit (binary) or a softmax over the classes."""
+    import keras
+
+    from ..transformer import load_backbone, mean_pool
+
+    backbone = load_backbone(checkpoint)
+    pooled = mean_pool(backbone.output["sequence_output"], backbone.input["padding_mask"])
+    pooled = keras.layers.Dropout(config.dropout)(pooled)
+    binary = n_classes == 2
+    out = keras.layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax")(pooled)
+    model = keras.Model(backbone.input, out)
+    optimizer = keras.optimizers.AdamW(warmup_linear_decay(config.learning_rate, steps, config.warmup),
+                                       weight_decay=config.weight_decay, clipnorm=1.0)
+    model.compile(optimizer=optimizer, loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy")
+    return model
+
+
+def _inputs(ids: np.ndarray, mask: np.ndarray, rows: np.ndarray) -> dict:
+    return {"token_ids": ids[rows], "segment_ids": np.zeros_like(ids[rows]), "padding_mask": mask[rows]}
+
+
+def _proba(model, inputs: dict, n_classes: int, batch_size: int) -> np.ndarray:
+    raw = model.predict(inputs, batch_size=batch_size, verbose=0).astype(np.float64)
+    return np.column_stack([1 - raw[:, 0], raw[:, 0]]) if n_classes == 2 else raw
+
+
+def fit_fold(checkpoint, data: tuple, y: np.ndarray, n_classes: int, config: FineTune, seed: int,
+             threads: int, train_idx: np.ndarray, valid_idx: np.ndarray, callbacks=()):
+    """Train one fold; return ``(model, history)``. ``data`` is ``(ids, mask)`` of train rows."""
+    import keras
+
+    from .rnn import set_determinism
+
+    set_determinism(seed, threads)
+    ids, mask = data
+    steps = config.epochs * int(np.ceil(len(train_idx) / config.batch_size))
+    model = build_classifier(checkpoint, n_classes, config, steps)
+    has_valid = len(valid_idx) > 0
+    stop = [keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)]
+    history = model.fit(_inputs(ids, mask, train_idx), y[train_idx], batch_size=config.batch_size,
+                        epochs=config.epochs, shuffle=True, verbose=2,
+                        validation_data=(_inputs(ids, mask, valid_idx), y[valid_idx]) if has_valid else None,
+                        callbacks=(stop if has_valid else []) + list(callbacks))
+    return model, history
+
+
+def token_arrays(tokenizer, texts: list[str], max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """Padded ``(ids, mask)`` of ``texts``, as long as the longest (at most ``max_tokens``)."""
+    from ..transformer import pad_batch
+
+    seqs = tokenizer.encode(texts, max_tokens)
+    return pad_batch(seqs, tokenizer.pad, max((len(s) for s in seqs), default=2))
+
+
+def finetune(task, params: Params, train, test, n_classes: int):
+    from ..transformer import Tokenizer, resolve_checkpoint
+
+    config = params.transformer.finetune
+    checkpoint = resolve_checkpoint(params.transformer.checkpoint, params.transformer.sha256)
+    tokenizer = Tokenizer(checkpoint)
+    data = token_arrays(tokenizer, train["text"].tolist(), config.max_tokens)
+    test_ids, test_mask = token_arrays(tokenizer, test["text"].tolist(), config.max_tokens)
+    y = train["y"].to_numpy()
+
+    def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
+        import keras
+
+        model, history = fit_fold(checkpoint, data, y, n_classes, config, params.seed, params.neural.threads,
+                                  train_idx, valid_idx)
+        log.info("finetune: %d epoch(s), val_loss %s", len(history.history["loss"]),
+                 [round(v, 4) for v in history.history.get("val_loss", [])])
+        every = np.arange(len(test_ids))
+        valid = (_proba(model, _inputs(*data, valid_idx), n_classes, 64) if len(valid_idx)
+                 else np.zeros((0, n_classes)))
+        test_proba = _proba(model, _inputs(test_ids, test_mask, every), n_classes, 64)
+        keras.backend.clear_session()
+        return valid, test_proba
+
+    return fit_predict
