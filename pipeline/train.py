@@ -89,6 +89,11 @@ def train(task: Task, model: str, params: Params) -> dict:
         record.update(seeds=rnn_work.seeds, max_epochs=rnn_work.epochs)
         processes = min(params.neural.processes, len(folds))
         params = params_per_process(params, processes)
+    if MODELS[model].family in ("frozen", "finetune"):
+        from .models.transformer import before_folds
+
+        params, info = before_folds(task, model, params)
+        record.update(info)
     if MODELS[model].family == "finetune":
         processes = min(params.transformer.finetune.processes, len(folds))
         params = params_per_process(params, processes)

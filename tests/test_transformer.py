@@ -147,3 +147,20 @@ def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, n_cla
     assert record["folds"] == [0] and record["n_scored"] == fold0.sum()
     assert oof.shape == (24, n_classes) and np.isnan(oof[~fold0]).all() and not np.isnan(oof[fold0]).any()
     np.testing.assert_allclose(test.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_finetune_tuning_trials_are_recorded_and_the_best_is_used(tmp_path, monkeypatch):
+    from pipeline.train import train
+
+    monkeypatch.chdir(tmp_path)
+    texts, y = learnable_texts(16, filler=2)
+    write_prepared(tmp_path, texts, y, texts[:2])
+    params = tiny_params(models={"transformer": ["finetune"]}, transformer={"finetune": {
+        "epochs": 1, "batch_size": 8, "max_tokens": 8, "budget": {"n_trials": 2, "timeout": 600},
+        "space": {"learning_rate": [1e-5, 1e-4], "epochs": [1], "max_tokens": [8, 16]}}})
+    record = train(get_task("competition", params), "finetune", params)
+    trials = record["finetune"]["tuning_trials"]
+    assert len(trials) == 2 and trials[0]["params"]["max_tokens"] == 8
+    best = min(trials, key=lambda t: t["val_loss"])["params"]
+    assert record["finetune"]["learning_rate"] == best["learning_rate"]
+    assert record["checkpoint"]["sha256"].startswith("53aa5117")

@@ -117,6 +117,61 @@ def token_arrays(tokenizer, texts: list[str], max_tokens: int) -> tuple[np.ndarr
     return pad_batch(seqs, tokenizer.pad, max((len(s) for s in seqs), default=2))
 
 
+def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
+    """Optuna over ``transformer.finetune.space`` on fold 0 (minimum validation loss), the
+    params' values as the first trial; returns the best config and every trial."""
+    import optuna
+
+    from ..prepare import load_prepared
+    from ..transformer import Tokenizer
+    from ..workers import threads_per_process
+
+    config, space = params.transformer.finetune, params.transformer.finetune.space
+    train, _, meta = load_prepared(task)
+    tokenizer, y, fold = Tokenizer(checkpoint), train["y"].to_numpy(), train["fold"].to_numpy()
+    threads = threads_per_process(params.neural.threads, 1)
+
+    def objective(trial):
+        trial_config = config.model_copy(update={
+            "learning_rate": trial.suggest_float("learning_rate", *space.learning_rate, log=True),
+            "epochs": trial.suggest_categorical("epochs", list(space.epochs)),
+            "max_tokens": trial.suggest_categorical("max_tokens", list(space.max_tokens))})
+        data = token_arrays(tokenizer, train["text"].tolist(), trial_config.max_tokens)
+        _, history = fit_fold(checkpoint, data, y, len(meta["classes"]), trial_config, params.seed, threads,
+                              np.flatnonzero(fold != 0), np.flatnonzero(fold == 0))
+        return min(history.history["val_loss"])
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=params.seed))
+    first = {"learning_rate": min(max(config.learning_rate, space.learning_rate[0]), space.learning_rate[1]),
+             "epochs": config.epochs if config.epochs in space.epochs else space.epochs[0],
+             "max_tokens": config.max_tokens if config.max_tokens in space.max_tokens else space.max_tokens[0]}
+    study.enqueue_trial(first)
+    study.optimize(objective, n_trials=config.budget.n_trials, timeout=config.budget.timeout)
+    trials = [{"number": t.number, "params": t.params, "val_loss": t.value} for t in study.trials
+              if t.value is not None]
+    log.info("finetune tuning on fold 0: best %s (val_loss %.4f) of %d trials", study.best_params,
+             study.best_value, len(trials))
+    return config.model_copy(update=study.best_params), trials
+
+
+def before_folds(task, model: str, params: Params) -> tuple[Params, dict]:
+    """Checked once before the fold loop: the checkpoint (recorded with the predictions) and,
+    for ``finetune`` with a tuning budget, the tuned settings the folds then use."""
+    from ..transformer import resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(params.transformer.checkpoint, params.transformer.sha256)
+    info = {"checkpoint": checkpoint.describe()}
+    if model == "finetune":
+        config, trials = params.transformer.finetune, []
+        if config.budget.n_trials > 0:
+            config, trials = _tune(task, params, checkpoint)
+            params = params.model_copy(update={"transformer": params.transformer.model_copy(
+                update={"finetune": config})})
+        info["finetune"] = {**config.model_dump(exclude={"budget", "space"}), "tuning_trials": trials}
+    return params, info
+
+
 def finetune(task, params: Params, train, test, n_classes: int):
     from ..transformer import Tokenizer, resolve_checkpoint
 
