@@ -3,6 +3,8 @@
     python -m pipeline.benchmark tfidf   # each TF-IDF train stage on IMDB (25k long reviews)
     python -m pipeline.benchmark rnn     # seconds/epoch and peak memory of the default LSTM/GRU,
                                          # and their ratio to a bare 2x64 LSTM timed alongside
+    python -m pipeline.benchmark transformer  # encode sentences/s, fine-tune s/step, peak memory,
+                                              # next to the bare keras-hub backbone (bench_transformer.py)
 
 Every measured command runs as the same ``python -m pipeline`` subprocess that ``dvc repro``
 runs, in a scratch project; wall time and the child's peak resident memory are reported.
@@ -157,7 +159,7 @@ def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("what", nargs="*", help="tfidf and/or rnn (default: tfidf)")
+    parser.add_argument("what", nargs="*", help="tfidf, rnn and/or transformer (default: tfidf)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--rows", type=int, default=20_000, help="rnn: sequences per epoch")
     parser.add_argument("--seq-len", type=int, default=300, help="rnn: tokens per sequence")
@@ -168,9 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         _epoch_child(args.epoch_child, args.rows, args.seq_len, args.threads)
         return 0
     args.what = args.what or ["tfidf"]
-    unknown = set(args.what) - {"tfidf", "rnn"}
+    unknown = set(args.what) - {"tfidf", "rnn", "transformer"}
     if unknown:
-        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose tfidf and/or rnn")
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose tfidf, rnn and/or transformer")
     if "tfidf" in args.what and not IMDB.is_dir():
         print(f"benchmark needs the IMDB CSVs in {IMDB}", file=sys.stderr)
         return 2
@@ -180,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
             results["tfidf"] = bench_tfidf(Path(tmp) / "tfidf")
         if "rnn" in args.what:
             results["rnn"] = bench_rnn(args.rows, args.seq_len)
+        if "transformer" in args.what:
+            from .bench_transformer import bench_transformer
+
+            results["transformer"] = bench_transformer()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
