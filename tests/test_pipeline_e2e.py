@@ -97,3 +97,15 @@ def test_experiment_with_other_params_shows_in_metrics_diff(sample_project):
     assert "cv.nbsvm.accuracy" not in changed  # untouched models keep their scores
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     assert "weak-word-lr" in json.dumps(shown)
+
+
+def test_frozen_transformer_model_encoded_trained_and_submitted(sample_project):
+    project, _ = sample_project
+    encoded = json.loads((project / "data/encoded/competition/encode.json").read_text())
+    assert encoded["available"] and encoded["checkpoint"]["sha256"].startswith("53aa5117")
+    assert np.load(project / "data/encoded/competition/train.npy").shape[1] == 384
+    metrics = json.loads((project / "metrics/competition.json").read_text())
+    assert 0.5 < metrics["cv"]["frozen_lr"]["accuracy"] <= 1.0
+    assert (project / "submissions/fake-news/frozen_lr.csv").exists()
+    # Not in transformer.tasks: the validation tasks encode nothing.
+    assert not json.loads((project / "data/encoded/imdb/encode.json").read_text())["available"]
