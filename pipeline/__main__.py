@@ -38,6 +38,8 @@ def _stage(name: str):
 
         params = load_params(args.params)
         task = get_task(args.task, params)
+        if name in ("train", "tune"):
+            _check_model(name, args.model)
         module, function = _STAGES[name]
         stage = getattr(importlib.import_module(f"{__package__}.{module}"), function)
         if name == "train":
@@ -48,6 +50,16 @@ def _stage(name: str):
             stage(task, params)
 
     return run
+
+
+def _check_model(stage: str, model: str) -> None:
+    from .errors import ParamsError
+    from .models import MODELS
+
+    known = sorted(m for m, spec in MODELS.items() if stage == "train" or spec.family == "rnn")
+    if model not in known:
+        raise ParamsError(f"--model {model!r} is not a{'n RNN' if stage == 'tune' else ''} model "
+                          f"of the registry; choose one of {known}")
 
 
 def _validation_summary(args) -> None:
@@ -109,6 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _describe_os_error(error: OSError) -> str:
+    """What an ``OSError`` means for the user: only a full or read-only disk is "cannot write"."""
+    import errno
+
+    where = f" {error.filename}" if error.filename else ""
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        hint = "free some disk space" if error.errno != errno.EROFS else "the file system is read-only"
+        return f"cannot write{where}: {reason}; {hint}"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied on{where} (cannot write or read it); fix its permissions"
+    hint = {errno.ENOENT: "check that it exists (or rerun the stage that makes it)",
+            errno.EISDIR: "it is a folder where a file is expected",
+            errno.ENOTDIR: "a part of the path is a file, not a folder",
+            errno.ELOOP: "a symbolic link in the path loops"}.get(error.errno, "check the path")
+    return f"cannot access{where}: {reason}; {hint}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -121,14 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except OSError as error:  # disk full, read-only or unwritable output folder, ...
-        import errno
-
-        hint = {errno.ENOSPC: "free some disk space", errno.EACCES: "fix the folder's permissions",
-                errno.EROFS: "the file system is read-only"}.get(error.errno, "check the path")
-        where = f" {error.filename}" if error.filename else ""
-        print(f"error: cannot write{where}: {error.strerror or error}; {hint}, then rerun. "
-              "Outputs of earlier stages are untouched.", file=sys.stderr)
+    except OSError as error:  # disk full, read-only folder, a missing or unreadable file, ...
+        print(f"error: {_describe_os_error(error)}, then rerun. Outputs of earlier stages are "
+              "untouched.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: outputs of this stage were not written", file=sys.stderr)

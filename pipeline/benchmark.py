@@ -5,6 +5,8 @@
                                          # and their ratio to a bare 2x64 LSTM timed alongside
     python -m pipeline.benchmark transformer  # encode sentences/s, fine-tune s/step, peak memory,
                                               # next to the bare keras-hub backbone (bench_transformer.py)
+    python -m pipeline.benchmark bigfield  # peak memory of fetch and prepare on a train.csv
+                                           # holding one 200 MB text field, as a ratio to it
 
 Every measured command runs as the same ``python -m pipeline`` subprocess that ``dvc repro``
 runs, in a scratch project; wall time and the child's peak resident memory are reported.
@@ -68,6 +70,33 @@ def bench_tfidf(workdir: Path) -> dict:
         print(f"{model:>10} imdb 5-fold: {seconds:6.1f} s (target < {TARGETS['tfidf_seconds']}), "
               f"peak {peak:.2f} GiB (target < {TARGETS['tfidf_peak_gib']}), "
               f"CV accuracy {record['cv']['accuracy']:.4f} {'OK' if ok else 'MISSED'}", flush=True)
+    return results
+
+
+def bench_bigfield(workdir: Path, megabytes: int = 200) -> dict:
+    """Peak memory of ``fetch`` and ``prepare`` (local source) when train.csv holds one huge
+    text field, as a multiple of the file's size."""
+    local = workdir / "local"
+    local.mkdir(parents=True)
+    rows = b"".join(b"%d,Title %d,Author,Body of article %d,%d\n" % (i, i, i, i % 2) for i in range(20))
+    with open(local / "train.csv", "wb") as out:
+        out.write(b"id,title,author,text,label\n" + rows + b'99,Big,Author,"')
+        for _ in range(megabytes):
+            out.write(b"word " * (2**20 // 5) + b"w" * (2**20 % 5))
+        out.write(b'",1\n')
+    (local / "test.csv").write_bytes(b"id,title,author,text\n100,T,A,Body\n101,T,A,Body\n")
+    (local / "sample_submission.csv").write_bytes(b"id,label\n100,0\n101,0\n")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["competition"].update(source="local", local_dir=str(local))
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    size_gib = (local / "train.csv").stat().st_size / 2**30
+    results = {"train_csv_gib": round(size_gib, 3)}
+    for stage in ("fetch", "prepare"):
+        seconds, peak = _run([stage, "--task", "competition"], workdir)
+        results[stage] = {"seconds": round(seconds, 1), "peak_gib": round(peak, 2),
+                          "peak_over_file": round(peak / size_gib, 1)}
+        print(f"{stage:>10} one {megabytes} MB field: {seconds:6.1f} s, peak {peak:.2f} GiB "
+              f"({peak / size_gib:.1f}x the file)", flush=True)
     return results
 
 
@@ -159,7 +188,7 @@ def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("what", nargs="*", help="tfidf, rnn and/or transformer (default: tfidf)")
+    parser.add_argument("what", nargs="*", help="tfidf, rnn, bigfield and/or transformer (default: tfidf)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--rows", type=int, default=20_000, help="rnn: sequences per epoch")
     parser.add_argument("--seq-len", type=int, default=300, help="rnn: tokens per sequence")
@@ -170,9 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         _epoch_child(args.epoch_child, args.rows, args.seq_len, args.threads)
         return 0
     args.what = args.what or ["tfidf"]
-    unknown = set(args.what) - {"tfidf", "rnn", "transformer"}
+    unknown = set(args.what) - {"tfidf", "rnn", "bigfield", "transformer"}
     if unknown:
-        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose tfidf, rnn and/or transformer")
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose tfidf, rnn, bigfield and/or transformer")
     if "tfidf" in args.what and not IMDB.is_dir():
         print(f"benchmark needs the IMDB CSVs in {IMDB}", file=sys.stderr)
         return 2
@@ -182,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             results["tfidf"] = bench_tfidf(Path(tmp) / "tfidf")
         if "rnn" in args.what:
             results["rnn"] = bench_rnn(args.rows, args.seq_len)
+        if "bigfield" in args.what:
+            results["bigfield"] = bench_bigfield(Path(tmp) / "bigfield")
         if "transformer" in args.what:
             from .bench_transformer import bench_transformer
 

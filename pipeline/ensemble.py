@@ -11,8 +11,11 @@ fold column as the base models), so no candidate is scored on rows it was fitted
 
 All candidates' scores are honest; choosing the best of them is a mild selection. The
 candidate with the best inner-CV score (``competition.metric``) is refitted on all
-OOF rows and applied to the test predictions. Rows for which some model has no OOF
-prediction (RNNs may run fewer folds) are left out of the fit and the scores.
+OOF rows and applied to the test predictions, unless the guard rejects it: a blend ships
+only when a paired bootstrap over the CV groups puts its inner-CV score above the best single
+model's with ``ensemble.guard`` confidence (docs/cv.md); otherwise ``best_single`` ships.
+Rows for which some model has no OOF prediction (RNNs may run fewer folds) are left out of
+the fit and the scores.
 """
 
 from __future__ import annotations
@@ -132,6 +135,41 @@ def _inner_cv(make, probas, y, folds):
     return out
 
 
+def paired_bootstrap(metric: str, y, proba_a, proba_b, groups, resamples: int, seed: int) -> float:
+    """Share of group-bootstrap resamples in which ``proba_a`` scores strictly better than
+    ``proba_b`` on the same rows. Whole groups are resampled: near-duplicate rows are not
+    independent evidence."""
+    from .metrics import score
+
+    _, group_of_row = np.unique(groups, return_inverse=True)
+    n_groups = group_of_row.max() + 1
+    rng = np.random.default_rng(seed)
+    wins = 0
+    for _ in range(resamples):
+        picks = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
+        rows = np.repeat(np.arange(len(y)), picks[group_of_row])
+        wins += score(metric, y[rows], proba_a[rows]) > score(metric, y[rows], proba_b[rows])
+    return wins / resamples
+
+
+def _guard(chosen: str, oof_by_method: dict, probas: list, names: list, singles: dict, y, groups,
+           params: Params, metric: str) -> tuple[str, dict]:
+    """Keep ``chosen`` only if it beats the best single model with ``ensemble.guard`` confidence."""
+    best = max(singles, key=singles.get)
+    if chosen == "best_single" or params.ensemble.guard == 0:
+        why = "inner CV chose best_single" if chosen == "best_single" else "guard off (ensemble.guard: 0)"
+        return chosen, {"candidate": chosen, "shipped": chosen, "verdict": f"{why}; {chosen} ships."}
+    p_better = paired_bootstrap(metric, y, oof_by_method[chosen], probas[names.index(best)], groups,
+                                params.ensemble.guard_resamples, params.seed)
+    keep = p_better >= params.ensemble.guard
+    record = {"candidate": chosen, "best_single": best, "p_better": round(p_better, 4),
+              "confidence": params.ensemble.guard, "shipped": chosen if keep else "best_single"}
+    record["verdict"] = (f"{chosen} beats {best} in {p_better:.1%} of group-bootstrap resamples of the "
+                         f"inner-CV rows; " + ("shipped." if keep else
+                         f"below the {params.ensemble.guard:.0%} required, so best_single ships."))
+    return record["shipped"], record
+
+
 def candidates(params: Params, binary: bool, metric: str):
     p = params.ensemble
     makers = {"stack": lambda: Stacker(p.stack_C, params.seed),
@@ -171,10 +209,17 @@ def ensemble(task: Task, params: Params) -> dict:
         results[name] = all_scores(y, oof_by_method[name])
         log.info("[ensemble %s] %s inner-CV %s=%.4f", task.name, name, metric, results[name][metric])
     chosen = max(results, key=lambda n: results[n][metric])
-    final = candidates(params, oofs[0].shape[1] == 2, metric)[chosen]().fit(probas, y)
+    groups = train["group"].to_numpy()[rows] if "group" in train else np.arange(len(y))
+    chosen, guard = _guard(chosen, oof_by_method, probas, names, singles, y, groups, params, metric)
+    log.info("[ensemble %s] guard: %s", task.name, guard["verdict"])
+    if chosen not in oof_by_method:  # best_single was not among ensemble.methods
+        oof_by_method[chosen] = _inner_cv(lambda: BestSingle(metric), probas, y, folds)
+        results[chosen] = all_scores(y, oof_by_method[chosen])
+    final = (BestSingle(metric) if chosen == "best_single" else
+             candidates(params, oofs[0].shape[1] == 2, metric)[chosen]()).fit(probas, y)
     oof = np.full_like(oofs[0], np.nan)
     oof[rows] = oof_by_method[chosen]
-    record.update(metric=metric, method=chosen, methods=results, n_scored=int(rows.sum()),
+    record.update(metric=metric, method=chosen, methods=results, guard=guard, n_scored=int(rows.sum()),
                   folds=sorted(int(f) for f in np.unique(base_folds)), cv=results[chosen],
                   base_models_same_rows={n: round(s, 6) for n, s in singles.items()},
                   weights=final.describe(names), seconds=round(time.perf_counter() - started, 2))

@@ -51,7 +51,22 @@ class Competition(_Section):
 
 
 class CV(_Section):
+    """How folds are made (docs/cv.md): ``auto`` picks the candidate that looks like the test split."""
+
     folds: int = Field(5, ge=2, le=20)
+    strategy: Literal["auto", "stratified", "group", "time"] = "auto"
+    group: str = Field("", validate_default=True)  # a train column, or columns joined by "+"
+    time: str = Field("", validate_default=True)   # a train column of numbers or dates
+    near_duplicate: float = Field(0.7, gt=0, le=1)  # TF-IDF cosine at which rows are near-duplicates
+    sample_rows: int = Field(1000, ge=50)   # rows per side in the fold-resemblance/adversarial checks
+
+    @field_validator("group", "time")
+    @classmethod
+    def _needed_by_strategy(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("strategy") == info.field_name and not value.strip():
+            raise ValueError(f"strategy is {info.field_name!r} but cv.{info.field_name} is empty: "
+                             f"set cv.{info.field_name} to a train.csv column")
+        return value.strip()
 
 
 class Text(_Section):
@@ -289,6 +304,10 @@ class Ensemble(_Section):
     methods: tuple[Literal["stack", "weighted", "best_single"], ...] = ("stack", "weighted", "best_single")
     stack_C: float = Field(1.0, gt=0)
     rank: bool = False  # weighted: average ranks instead of probabilities (binary tasks)
+    # A blend ships only when the paired bootstrap puts it above the best single model with
+    # at least this confidence (docs/cv.md); 0 = always ship the best inner-CV method.
+    guard: float = Field(0.95, ge=0, lt=1)
+    guard_resamples: int = Field(1000, ge=100)
 
     @model_validator(mode="after")
     def _some(self):

@@ -1,7 +1,8 @@
 """``prepare`` stage: validated, cleaned text with a seeded fold column.
 
-Writes ``data/prepared/<task>/{train,test}.parquet`` (``id, text, label, y[, fold]``) and
-``meta.json`` (classes, counts, warnings).
+Writes ``data/prepared/<task>/{train,test}.parquet`` (``id, text, label, y[, fold, group]``),
+``meta.json`` (classes, counts, the CV plan) and ``diagnostics.json`` (duplicates, train/test
+shift, how the folds compare with the test split; see :mod:`pipeline.cvplan`).
 """
 
 from __future__ import annotations
@@ -46,18 +47,22 @@ def _frame(frame: pd.DataFrame, task: Task, params: Params, classes, with_labels
 
 def prepare(task: Task, params: Params) -> dict:
     """Validate and clean the raw CSVs of ``task``; return the meta record."""
-    from .folds import make_folds  # sklearn: imported only when there is data to split
+    from .cvplan import plan_folds  # sklearn: imported only when there is data to split
     from .rawdata import load_task_csvs
 
     source = read_source_record(task)
     meta: dict = {"task": task.name, "available": source["available"]}
+    checks: dict = {}
     if source["available"]:
         raw_train, raw_test, classes = load_task_csvs(task)
         train, empty_train = _frame(raw_train, task, params, classes, True)
         test, empty_test = _frame(raw_test, task, params, classes, task.has_test_labels)
         try:
-            train["fold"] = make_folds(train["y"].to_numpy(), params.cv.folds, params.seed)
+            train["fold"], train["group"], checks = plan_folds(raw_train, train, test, params,
+                                                               task.raw_dir / "train.csv")
         except ValueError as error:
+            if isinstance(error, DataError):
+                raise
             raise DataError(f"{task.raw_dir / 'train.csv'}: {error}") from None
         for name, count in (("train", empty_train), ("test", empty_test)):
             if count:
@@ -65,20 +70,29 @@ def prepare(task: Task, params: Params) -> dict:
                             task.name, name, count, list(task.text_cols))
         meta.update(classes=list(classes), n_train=len(train), n_test=len(test),
                     empty_text={"train": empty_train, "test": empty_test},
-                    class_counts=train["label"].value_counts().sort_index().to_dict())
+                    class_counts=train["label"].value_counts().sort_index().to_dict(),
+                    cv={"strategy": checks["strategy"], "chosen": checks["chosen"],
+                        "ordered": checks["ordered"]})
     else:
         meta.update(reason=source["reason"], fix=source["fix"])
-        train = pd.DataFrame({"id": [], "text": [], "label": [], "y": [], "fold": []})
+        train = pd.DataFrame({"id": [], "text": [], "label": [], "y": [], "fold": [], "group": []})
         test = train[["id", "text"]]
     with atomic_path(task.prepared_dir) as out:
         out.mkdir()
         train.to_parquet(out / "train.parquet", index=False)
         test.to_parquet(out / "test.parquet", index=False)
         write_json(out / "meta.json", meta)
+        write_json(out / "diagnostics.json", checks)
     log.info("prepared %s: %s", task.name,
              f"{meta['n_train']} train / {meta['n_test']} test rows, {len(meta['classes'])} classes"
              if meta["available"] else f"unavailable ({meta['reason']})")
     return meta
+
+
+def load_diagnostics(task: Task) -> dict:
+    """The checks :func:`prepare` wrote (``{}`` for an unavailable task or an older run)."""
+    path = task.prepared_dir / "diagnostics.json"
+    return read_json(path) if path.exists() else {}
 
 
 def load_prepared(task: Task) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

@@ -7,8 +7,10 @@ column, and what to do, never a traceback from deep inside pandas.
 from __future__ import annotations
 
 import csv
-import io
+import errno
+import os
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
@@ -18,13 +20,24 @@ from .tasks import Task
 _MAX_LISTED = 5
 
 
+# Binary formats a user may have saved under a .csv name: (magic bytes, what, how to fix).
+_MAGIC = ((b"\x1f\x8b", "a gzip-compressed file", "decompress it: `gunzip -c {name} > fixed.csv`"),
+          (b"PK\x03\x04", "a zip archive (or an Excel .xlsx workbook)",
+           "unzip it (`unzip {name}`), or save the workbook as 'CSV UTF-8' in Excel"),
+          (b"BZh", "a bzip2-compressed file", "decompress it: `bunzip2 -c {name} > fixed.csv`"),
+          (b"\xfd7zXZ\x00", "an xz-compressed file", "decompress it: `unxz -c {name} > fixed.csv`"),
+          (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Excel .xls workbook",
+           "save it as 'CSV UTF-8' in Excel"))
+_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
 def _rows(index, path: Path | None = None) -> str:
     """The file lines where a few rows of a :func:`read_csv` frame of ``path`` start.
 
     Only computed for an error message: the file is parsed again, as blank lines and quoted
     line breaks shift rows from "index + 2" (+1 for the header, +1 for 1-based).
     """
-    lines = [line for line, _ in _records(_decode(path.read_bytes(), path), path)[1:]] if path else None
+    lines = [line for line, _ in _scan(path)[2]] if path else None
     rows = [str(lines[int(i)] if lines else int(i) + 2) for i in list(index)[:_MAX_LISTED]]
     more = len(index) - len(rows)
     return ", ".join(rows) + (f" and {more} more" if more > 0 else "")
@@ -35,33 +48,67 @@ def read_csv(path: str | Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
 
     Accepts a UTF-8 byte-order mark, CRLF (or mixed) line ends, blank lines and fields of any
     size. Every other defect is a :class:`DataError` naming the file, the line and the fix:
-    non-UTF-8 bytes, NUL bytes, an unclosed quote, a row whose field count differs from the
-    header's (pandas would silently pad it, or take its first field as an index), duplicate
-    column names, no data rows, missing ``required`` columns.
+    non-UTF-8 bytes, NUL bytes, a compressed or binary file, a file separated by semicolons or
+    tabs, an unclosed quote, a row whose field count differs from the header's (pandas would
+    silently pad it, or take its first field as an index), duplicate column names, no data
+    rows, missing ``required`` columns. The file is streamed, never held whole in memory.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; check the source folder or rerun the fetch stage")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read the file ({error.strerror or error}); check its "
-                        "permissions") from None
-    text = _decode(data, path)
-    if not text.strip():
-        raise DataError(f"{path}: file is empty; expected a header row and data rows")
-    records = _records(text, path)
-    if not records:  # e.g. a lone empty quoted field: blank lines only
-        raise DataError(f"{path}: file holds only blank lines; expected a header row and data rows")
-    (header_line, header), rows = records[0], records[1:]
+    columns, header, rows = _scan(path)
+    frame = pd.DataFrame([fields for _, fields in rows], columns=columns, dtype=str)
+    del rows
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}. "
+                        f"Fix the file or the column names in params.yaml (competition.id/text/label).")
+    return frame
+
+
+def count_rows(path: str | Path) -> int:
+    """Data rows of the CSV ``path``, with every check of :func:`read_csv` but no table built."""
+    return _scan(Path(path), keep=False)[2]
+
+
+def read_column(path: str | Path, column: str | int) -> tuple[str, list[tuple[int, str]]]:
+    """``(name, [(file line, stripped value), ...])`` of one column of the CSV ``path``
+    (a name, or a position), streamed: the other columns are never kept."""
+    path = Path(path)
+    _, header, records = _header_and_records(path)
+    columns = [c.strip().strip("\ufeff").strip() for c in header]
+    if isinstance(column, int):
+        position = column
+    elif column in columns:
+        position = columns.index(column)
+    else:
+        raise DataError(f"{path}: missing column {column!r}; found {columns}. Fix the file or the "
+                        "column names in params.yaml (competition.id/text/label).")
+    values = [(line, fields[position].strip()) for line, fields in records if len(fields) > position]
+    return columns[position], values
+
+
+def _scan(path: Path, keep: bool = True):
+    """``(columns, header fields, rows)`` of the CSV ``path``, checked; ``rows`` is a list of
+    (file line, fields) when ``keep``, else their count."""
+    header_line, header, records = _header_and_records(path)
     columns = [c.strip().strip("\ufeff").strip() or f"Unnamed: {i}" for i, c in enumerate(header)]
+    if len(header) == 1:
+        found = [name for sep, name in _SEPARATORS.items() if sep in header[0]]
+        if found:
+            raise DataError(f"{path}, line {header_line}: the header {header[0][:80]!r} is separated "
+                            f"by {found[0]}, not commas; save the file comma-separated (a CSV)")
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
         raise DataError(f"{path}, line {header_line}: duplicate column name(s) {duplicated} in the "
                         f"header {columns}; rename or remove the extra column(s)")
-    if not rows:
-        raise DataError(f"{path}: no data rows, only a header; expected at least one row")
-    ragged = [(line, len(fields)) for line, fields in rows if len(fields) != len(columns)]
+    rows: list | int = [] if keep else 0
+    ragged = []
+    for line, fields in records:
+        if len(fields) != len(columns):
+            ragged.append((line, len(fields)))
+        elif keep:
+            rows.append((line, fields))
+        else:
+            rows += 1
     if ragged:
         listed = ", ".join(f"{line} ({n} fields)" for line, n in ragged[:_MAX_LISTED])
         more = f" and {len(ragged) - _MAX_LISTED} more" if len(ragged) > _MAX_LISTED else ""
@@ -69,15 +116,76 @@ def read_csv(path: str | Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
                         f"{len(columns)} fields but line(s) {listed}{more} do not; check the commas "
                         "on those lines (a field holding commas, quotes or line breaks must be in "
                         'double quotes, with "" for a quote inside)')
-    frame = pd.DataFrame([fields for _, fields in rows], columns=columns, dtype=str)
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        hint = ""
-        if len(columns) == 1 and any(sep in header[0] for sep in ";\t|"):
-            hint = " The header is not separated by commas: save the file comma-separated."
-        raise DataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}. "
-                        f"Fix the file or the column names in params.yaml (competition.id/text/label).{hint}")
-    return frame
+    if not rows:
+        raise DataError(f"{path}: no data rows, only a header; expected at least one row")
+    return columns, header, rows
+
+
+def _header_and_records(path: Path) -> tuple[int, list[str], Iterator[tuple[int, list[str]]]]:
+    """The header's line and fields, and an iterator over the data records that follow."""
+    _check_file(path)
+    records = _records(path)
+    try:
+        header_line, header = next(records)
+    except StopIteration:
+        raise _no_records(path) from None
+    return header_line, header, records
+
+
+def _check_file(path: Path) -> None:
+    """A regular, readable file that is not UTF-16, compressed or binary."""
+    if not path.is_file():
+        kind = describe_non_file(path)
+        raise DataError(f"{path}: {kind or 'file not found'}; check the source folder or rerun "
+                        "the fetch stage")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the file ({error.strerror or error}); check its "
+                        "permissions") from None
+    for magic, what, fix in _MAGIC:
+        if head.startswith(magic):
+            raise DataError(f"{path}: this is {what}, not CSV text; "
+                            f"{fix.format(name=path.name)}")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{path}: the file is UTF-16 encoded; re-save it as UTF-8 (e.g. "
+                        f"`iconv -f utf-16 -t utf-8 {path.name} > fixed.csv`)")
+
+
+def describe_non_file(path: Path) -> str | None:
+    """What ``path`` is when it is not a regular file (a dangling symlink, a folder, ...)."""
+    import stat
+
+    if path.is_symlink():
+        try:
+            path.stat()
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                return f"a symbolic link that loops ({os.readlink(path)!r}); point it at a file"
+            return (f"a symbolic link to {os.readlink(path)!r}, which does not exist; point it at "
+                    "the real file")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"cannot be read ({error.strerror})"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO), not a file; save the data to a regular file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a device or socket)"
+    return None
+
+
+def _no_records(path: Path) -> DataError:
+    with open(path, "rb") as handle:
+        blank = not handle.read(1 << 16).decode("utf-8-sig", errors="replace").strip()
+    if blank and path.stat().st_size <= 1 << 16:
+        return DataError(f"{path}: file is empty; expected a header row and data rows")
+    return DataError(f"{path}: file holds only blank lines; expected a header row and data rows")
 
 
 def _line_at(text: str, pos: int) -> int:
@@ -87,9 +195,7 @@ def _line_at(text: str, pos: int) -> int:
 
 
 def _decode(data: bytes, path: Path) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DataError(f"{path}: the file is UTF-16 encoded; re-save it as UTF-8 (e.g. "
-                        f"`iconv -f utf-16 -t utf-8 {path.name} > fixed.csv`)")
+    """Only on the error path: the whole file decoded, or the DataError naming the bad byte."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -105,18 +211,27 @@ def _decode(data: bytes, path: Path) -> str:
     return text
 
 
-def _records(text: str, path: Path) -> list[tuple[int, list[str]]]:
-    """The non-blank records of ``text`` with the file line each starts on (strict quoting)."""
+def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank records of ``path`` with the file line each starts on (strict quoting),
+    streamed from the file."""
     limit = csv.field_size_limit()
     csv.field_size_limit(2**31 - 1)  # one huge field is fine: prepare cuts it to text.max_chars
-    records, start = [], 1
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
     try:
-        for fields in reader:
-            if len(fields) > 1 or (fields and fields[0].strip()):  # skip blank lines
-                records.append((start, fields))
-            start = reader.line_num + 1
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, strict=True)
+            for fields in reader:
+                if any("\x00" in field for field in fields):
+                    _decode(path.read_bytes(), path)  # raises the DataError naming the line
+                if len(fields) > 1 or (fields and fields[0].strip()):  # skip blank lines
+                    yield start, fields
+                start = reader.line_num + 1
+    except UnicodeDecodeError:
+        _decode(path.read_bytes(), path)  # raises the DataError naming the line
+        raise
     except csv.Error as error:
+        if "NUL" in str(error):
+            _decode(path.read_bytes(), path)
         reason = ("a quoted field starting in this record is never closed"
                   if "end of data" in str(error) else str(error))
         raise DataError(f"{path}, line {start}: not a well-formed CSV ({reason}); check the quoting "
@@ -124,7 +239,6 @@ def _records(text: str, path: Path) -> list[tuple[int, list[str]]]:
                         'the end of the line, with "" for a quote inside') from None
     finally:
         csv.field_size_limit(limit)
-    return records
 
 
 def check_ids(frame: pd.DataFrame, id_col: str, path: Path) -> None:
@@ -164,9 +278,16 @@ def load_task_csvs(task: Task) -> tuple[pd.DataFrame, pd.DataFrame, tuple[str, .
         raise DataError(f"{test_path}: id(s) also in train.csv on row(s) {_rows(overlap, test_path)} "
                         f"(e.g. {test[task.id_col][overlap[0]]!r}); train and test ids must not overlap")
     check_labels(train, task, train_path, task.classes)
-    observed = tuple(sorted(set(train[task.label_col].str.strip())))
+    counts = train[task.label_col].str.strip().value_counts()
+    observed = tuple(sorted(counts.index))
     if len(observed) < 2:
         raise DataError(f"{train_path}: column {task.label_col!r} has a single class {observed}; need two or more")
+    if (counts >= 2).sum() < 2:  # the fold holding a lone row would train on one class only
+        lone = sorted(counts.index[counts < 2])
+        rows = train.index[train[task.label_col].str.strip().isin(lone)]
+        raise DataError(f"{train_path}: class(es) {lone} have a single row (row(s) "
+                        f"{_rows(rows, train_path)}), so one cross-validation fold would train on "
+                        "one class only; add rows of that class or drop them")
     classes = task.classes or observed
     if task.has_test_labels:
         check_labels(test, task, test_path, classes)

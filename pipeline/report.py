@@ -17,7 +17,7 @@ import numpy as np
 
 from .io import atomic_path, write_json, write_text
 from .params import Params
-from .prepare import load_prepared
+from .prepare import load_diagnostics, load_prepared
 from .tasks import Task
 from .train import load_predictions
 
@@ -84,10 +84,48 @@ def _comparison_png(scores: dict[str, float], metric: str, path: Path, title: st
     _save_png(fig, path)
 
 
-def _markdown(task: Task, meta: dict, records: dict[str, dict], scores_test: dict, plots: Path) -> str:
+def cv_warnings(task: Task, checks: dict, records: dict[str, dict], y: np.ndarray,
+                n_classes: int) -> tuple[list[str], float]:
+    """The loud warnings: prepare's (shift, conflicting twins, folds unlike the test split) and
+    every model's CV at or below chance. Also returns the chance score."""
+    from .diagnostics import at_or_below_chance, chance_score
+
+    chance = chance_score(task.metric, y, n_classes)
+    warnings = list(checks.get("warnings", []))
+    models = {m: r["cv"][task.metric] for m, r in records.items() if m != "ensemble"}
+    if at_or_below_chance(models, chance):
+        warnings.insert(0, f"every model's CV {task.metric} is at or below chance ({chance:.3f}, what "
+                        "a model with no signal scores): the folds probably split rows the test split "
+                        "keeps together (see below); do not trust CV or the ensemble built on it.")
+    return warnings, chance
+
+
+def _checks_markdown(checks: dict) -> list[str]:
+    if not checks:
+        return []
+    lines = ["## Do the folds look like the test split?", "",
+             f"cv.strategy **{checks['strategy']}** → **{checks['chosen']}** folds (docs/cv.md).", "",
+             "| folds | KS D (nearest-train cosine, validation vs test) | median validation | median test |",
+             "|---|---|---|---|"]
+    for name, fit in checks.get("folds", {}).items():
+        if fit.get("ks") is not None:
+            mark = " ←" if name == checks["chosen"] else ""
+            lines.append(f"| {name}{mark} | {fit['ks']:.3f}{' (differs)' if fit['differs'] else ''} "
+                         f"| {fit['valid_median']:.3f} | {fit['test_median']:.3f} |")
+    chosen = checks.get("folds", {}).get(checks["chosen"])
+    lines += ["", f"- Folds: {chosen['verdict'] if chosen else 'no test rows to compare with.'}",
+              f"- Duplicates: {checks['duplicates']['verdict']}",
+              f"- Train vs test: {checks['adversarial']['verdict']}", ""]
+    return lines
+
+
+def _markdown(task: Task, meta: dict, records: dict[str, dict], scores_test: dict, plots: Path,
+              checks: dict | None = None, warnings: list[str] = ()) -> str:
     lines = [f"# {task.name}: model report", ""]
     if not meta["available"]:
         return "\n".join(lines + [f"**Unavailable:** {meta['reason']}", "", f"Fix: `{meta['fix']}`", ""])
+    lines += [f"> **WARNING — CV may not predict test:** {w}" for w in warnings]
+    lines += [""] if warnings else []
     lines += [f"{meta['n_train']} train / {meta['n_test']} test rows, {len(meta['classes'])} classes. "
               f"Headline metric: **{task.metric}** (out-of-fold on train).", "",
               "| model | CV " + task.metric + " | CV f1_macro | CV log_loss | folds | seconds |"
@@ -111,10 +149,12 @@ def _markdown(task: Task, meta: dict, records: dict[str, dict], scores_test: dic
                   f"out-of-fold rows. Inner-CV {task.metric} per method: "
                   + ", ".join(f"{m} {s[task.metric]:.4f}" for m, s in ens["methods"].items())
                   + ". Base models on the same rows: "
-                  + ", ".join(f"{m} {s:.4f}" for m, s in ens["base_models_same_rows"].items()) + ".",
+                  + ", ".join(f"{m} {s:.4f}" for m, s in ens["base_models_same_rows"].items()) + ". "
+                  + f"Guard: {ens.get('guard', {}).get('verdict', 'none (older run).')}",
                   "", f"![ensemble weights](../plots/{task.name}/ensemble_weights.png)"]
     for png in sorted(plots.glob("tuning_*.png")):
         lines += ["", f"![{png.stem}](../plots/{task.name}/{png.name})"]
+    lines += [""] + _checks_markdown(checks or {})
     return "\n".join(lines) + "\n"
 
 
@@ -122,7 +162,7 @@ def report(task: Task, params: Params) -> dict:
     """Write metrics, plots, report and (competition only) submissions for ``task``."""
     train_df, test_df, meta = load_prepared(task)
     metrics: dict = {"available": int(meta["available"])}
-    records, scores_test = {}, {}
+    records, scores_test, warnings, checks = {}, {}, [], load_diagnostics(task)
     plots = PLOTS_DIR / task.name
     with atomic_path(plots) as plot_dir:
         plot_dir.mkdir()
@@ -169,6 +209,10 @@ def report(task: Task, params: Params) -> dict:
                     shutil.copyfile(history, plot_dir / f"tuning_{kind}.png")
             if curves:
                 _roc_png(curves, plot_dir / "roc.png", f"{task.name}: out-of-fold ROC")
+            warnings, chance = cv_warnings(task, checks, records, y, len(classes))
+            metrics["cv_check"] = {"chance": round(chance, 6), "warnings": len(warnings)}
+            for message in warnings:
+                log.warning("[report %s] WARNING %s", task.name, message)
             if records:
                 _comparison_png({m: r["cv"][task.metric] for m, r in records.items()}, task.metric,
                                 plot_dir / "model_comparison.png", f"{task.name}: CV {task.metric}")
@@ -179,7 +223,8 @@ def report(task: Task, params: Params) -> dict:
     if scores_test:
         metrics["test"] = scores_test
     write_json(METRICS_DIR / f"{task.name}.json", metrics)
-    write_text(REPORTS_DIR / f"{task.name}.md", _markdown(task, meta, records, scores_test, plots))
+    write_text(REPORTS_DIR / f"{task.name}.md",
+               _markdown(task, meta, records, scores_test, plots, checks, warnings))
     log.info("[report %s] %s", task.name, ", ".join(
         f"{m}={r['cv'][task.metric]:.4f}" for m, r in records.items()) or "unavailable")
     return metrics

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from .folds import fold_rows
 from .io import load_arrays, read_json, save_arrays, write_json
 from .models import MODELS
 from .params import Params
@@ -132,7 +133,8 @@ _FOLDS: dict = {}
 
 def _start_fold_worker(task: Task, model: str, params: Params) -> None:
     train_df, test_df, meta = load_prepared(task)
-    _FOLDS.update(fold_of_row=train_df["fold"].to_numpy(), fit_predict=MODELS[model].factory(
+    _FOLDS.update(fold_of_row=train_df["fold"].to_numpy(), ordered=meta.get("cv", {}).get("ordered", False),
+                  fit_predict=MODELS[model].factory(
         task, params, train_df, test_df, len(meta["classes"])))
 
 
@@ -142,7 +144,7 @@ def _run_fold(fold: int) -> tuple[int, np.ndarray, np.ndarray, float]:
     if fold == ALL_ROWS:
         train_idx, valid_idx = np.arange(len(fold_of_row)), np.array([], dtype=int)
     else:
-        train_idx, valid_idx = np.flatnonzero(fold_of_row != fold), np.flatnonzero(fold_of_row == fold)
+        train_idx, valid_idx = fold_rows(fold_of_row, fold, _FOLDS["ordered"])
     valid_proba, test_proba = _FOLDS["fit_predict"](train_idx, valid_idx)
     return fold, valid_proba, test_proba, time.perf_counter() - started
 

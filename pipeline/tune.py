@@ -1,6 +1,7 @@
 """``tune`` stage: one Optuna study per RNN family (LSTM, GRU) and task.
 
-Trials train on the folds ≠ 0 and are scored on fold 0: by default they minimise the
+Trials train on the folds ≠ 0 (``time`` folds: the rows before fold 0) and are scored on
+fold 0: by default they minimise the
 log loss there (``tune.objective: log_loss``), or maximise the task's metric (``metric``). A
 seeded TPE sampler proposes configurations from ``tune.space``; a median pruner stops poor
 trials from the per-epoch value Keras logs for the objective (``val_loss``, or
@@ -135,6 +136,7 @@ def _pruning_callback(trial, monitor: str):
 
 def _objective(task: Task, kind: str, params: Params):
     from .embed import load_vectors
+    from .folds import fold_rows
     from .metrics import score
     from .models.rnn import build_model, fit, predict_proba, set_determinism
     from .prepare import load_prepared
@@ -145,7 +147,7 @@ def _objective(task: Task, kind: str, params: Params):
     vectors = load_vectors(task)
     y, fold = train["y"].to_numpy(), train["fold"].to_numpy()
     n_classes = len(meta["classes"])
-    train_idx, valid_idx = np.flatnonzero(fold != 0), np.flatnonzero(fold == 0)
+    train_idx, valid_idx = fold_rows(fold, 0, meta.get("cv", {}).get("ordered", False))
     schedule = task.rnn_work(params).schedule(params.neural)
     goal = objective_of(task, params)
     if len(train_idx) > params.tune.max_train_rows:  # big data: trials compare configs, cheaper

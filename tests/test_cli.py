@@ -198,3 +198,128 @@ def test_fetch_copy_is_atomic_on_rerun(in_project):
     assert main(["fetch", "--task", "competition"]) == 2
     assert {p.name: p.read_bytes() for p in RAW.iterdir()} == before
     assert [p.name for p in RAW.parent.iterdir()] == ["competition"]  # no temp folders
+
+
+# ------------------------------------------------------------ files that are not what they seem
+
+
+def competition_with_odd_train(tmp_path: Path, make_odd) -> Path:
+    """A local competition folder whose train.csv is replaced by ``make_odd(path)``."""
+    local = make_local_dir(tmp_path / "local")
+    (local / "train.csv").unlink()
+    make_odd(local / "train.csv")
+    write_params(tmp_path, f"competition: {{source: local, local_dir: {local}}}\n")
+    return local
+
+
+@pytest.mark.parametrize("make_odd, needle", [
+    (lambda p: p.symlink_to(p.parent / "gone.csv"), "a symbolic link to"),
+    (lambda p: p.symlink_to(p), "a symbolic link that loops"),
+    (lambda p: p.mkdir(), "a folder, not a file"),
+    (lambda p: os.mkfifo(p), "a named pipe (FIFO)")],
+    ids=["dangling symlink", "looping symlink", "folder", "fifo"])
+def test_fetch_names_a_train_csv_that_is_not_a_file(tmp_path, make_odd, needle):
+    local = competition_with_odd_train(tmp_path, make_odd)
+    result = cli(tmp_path, "fetch", "--task", "competition")
+    assert result.returncode == 2, result.stderr
+    assert f"error: {local / 'train.csv'}: {needle}" in result.stderr
+    assert "submit.csv" not in result.stderr and "cannot write" not in result.stderr
+    assert not (tmp_path / RAW).exists()
+
+
+def test_an_os_error_reading_is_not_reported_as_a_write_failure(tmp_path, monkeypatch, capsys):
+    import pipeline.sources as sources
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "data/raw/x.csv")
+
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path)
+    monkeypatch.setattr(sources, "fetch", missing)
+    assert main(["fetch", "--task", "competition"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot access data/raw/x.csv: No such file or directory; check that it exists" in err
+    assert "cannot write" not in err
+
+
+def test_fetch_error_names_the_users_file_not_the_temporary_copy(tmp_path):
+    local = make_local_dir(tmp_path / "local", {**TINY, "train.csv": TINY["train.csv"] + b"5,E\n"})
+    write_params(tmp_path, f"competition: {{source: local, local_dir: {local}}}\n")
+    result = cli(tmp_path, "fetch", "--task", "competition")
+    assert result.returncode == 2
+    assert f"error: {local / 'train.csv'}, line 6: not a well-formed CSV" in result.stderr
+    assert ".tmp" not in result.stderr
+
+
+def test_local_dir_with_a_tilde_is_expanded(tmp_path):
+    home = tmp_path / "home"
+    make_local_dir(home / "comp")
+    write_params(tmp_path, "competition: {source: local, local_dir: ~/comp}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(home)}
+    result = subprocess.run([sys.executable, "-m", "pipeline", "fetch", "--task", "competition"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / RAW / "train.csv").read_bytes() == TINY["train.csv"]
+
+
+@pytest.mark.parametrize("sample, needle", [
+    (b"id,label\n10,0\n", "1 ids for 2 test rows; 1 test id(s) missing (e.g. ['11'])"),
+    (b"id,label\n10,0\n11,0\n12,0\n", "1 not in test.csv e.g. '12' on line 4"),
+    (b"id,label\n10,0\n10,0\n11,0\n", "duplicate id(s) in column 'id' on line(s) 3")],
+    ids=["truncated", "unknown id", "duplicate"])
+def test_fetch_checks_the_sample_submission_against_test(tmp_path, sample, needle):
+    local = make_local_dir(tmp_path / "local", {**TINY, "sample_submission.csv": sample})
+    write_params(tmp_path, f"competition: {{source: local, local_dir: {local}}}\n")
+    result = cli(tmp_path, "fetch", "--task", "competition")
+    assert result.returncode == 2, result.stderr
+    assert f"error: {local / 'sample_submission.csv'}" in result.stderr
+    assert needle in result.stderr
+    assert not (tmp_path / RAW).exists()
+
+
+def test_train_with_an_unknown_model_names_the_known_ones(tmp_path):
+    write_params(tmp_path)
+    result = cli(tmp_path, "train", "--task", "competition", "--model", "nosuch")
+    assert result.returncode == 2
+    assert "error: --model 'nosuch' is not a model of the registry; choose one of [" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_temporary_folders_of_an_interrupted_stage_are_git_ignored(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, timeout=30)
+    (tmp_path / ".gitignore").write_bytes((ROOT / ".gitignore").read_bytes())
+    for path in ("data/raw/.competition.k2j4h1.tmp/competition/train.csv",
+                 "data/raw/.kaggle-download-x8d2.tmp/fake-news.zip",
+                 "submissions/.fake-news.q1w2.tmp/x.csv"):
+        result = subprocess.run(["git", "check-ignore", "-q", path], cwd=tmp_path, timeout=30)
+        assert result.returncode == 0, f"{path} is not git-ignored"
+
+
+def test_fetch_counts_rows_without_building_a_table_or_reading_whole_files(tmp_path, monkeypatch):
+    # One huge text field took ~13x the file's size in memory: the bytes, their text, a
+    # StringIO copy and a DataFrame, only to count the rows (pipeline.benchmark bigfield).
+    import pipeline.rawdata as rawdata
+
+    local = make_local_dir(tmp_path / "local")
+    write_params(tmp_path, f"competition: {{source: local, local_dir: {local}}}\n")
+    monkeypatch.chdir(tmp_path)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("fetch built a table or read a whole file")
+
+    monkeypatch.setattr(rawdata.pd, "DataFrame", forbidden)
+    monkeypatch.setattr(Path, "read_bytes", forbidden)
+    assert main(["fetch", "--task", "competition"]) == 0
+    record = json.loads((tmp_path / RAW / "source.json").read_text())
+    assert record["files"]["train.csv"]["rows"] == 4
+
+
+def test_a_class_with_one_train_row_stops_prepare_with_a_clear_error(tmp_path):
+    rows = b"".join(b"%d,T,A,Body %d,0\n" % (i, i) for i in range(20, 32)) + b"99,T,A,Lone,1\n"
+    local = make_local_dir(tmp_path / "local", {**TINY, "train.csv": b"id,title,author,text,label\n" + rows})
+    write_params(tmp_path, f"competition: {{source: local, local_dir: {local}}}\n")
+    assert cli(tmp_path, "fetch", "--task", "competition").returncode == 0
+    result = cli(tmp_path, "prepare", "--task", "competition")
+    assert result.returncode == 2, result.stderr  # was: a warning here, then a traceback in train
+    assert "class(es) ['1'] have a single row (row(s) 14)" in result.stderr
+    assert "Traceback" not in result.stderr

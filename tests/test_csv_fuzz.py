@@ -68,9 +68,9 @@ MALFORMED = [
     ("download cut inside a UTF-8 character", HEADER + ROWS + b"3,Caf\xc3",
      [r", line 4:", "0xc3", "re-save the file as UTF-8"]),
     ("a gzip file named .csv", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + bytes(range(200)),
-     [r", line 1:", "re-save"]),
+     ["this is a gzip-compressed file, not CSV text", r"gunzip -c train\.csv"]),
     ("a zip file named .csv", b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"train.csv",
-     [r", line 1:", "NUL byte"]),
+     ["this is a zip archive", "unzip train.csv", "CSV UTF-8"]),
     ("unclosed quote swallowing the rest of the file", HEADER + b'1,"T one,Ann,Body,0\n2,T,Bob,Body,1\n',
      [r", line 2:", "never closed", "quoting"]),
     ("unclosed quote in the header", b'id,"title,author,text,label\n' + ROWS,
@@ -93,7 +93,12 @@ MALFORMED = [
     ("duplicate column names once stripped", b"id,title ,title,author,text,label\n1,T,T,A,B,0\n",
      [r"duplicate column name\(s\) \['title'\]"]),
     ("semicolon-separated", b"id;title;author;text;label\n1;T;A;B;0\n",
-     [r"missing column\(s\)", "comma-separated"]),
+     [r", line 1:", "separated by semicolons, not commas", "comma-separated"]),
+    # The commas inside the texts used to give advice about quoting instead.
+    ("semicolon-separated, commas in the text", b"id;title;author;text;label\n1;T;A;B, c;0\n",
+     ["separated by semicolons"]),
+    ("tab-separated", b"id\ttitle\tauthor\ttext\tlabel\n1\tT\tA\tB, c\t0\n",
+     ["separated by tabs, not commas"]),
     ("header only, no final line break", HEADER.rstrip(),
      ["no data rows", "at least one row"]),
     ("header followed by blank lines only", HEADER + b"\n\r\n\n",
@@ -114,16 +119,20 @@ def test_unreadable_file_is_a_data_error(tmp_path, monkeypatch):
     # chmod 000 does not stop root (as in CI containers): make the read itself fail instead.
     path = write(tmp_path, HEADER + ROWS)
 
-    def denied(self):
-        raise PermissionError(13, "Permission denied", str(self))
+    real_open = open
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    def denied(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", denied)
     assert_data_error(path, "cannot read the file", "Permission denied", "check its permissions")
 
 
-def test_folder_named_like_the_file_is_not_found(tmp_path):
+def test_folder_named_like_the_file_is_named_a_folder(tmp_path):
     (tmp_path / "train.csv").mkdir()
-    assert_data_error(tmp_path / "train.csv", "file not found", "rerun the fetch stage")
+    assert_data_error(tmp_path / "train.csv", "a folder, not a file", "rerun the fetch stage")
 
 
 # ------------------------------------------------------------ odd but well-formed files

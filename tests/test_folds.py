@@ -119,3 +119,76 @@ def test_fewer_rows_than_folds_raises():
 def test_no_rows_raises():
     with pytest.raises(ValueError, match="from 0 rows"):
         make_folds(np.array([], dtype=object), 2, seed=0)
+
+
+# --- grouped and time-ordered folds -------------------------------------------------------
+
+from pipeline.folds import NOT_VALIDATED, fold_rows, make_group_folds, make_time_folds  # noqa: E402
+
+
+def test_group_folds_never_split_a_group():
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 40, 200)
+    y = (groups % 3 == 0).astype(int)  # label constant within a group
+    folds = make_group_folds(y, groups, 5, seed=0)
+    for g in np.unique(groups):
+        assert len(set(folds[groups == g])) == 1, g
+    assert set(folds) == set(range(5))
+
+
+def test_group_folds_stratify_across_groups():
+    groups = np.repeat(np.arange(60), 2)
+    y = np.repeat(np.arange(60) % 2, 2)
+    folds = make_group_folds(y, groups, 3, seed=1)
+    for fold in range(3):
+        assert abs(y[folds == fold].mean() - 0.5) < 0.1
+
+
+def test_group_folds_with_singleton_groups_equal_stratified():
+    y = _labels({"a": 30, "b": 20})
+    np.testing.assert_array_equal(make_group_folds(y, np.arange(50), 5, seed=2), make_folds(y, 5, seed=2))
+
+
+def test_group_folds_multiclass_with_a_rare_class(caplog):
+    y = _labels({"a": 40, "b": 30, "rare": 2})
+    groups = np.arange(len(y)) // 2
+    with caplog.at_level(logging.WARNING, logger="pipeline.folds"):
+        folds = make_group_folds(y, groups, 4, seed=0)
+    assert folds.min() >= 0 and folds.max() < 4
+    assert "fewer than 4 rows" in caplog.text
+
+
+def test_group_folds_fewer_groups_than_folds_raises():
+    with pytest.raises(ValueError, match="cannot make 5 folds from 3 groups"):
+        make_group_folds(np.array([0, 1] * 6), np.arange(12) % 3, 5, seed=0)
+
+
+def test_time_folds_are_ordered_blocks():
+    order = np.random.default_rng(0).permutation(60)
+    folds = make_time_folds(order, 5)
+    # the earliest block only trains; each later block is one fold, in time order
+    assert sorted(set(folds)) == [NOT_VALIDATED, 0, 1, 2, 3, 4]
+    blocks = [order[folds == f] for f in [NOT_VALIDATED, 0, 1, 2, 3, 4]]
+    for earlier, later in zip(blocks, blocks[1:]):
+        assert earlier.max() < later.min()
+
+
+def test_ordered_fold_rows_train_only_on_the_past():
+    folds = make_time_folds(np.arange(30), 2)
+    train, valid = fold_rows(folds, 1, ordered=True)
+    assert train.max() < valid.min()
+    assert set(folds[train]) == {NOT_VALIDATED, 0}
+
+
+def test_unordered_fold_rows_train_on_every_other_fold():
+    folds = np.array([0, 1, 2, 0, 1, 2])
+    train, valid = fold_rows(folds, 1)
+    assert list(train) == [0, 2, 3, 5] and list(valid) == [1, 4]
+
+
+def test_rare_class_warning_can_be_silenced(caplog):
+    y = _labels({"a": 30, "b": 20, "rare": 3})
+    with caplog.at_level(logging.WARNING, logger="pipeline.folds"):
+        make_folds(y, 5, seed=0, warn_rare=False)
+        make_group_folds(y, np.arange(len(y)) // 2, 5, seed=0, warn_rare=False)
+    assert caplog.text == ""

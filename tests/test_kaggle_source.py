@@ -292,7 +292,7 @@ def test_check_network_gives_up_after_timeout_even_if_connect_hangs(monkeypatch)
 def test_download_without_network_fails_fast_and_never_shows_the_key(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("KAGGLE_USERNAME", "someone")
     monkeypatch.setenv("KAGGLE_KEY", SENTINEL)
-    monkeypatch.setattr(ks, "_HOST", "www.kaggle.invalid")  # offline even on a networked machine
+    monkeypatch.setattr(ks, "_HOSTS", ("api.kaggle.invalid",))  # offline even on a networked machine
     start = time.monotonic()
     with pytest.raises(SourceUnavailable) as info:
         ks.download_competition("fake-news", tmp_path / "raw")
@@ -339,6 +339,10 @@ class FakeApi:
             raise self.fail
         make_zip(Path(path) / f"{competition}.zip",
                  {"data/train.csv": TRAIN, "data/test.csv": TEST, "data/submit.csv": SUBMIT})
+
+    def download_file(self, response, outfile, http_client, quiet=True, resume=False,
+                      chunk_size=1048576, max_retries=5, timeout=300):
+        raise AssertionError("only competition_download_files calls it")
 
     def competition_submit(self, file_name, message, competition, quiet=False, sandbox=False):
         FakeApi.calls.append((file_name, message, competition))
@@ -419,3 +423,64 @@ def test_importing_the_module_does_not_import_kaggle():
     code = "import sys, pipeline.sources.kaggle; assert 'kaggle' not in sys.modules, 'imported'"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# --- pre-flight and HTTP limits --------------------------------------------------------------
+
+
+def test_preflight_probes_the_hosts_the_client_talks_to(monkeypatch):
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", SENTINEL)
+    probed = []
+    monkeypatch.setattr(ks, "check_network", lambda host, port, *a, **k: probed.append((host, port)))
+    ks._preflight()
+    assert probed == [("api.kaggle.com", 443), ("storage.googleapis.com", 443)]
+
+
+def test_preflight_behind_a_proxy_probes_the_proxy(monkeypatch):
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", SENTINEL)
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:pw@proxy.example:3128")
+    probed = []
+    monkeypatch.setattr(ks, "check_network", lambda host, port, *a, **k: probed.append((host, port)))
+    ks._preflight()
+    assert probed == [("proxy.example", 3128)]
+
+
+def test_http_limits_default_and_from_the_environment():
+    from pipeline.sources._kaggle_http import Limits, limits_from_env
+
+    assert limits_from_env({}) == Limits(connect=10.0, read=60.0, retries=3, backoff=2.0)
+    env = {"PIPELINE_KAGGLE_CONNECT_TIMEOUT": "2.5", "PIPELINE_KAGGLE_READ_TIMEOUT": "30",
+           "PIPELINE_KAGGLE_RETRIES": "0", "PIPELINE_KAGGLE_BACKOFF": "0"}
+    assert limits_from_env(env) == Limits(connect=2.5, read=30.0, retries=0, backoff=0.0)
+
+
+@pytest.mark.parametrize("name, value", [("PIPELINE_KAGGLE_READ_TIMEOUT", "0"),
+                                         ("PIPELINE_KAGGLE_CONNECT_TIMEOUT", "-1"),
+                                         ("PIPELINE_KAGGLE_RETRIES", "2.5"),
+                                         ("PIPELINE_KAGGLE_BACKOFF", "x")])
+def test_http_limits_reject_a_bad_value_naming_the_variable(name, value):
+    from pipeline.errors import ParamsError
+    from pipeline.sources._kaggle_http import limits_from_env
+
+    with pytest.raises(ParamsError, match=f"{name}='{value}'"):
+        limits_from_env({name: value})
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    from pipeline.sources._kaggle_http import retry_after_seconds
+
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Thu, 01 Jan 1970 00:01:40 GMT", now=40.0) == 60.0
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_tls_failure_is_not_reported_as_no_network():
+    exc = requests.exceptions.SSLError(
+        "HTTPSConnectionPool(host='api.kaggle.com', port=443): Max retries exceeded (Caused by "
+        "SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify "
+        "failed: self-signed certificate in certificate chain (_ssl.c:1006)')))")
+    message = str(ks._translate_kaggle_error(exc, "fake-news"))
+    assert "certificate verify failed: self-signed certificate in certificate chain" in message
+    assert "REQUESTS_CA_BUNDLE" in message and "no network" not in message

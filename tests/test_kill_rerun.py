@@ -323,8 +323,8 @@ def test_sigkill_before_a_folder_output_is_renamed_leaves_no_folder(folder, stag
 
     rerun = run_stage(project, "prepare", "--task", "competition")
     assert rerun.returncode == 0, rerun.stderr
-    assert sorted(p.name for p in (project / PREPARED).iterdir()) == ["meta.json", "test.parquet",
-                                                                     "train.parquet"]
+    assert sorted(p.name for p in (project / PREPARED).iterdir()) == ["diagnostics.json", "meta.json",
+                                                                     "test.parquet", "train.parquet"]
     assert json.loads((project / PREPARED / "meta.json").read_text())["n_train"] == 12
     assert len(pd.read_parquet(project / PREPARED / "train.parquet")) == 12
     assert temp_leftovers(project / PREPARED.parent) == []

@@ -177,7 +177,7 @@ def test_failed_run_leaves_previous_output_intact(project, params):
     write_raw(project)
     run(params)
     before = {p.name: p.read_bytes() for p in PREPARED.iterdir()}
-    assert set(before) == {"train.parquet", "test.parquet", "meta.json"}
+    assert set(before) == {"train.parquet", "test.parquet", "meta.json", "diagnostics.json"}
 
     write_raw(project, train=HEADER + b"1,a,b,c,fake\n")
     with pytest.raises(DataError):
@@ -194,7 +194,7 @@ def test_good_input_outputs(project, params):
     meta = run(params)
     train, test, stored = load_prepared(get_task("competition", params))
     assert stored == json.loads(json.dumps(meta))
-    assert list(train.columns) == ["id", "text", "label", "y", "fold"]
+    assert list(train.columns) == ["id", "text", "label", "y", "fold", "group"]
     assert list(test.columns) == ["id", "text"]
     assert list(train["id"]) == [str(i) for i in range(1, 13)]
     assert list(test["id"]) == ["101", "102", "103"]
@@ -320,7 +320,7 @@ def test_whitespace_around_ids_and_labels_stripped(project, params):
 
 def test_cleaning_options_from_params(project):
     params = parse_params({"cv": {"folds": 2}, "text": {"lowercase": False, "urls": "drop"}})
-    write_raw(project, train=HEADER + b"1,Hello http://x.y,A,B,0\n2,T,A,B,1\n",
+    write_raw(project, train=HEADER + b"1,Hello http://x.y,A,B,0\n2,T,A,B,1\n4,T,A,B,0\n5,T,A,B,1\n",
               test=TEST_HEADER + b"3,a,b,c\n")
     run(params)
     train, _, _ = load_prepared(get_task("competition", params))
@@ -353,7 +353,7 @@ def test_multiclass_task_prepares(project, params):
     train, test_df, _ = load_prepared(get_task("reuters", params))
     assert meta["classes"] == ["acq", "earn", "grain"]
     assert meta["class_counts"] == {"acq": 4, "earn": 5, "grain": 1}
-    assert list(train.columns) == ["id", "text", "label", "y", "fold"]
+    assert list(train.columns) == ["id", "text", "label", "y", "fold", "group"]
     assert list(test_df.columns) == ["id", "text", "label", "y"]
     assert list(test_df["y"]) == [1, 0, 2]
     assert list(train["y"]) == [meta["classes"].index(label) for label in train["label"]]

@@ -100,7 +100,7 @@ def test_metrics_have_cv_scores_for_every_model(competition):
         for name in ("accuracy", "f1_macro", "f1_weighted", "log_loss", "roc_auc"):
             assert isinstance(metrics["cv"][model][name], float), (model, name)
     assert metrics["cv"]["ensemble"]["accuracy"] == competition["ensemble"]["cv"]["accuracy"]
-    assert set(metrics) == {"available", "cv"}  # no test scores: the test labels are private
+    assert set(metrics) == {"available", "cv", "cv_check"}  # no test scores: the test labels are private
 
 
 def test_metrics_match_the_prediction_files(competition):
@@ -247,3 +247,52 @@ def test_submissions_index(competition):
         assert entry["cv_accuracy"] == competition["metrics"]["cv"][model]["accuracy"]
     best = max(saved["files"], key=lambda n: saved["files"][n]["cv_accuracy"])
     assert saved["best"] == best
+
+
+@pytest.mark.parametrize("flipped", [True, False])
+def test_report_warns_when_every_model_is_at_or_below_chance(tmp_path, monkeypatch, caplog, flipped):
+    """Models that learnt the twins' opposite labels score below chance: the report says so
+    loudly (log and markdown); informative models raise no such warning."""
+    from fakepreds import informative, write_model
+    from pipeline.report import report
+
+    monkeypatch.chdir(tmp_path)
+    params = make_params()
+    task, y, folds, test_y = write_prepared("competition", params)
+    rng = np.random.default_rng(5)
+    for model in ("word_lr", "char_lr", "nbsvm"):
+        target = 1 - y if flipped else y
+        write_model(task, model, y, informative(target, 2, 1.5, rng), informative(test_y, 2, 1.5, rng),
+                    list(range(5)), folds)
+    with caplog.at_level("WARNING", logger="pipeline.report"):
+        metrics = report(task, params)
+    markdown = (tmp_path / "reports" / "competition.md").read_text(encoding="utf-8")
+    assert metrics["cv_check"]["warnings"] == int(flipped)
+    assert ("at or below chance" in markdown) is flipped
+    assert ("WARNING every model's CV accuracy is at or below chance" in caplog.text) is flipped
+
+
+def test_report_shows_prepares_checks_and_their_warnings(tmp_path, monkeypatch, caplog):
+    from pipeline.io import write_json
+    from pipeline.report import report
+
+    monkeypatch.chdir(tmp_path)
+    params = make_params()
+    task, y, folds, test_y = write_prepared("competition", params)
+    write_fake_models(task, y, folds, test_y)
+    fold = {"ks": 0.49, "critical": 0.15, "noise": 0.06, "valid_median": 0.9, "test_median": 0.2,
+            "differs": True, "verdict": "stratified folds differ from the test split"}
+    write_json(task.prepared_dir / "diagnostics.json", {
+        "strategy": "stratified", "chosen": "stratified", "folds": {"stratified": fold},
+        "duplicates": {"verdict": "12 rows in 6 groups", "warn": False},
+        "adversarial": {"verdict": "train and test look alike", "warn": False},
+        "warnings": ["folds (stratified): stratified folds differ from the test split"]})
+    with caplog.at_level("WARNING", logger="pipeline.report"):
+        metrics = report(task, params)
+    markdown = (tmp_path / "reports" / "competition.md").read_text(encoding="utf-8")
+    assert metrics["cv_check"]["warnings"] == 1
+    assert "**WARNING — CV may not predict test:** folds (stratified)" in markdown
+    assert "## Do the folds look like the test split?" in markdown
+    assert "| stratified ← | 0.490 (differs) | 0.900 | 0.200 |" in markdown
+    assert "12 rows in 6 groups" in markdown and "train and test look alike" in markdown
+    assert "WARNING folds (stratified)" in caplog.text

@@ -207,7 +207,7 @@ def test_fetch_error_chain_never_holds_the_key(tmp_path, monkeypatch, proxy):
     params = parse_params({"competition": {"source": "kaggle"}})
     with pytest.raises(SourceUnavailable) as info:
         fetch(get_task("competition", params), params)
-    assert "cannot reach Kaggle (ProxyError)" in str(info.value)  # the kaggle package ran
+    assert "cannot reach Kaggle through the proxy" in str(info.value)  # the kaggle package ran
     chain = "".join(traceback.format_exception(info.value))
     assert info.value.__cause__ is not None  # kaggle's own error is chained
     assert_no_key(chain, repr(info.value.__cause__.args))
@@ -230,6 +230,10 @@ def test_successful_fetch_records_the_method_not_the_key(tmp_path, monkeypatch, 
                 archive.writestr("train.csv", "id,title,author,text,label\n1,a,b,c,0\n2,a,b,c,1\n")
                 archive.writestr("test.csv", "id,title,author,text\n3,a,b,c\n")
                 archive.writestr("sample_submission.csv", "id,label\n3,0\n")
+
+        def download_file(self, response, outfile, http_client, quiet=True, resume=False,
+                          chunk_size=1048576, max_retries=5, timeout=300):
+            raise AssertionError("only competition_download_files calls it")
 
     module = types.ModuleType("kaggle.api.kaggle_api_extended")
     module.KaggleApi = Api

@@ -122,6 +122,7 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
     params' values as the first trial; returns the best config and every trial."""
     import optuna
 
+    from ..folds import fold_rows
     from ..prepare import load_prepared
     from ..transformer import Tokenizer
     from ..workers import threads_per_process
@@ -130,6 +131,7 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
     train, _, meta = load_prepared(task)
     tokenizer, y, fold = Tokenizer(checkpoint), train["y"].to_numpy(), train["fold"].to_numpy()
     threads = threads_per_process(params.neural.threads, 1)
+    train_idx, valid_idx = fold_rows(fold, 0, meta.get("cv", {}).get("ordered", False))  # as tune.py
 
     def objective(trial):
         trial_config = config.model_copy(update={
@@ -138,7 +140,7 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
             "max_tokens": trial.suggest_categorical("max_tokens", list(space.max_tokens))})
         data = token_arrays(tokenizer, train["text"].tolist(), trial_config.max_tokens)
         _, history = fit_fold(checkpoint, data, y, len(meta["classes"]), trial_config, params.seed, threads,
-                              np.flatnonzero(fold != 0), np.flatnonzero(fold == 0))
+                              train_idx, valid_idx)
         return min(history.history["val_loss"])
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

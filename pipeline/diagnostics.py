@@ -1,0 +1,178 @@
+"""Does cross-validation split the data the way the test split does? Checks, with verdicts.
+
+* duplicates: exact and near-duplicate texts within train and between train and test, and
+  the duplicate groups whose labels conflict;
+* adversarial validation: the ROC AUC of a classifier telling train rows from test rows,
+  and the n-grams that give them away;
+* fold resemblance: the cosine of each validation row to its nearest training row against
+  the same for each test row to train, compared with the two-sample Kolmogorov–Smirnov
+  statistic ``D`` (0 = same distribution, 1 = disjoint);
+* chance: the score a model with no signal gets, for the "CV at or below chance" warning.
+
+Each check returns plain JSON with a ``verdict`` sentence; ``warn`` marks the loud ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .duplicates import exact_keys
+
+AUC_ALIKE, AUC_STRONG = 0.60, 0.75
+
+
+def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.choice(n, size, replace=False)) if n > size else np.arange(n)
+
+
+def duplicate_report(train_texts, test_texts, y: np.ndarray, groups: np.ndarray, pairs,
+                     threshold: float) -> dict:
+    """Exact and near duplicates; ``groups`` are the train rows' near-duplicate groups and
+    ``pairs`` the ``(i, j)`` near-duplicate pairs (``i < j``) over train then test rows."""
+    n_train = len(y)
+    keys_train, keys_test = exact_keys(train_texts), exact_keys(test_texts)
+    _, exact_counts = np.unique(keys_train, return_counts=True)
+    groups = np.unique(groups, return_inverse=True)[1]
+    train_keys = set(keys_train)  # np.isin on object arrays is quadratic
+    exact_test = sum(key in train_keys for key in keys_test)
+    sizes = np.bincount(groups)
+    in_group = sizes[groups] > 1
+    pairs_seen = np.unique(np.column_stack([groups, y]), axis=0)  # (group, label) once each
+    labels_per_group = np.bincount(pairs_seen[:, 0], minlength=len(sizes))
+    conflicting = np.flatnonzero(labels_per_group > 1)
+    i, j = pairs[0], pairs[1]
+    cross = (i < n_train) & (j >= n_train)
+    near_test = len(np.unique(j[cross]))
+    record = {
+        "threshold": threshold,
+        "exact_train_rows": int(exact_counts[exact_counts > 1].sum()),
+        "exact_test_rows_in_train": exact_test,
+        "near_groups": int((sizes > 1).sum()), "near_group_rows": int(in_group.sum()),
+        "largest_group": int(sizes.max()) if len(sizes) else 0,
+        "conflicting_groups": len(conflicting),
+        "conflicting_rows": int(np.isin(groups, conflicting).sum()),
+        "near_test_rows_in_train": int(near_test), "n_train": n_train, "n_test": len(test_texts),
+    }
+    record["verdict"], record["warn"] = _duplicate_verdict(record)
+    return record
+
+
+def _duplicate_verdict(r: dict) -> tuple[str, bool]:
+    parts = [f"{r['near_group_rows']} of {r['n_train']} train rows sit in {r['near_groups']} "
+             f"near-duplicate group(s) (cosine >= {r['threshold']}; {r['exact_train_rows']} rows "
+             f"are exact copies); {r['near_test_rows_in_train']} of {r['n_test']} test rows have a "
+             f"near-duplicate in train ({r['exact_test_rows_in_train']} exact)."]
+    warn = r["conflicting_groups"] > 0 and r["conflicting_rows"] >= 0.05 * r["n_train"]
+    if r["conflicting_groups"]:
+        parts.append(f"{r['conflicting_groups']} group(s) ({r['conflicting_rows']} rows) carry "
+                     "conflicting labels: folds that split them teach a model the twin's other "
+                     "label" + (" — a large share of train." if warn else "."))
+    return " ".join(parts), warn
+
+
+def adversarial(train_texts, test_texts, seed: int, max_rows: int, groups: np.ndarray | None = None,
+                top: int = 8) -> dict:
+    """How well a TF-IDF logistic regression tells test rows from train rows (5-fold ROC AUC).
+
+    ``groups`` (one per train row, then one per test row) keep near-duplicates in one fold:
+    otherwise a test row's twin, labelled "test" in the training folds, gives it away."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+
+    rng = np.random.default_rng(seed)
+    train_texts, test_texts = np.asarray(train_texts, dtype=object), np.asarray(test_texts, dtype=object)
+    groups = np.arange(len(train_texts) + len(test_texts)) if groups is None else np.asarray(groups)
+    pick_a, pick_b = _sample(len(train_texts), max_rows, rng), _sample(len(test_texts), max_rows, rng)
+    a, b = train_texts[pick_a], test_texts[pick_b]
+    row_groups = np.concatenate([groups[pick_a], groups[len(train_texts) + pick_b]])
+    if min(len(a), len(b)) < 5:
+        return {"auc": None, "verdict": "too few rows to compare train with test", "warn": False}
+    texts, is_test = np.concatenate([a, b]), np.r_[np.zeros(len(a)), np.ones(len(b))]
+    vectoriser = TfidfVectorizer(min_df=2 if len(texts) >= 100 else 1, max_features=50_000,
+                                 sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+    try:
+        X = vectoriser.fit_transform(texts)
+    except ValueError:
+        return {"auc": None, "verdict": "no words to compare train with test", "warn": False}
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
+    if len(np.unique(row_groups)) < 5:
+        return {"auc": None, "verdict": "too few distinct texts to compare train with test", "warn": False}
+    scores = cross_val_predict(model, X, is_test, groups=row_groups, method="decision_function",
+                               cv=StratifiedGroupKFold(5, shuffle=True, random_state=seed))
+    auc = float(roc_auc_score(is_test, scores))
+    coef = model.fit(X, is_test).coef_[0]
+    names = vectoriser.get_feature_names_out()
+    order = np.argsort(coef)
+    record = {"auc": round(auc, 4), "rows": [len(a), len(b)],
+              "test_features": [str(names[k]) for k in order[::-1][:top]],
+              "train_features": [str(names[k]) for k in order[:top]]}
+    if auc < AUC_ALIKE:
+        verdict = f"train and test look alike: a classifier tells them apart no better than AUC {auc:.2f}."
+    elif auc < AUC_STRONG:
+        verdict = (f"mild shift between train and test (AUC {auc:.2f}); test leans to "
+                   f"{', '.join(record['test_features'][:5])}.")
+    else:
+        verdict = (f"strong shift: a classifier tells test rows from train (AUC {auc:.2f}) by "
+                   f"{', '.join(record['test_features'][:5])} (test) and "
+                   f"{', '.join(record['train_features'][:5])} (train); CV may not predict test.")
+    record.update(verdict=verdict, warn=auc >= AUC_STRONG)
+    return record
+
+
+def ks_critical(n: int, m: int) -> float:
+    """The two-sample KS statistic above which two samples of sizes ``n``, ``m`` differ at the
+    1% level (c(0.01) = 1.63), floored at 0.15 so that tiny samples need a plain difference."""
+    return float(max(0.15, 1.63 * np.sqrt((n + m) / (n * m))))
+
+
+def resemblance(valid_sim: np.ndarray, test_sim: np.ndarray) -> dict:
+    """Compare the nearest-train cosines of validation rows and of test rows."""
+    from scipy.stats import ks_2samp
+
+    if len(valid_sim) == 0 or len(test_sim) == 0:
+        return {"ks": None, "differs": False}
+    ks = float(ks_2samp(valid_sim, test_sim).statistic)
+    n, m = len(valid_sim), len(test_sim)
+    return {"ks": round(ks, 4), "critical": round(ks_critical(n, m), 4),
+            "noise": round(1.36 * float(np.sqrt((n + m) / (n * m))), 4),  # 5% critical value
+            "valid_median": round(float(np.median(valid_sim)), 4),
+            "test_median": round(float(np.median(test_sim)), 4),
+            "differs": bool(ks > ks_critical(len(valid_sim), len(test_sim)))}
+
+
+def resemblance_verdict(name: str, r: dict) -> str:
+    if r.get("ks") is None:
+        return f"{name} folds: no test rows to compare with."
+    closer = r["valid_median"] > r["test_median"]
+    if r["differs"]:
+        return (f"{name} folds differ from the test split (KS D={r['ks']:.2f} > {r['critical']:.2f}): "
+                f"validation rows are {'closer to' if closer else 'further from'} their nearest "
+                f"training row (median cosine {r['valid_median']:.2f}) than test rows are (median "
+                f"{r['test_median']:.2f}), so CV is likely {'optimistic' if closer else 'pessimistic'}"
+                " about test; " + ("group the rows the test split keeps together (cv.group, cv.time, "
+                                   "or a lower cv.near_duplicate)." if closer else
+                                   "test rows have closer matches in train than the folds leave "
+                                   "(cv.strategy stratified splits near-duplicates as a random "
+                                   "test split does)."))
+    return (f"{name} folds look like the test split (KS D={r['ks']:.2f} <= {r['critical']:.2f}; "
+            f"median nearest-train cosine {r['valid_median']:.2f} validation, {r['test_median']:.2f} test).")
+
+
+def chance_score(metric: str, y: np.ndarray, n_classes: int, seed: int = 0) -> float:
+    """The better of two no-signal predictors: always the majority class, and labels
+    predicted at random with the class frequencies (mean of 5 shuffles)."""
+    from .metrics import score
+
+    y = np.asarray(y)
+    onehot = lambda labels: np.eye(n_classes)[labels]  # noqa: E731
+    majority = score(metric, y, onehot(np.full(len(y), np.bincount(y).argmax())))
+    rng = np.random.default_rng(seed)
+    shuffled = np.mean([score(metric, y, onehot(rng.permutation(y))) for _ in range(5)])
+    return float(max(majority, shuffled))
+
+
+def at_or_below_chance(cv_scores: dict[str, float], chance: float, margin: float = 0.01) -> bool:
+    """True when every model's CV score is at most ``chance + margin``."""
+    return bool(cv_scores) and all(s <= chance + margin for s in cv_scores.values())

@@ -1,0 +1,131 @@
+"""Exact and near-duplicate texts, found without a dense n×n similarity matrix.
+
+Texts become L2-normalised TF-IDF vectors (hashed word unigrams and bigrams, sublinear counts);
+the cosine of two rows is their dot product. :func:`similar_pairs` multiplies the sparse
+matrix by its transpose one block of rows at a time and keeps only the pairs at or above the
+threshold, so memory grows with the block, not with n². :func:`duplicate_groups` joins the
+pairs into connected components: a chain of near-duplicates is one group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+_SPACE = re.compile(r"\s+")
+BLOCK = 2048  # rows per sparse product block
+
+
+def text_vectors(texts) -> sp.csr_matrix:
+    """L2-normalised TF-IDF rows of ``texts`` (word unigrams + bigrams, sublinear tf).
+
+    Hashed into 2**22 columns: no vocabulary to build, 3x faster on IMDB's 50,000 reviews
+    than a fitted vocabulary, and the same near-duplicate pairs there (docs/cv.md)."""
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
+    counts = HashingVectorizer(n_features=2**22, ngram_range=(1, 2), alternate_sign=False, norm=None,
+                               token_pattern=r"(?u)\b\w+\b", dtype=np.float32).transform(list(texts))
+    return TfidfTransformer(sublinear_tf=True).fit_transform(counts).astype(np.float32).tocsr()
+
+
+def exact_keys(texts) -> np.ndarray:
+    """A key per text, equal for texts that differ only in case and whitespace; empty
+    texts get unique keys (an empty text duplicates nothing)."""
+    keys = []
+    for i, text in enumerate(texts):
+        norm = _SPACE.sub(" ", str(text)).strip().lower()
+        keys.append(hashlib.sha1(norm.encode()).hexdigest() if norm else f"empty-{i}")
+    return np.array(keys, dtype=object)
+
+
+def _blocks(n: int, size: int = BLOCK) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def _split_common(X: sp.csr_matrix, max_df: int):
+    """``X`` restricted to its rare columns (document frequency <= ``max_df``) and to the rest."""
+    df = np.bincount(X.indices, minlength=X.shape[1])
+    common = df > max_df
+    return X[:, np.flatnonzero(~common)].tocsr(), X[:, np.flatnonzero(common)].tocsr()
+
+
+def similar_pairs(X: sp.csr_matrix, threshold: float, common_df: float = 0.005):
+    """Row pairs of ``X`` whose cosine is ``>= threshold``: ``(i, j, cosine)``, ``i < j``.
+
+    Exact, but fast: the product runs on the rare columns only (document frequency at most
+    ``common_df`` of the rows, or 50), where near-duplicates overlap, and a pair is kept as a
+    candidate when its rare-column dot product plus the most its common columns can add
+    (the product of the two rows' common-column norms) reaches the threshold; the candidates'
+    cosines are then completed from the common columns. Rows made mostly of common terms
+    (common-column norm >= threshold) are also compared with each other in full.
+    """
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must lie in (0, 1], got {threshold!r}")
+    n = X.shape[0]
+    rare, common = _split_common(X.tocsr(), max(50, int(common_df * n)))
+    common_norm = np.sqrt(np.asarray(common.multiply(common).sum(axis=1)).ravel())
+    rare_t = rare.T.tocsr()
+    found_i, found_j = [], []
+    for block in _blocks(n):
+        product = (rare[block] @ rare_t).tocoo()
+        i, j = product.row + block.start, product.col
+        keep = (i < j) & (product.data + common_norm[i] * common_norm[j] >= threshold - 1e-6)
+        found_i.append(i[keep])
+        found_j.append(j[keep])
+    heavy = np.flatnonzero(common_norm >= threshold - 1e-6)
+    if len(heavy) > 1:  # pairs that may share no rare term at all
+        product = (X[heavy] @ X[heavy].T).tocoo()
+        keep = product.row < product.col
+        found_i.append(heavy[product.row[keep]])
+        found_j.append(heavy[product.col[keep]])
+    i, j = np.concatenate(found_i).astype(np.int64), np.concatenate(found_j).astype(np.int64)
+    if len(i):
+        pairs = np.unique(np.column_stack([i, j]), axis=0)
+        i, j = pairs[:, 0], pairs[:, 1]
+    cosine = np.asarray(X[i].multiply(X[j]).sum(axis=1)).ravel()
+    keep = cosine >= threshold - 1e-6
+    return i[keep], j[keep], np.minimum(cosine[keep], 1.0)
+
+
+def duplicate_groups(n_rows: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Connected components of the graph whose edges are the pairs ``(i, j)``: a group
+    number per row (singletons included)."""
+    from scipy.sparse.csgraph import connected_components
+
+    graph = sp.coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n_rows, n_rows))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def near_duplicate_groups(texts, threshold: float, X: sp.csr_matrix | None = None) -> np.ndarray:
+    """Group number per text: texts joined by a chain of cosines ``>= threshold`` share one
+    (exact duplicates have cosine 1, so they always do)."""
+    X = text_vectors(texts) if X is None else X
+    i, j, _ = similar_pairs(X, threshold)
+    return duplicate_groups(X.shape[0], i, j)
+
+
+def nearest_similarity(Q: sp.csr_matrix, R: sp.csr_matrix, allowed) -> list[np.ndarray]:
+    """For each mask rule in ``allowed``, the highest cosine of each ``Q`` row to an allowed
+    ``R`` row (0 when none).
+
+    ``allowed`` is a list of functions ``(query_rows, ref_cols) -> bool array``, called on the
+    nonzero entries of each block of ``Q @ R.T``; one pass over the blocks serves them all.
+    """
+    Rt = R.T.tocsr()
+    best = [np.zeros(Q.shape[0]) for _ in allowed]
+    rows_per_block = max(16, min(BLOCK, 20_000_000 // max(R.shape[0], 1)))  # ~20M products a block
+    for block in _blocks(Q.shape[0], rows_per_block):
+        product = (Q[block] @ Rt).tocsr()
+        counts = np.diff(product.indptr)
+        rows = np.repeat(np.arange(block.start, block.stop), counts)
+        filled = np.flatnonzero(counts)
+        for out, rule in zip(best, allowed):
+            values = np.where(rule(rows, product.indices), product.data, 0.0)
+            if len(filled):  # row maxima, one reduceat over the CSR rows that hold entries
+                out[block.start + filled] = np.maximum.reduceat(values, product.indptr[filled])
+    return [np.minimum(b, 1.0) for b in best]
