@@ -1,12 +1,13 @@
 # Two commands set up everything on a fresh machine:
 #   make run    install into .venv (once), then `dvc repro` the pipeline
 #   make test   install into .venv (once), then run the test suite
+# While editing: make test-fast (the suite minus slow tests), make lint, make format.
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test benchmark clean-venv
+.PHONY: install run test test-fast lint format benchmark clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -21,6 +22,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	python -m pytest -q
+
+# Lint rules and format settings live in pyproject.toml ([tool.ruff]).
+lint: $(STAMP)
+	ruff check .
+
+format: $(STAMP)
+	ruff format .
 
 benchmark: $(STAMP)
 	python -m pipeline.benchmark

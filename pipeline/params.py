@@ -10,12 +10,18 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ParamsError
 
-METRICS = ("accuracy", "f1_weighted", "f1_macro")
 DEFAULT_PATH = Path("params.yaml")
 
 

@@ -11,12 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.embed import embed, load_vectors, train_vectors
+from pipeline.embed import load_vectors, train_vectors
 from pipeline.errors import ParamsError, PipelineError
 from pipeline.models import rnn
 from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
-
 from tiny_data import featurize, tiny_params, write_learnable
 
 # Two topics, each with its own context words (ids 10-14 and 15-19) around one of two

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import make_project_copy, project_env
+
 from kaggle_https import FakeKaggle, Proxy, make_pki, zip_bytes
 from pipeline.sources.sample import write_sample
 

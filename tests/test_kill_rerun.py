@@ -30,7 +30,6 @@ import yaml
 from pipeline.params import parse_params
 from pipeline.tasks import get_task
 from pipeline.train import load_predictions
-
 from tiny_data import TINY, merge, write_learnable
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,6 @@ import os
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import make_project_copy, run
 
 WORDS = ("storm", "vaccine", "election", "market", "league", "planet", "court", "festival")

@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import make_project_copy, run
 
 pytestmark = pytest.mark.slow

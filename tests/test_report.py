@@ -12,8 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fakepreds import (_one_blas_thread, make_params, write_fake_models, write_prepared,  # noqa: F401
-                       write_sample_submission, write_unavailable)
+from fakepreds import (  # noqa: F401
+    _one_blas_thread,
+    make_params,
+    write_fake_models,
+    write_prepared,
+    write_sample_submission,
+    write_unavailable,
+)
 from pipeline.io import load_arrays, read_json, sha256_file
 from pipeline.metrics import score
 from pipeline.train import prediction_paths
@@ -217,7 +223,7 @@ def test_validation_summary_has_the_contract_keys(reuters, monkeypatch):
 
 
 def test_submissions_one_file_per_model_in_sample_order(competition):
-    root, params = competition["root"], competition["params"]
+    root = competition["root"]
     folder = root / "submissions" / "fake-news"
     assert sorted(p.name for p in folder.iterdir()) == sorted(f"{m}.csv" for m in COMPETITION_MODELS)
     assert competition["sample_order"] != competition["test_ids"]  # the sample is shuffled

@@ -12,7 +12,6 @@ from pipeline.models import rnn
 from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
 from pipeline.train import prediction_paths, train
-
 from tiny_data import PREPARED, featurize, tiny_params, write_learnable
 
 VOCAB = 20

@@ -13,8 +13,8 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from tiny_data import TINY, merge, tiny_params, write_learnable
 
 N_TRIALS, WORKERS = 6, 2

@@ -6,8 +6,14 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import CountVectorizer
 
-from pipeline.models.tfidf import (TOKEN_PATTERN, HashedWordPresence, NBSVMClassifier, hashed_counts,
-                                   word_svc, wordchar_svc)
+from pipeline.models.tfidf import (
+    TOKEN_PATTERN,
+    HashedWordPresence,
+    NBSVMClassifier,
+    hashed_counts,
+    word_svc,
+    wordchar_svc,
+)
 from pipeline.params import Params
 
 CORPUS = pd.Series([

@@ -26,7 +26,6 @@ from pipeline import tune as tune_mod
 from pipeline.errors import ParamsError, PipelineError
 from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
-
 from tiny_data import featurize, merge, tiny_params, write_learnable
 
 OUT = Path("data/tuning/competition/lstm")
