@@ -323,3 +323,23 @@ def test_a_class_with_one_train_row_stops_prepare_with_a_clear_error(tmp_path):
     assert result.returncode == 2, result.stderr  # was: a warning here, then a traceback in train
     assert "class(es) ['1'] have a single row (row(s) 14)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_tensorflow_noise_is_off_unless_verbose(verbose, monkeypatch):
+    import logging
+    import warnings
+
+    from pipeline import _NOISY_LOGGERS, configure_logging
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    for name in _NOISY_LOGGERS:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        configure_logging(verbose)
+        warnings.warn_explicit("retracing", UserWarning, "layer.py", 1, module="keras.src.layer")
+        warnings.warn_explicit("ours", UserWarning, "x.py", 1, module="pipeline.x")
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == ("0" if verbose else "3")
+    assert logging.getLogger("tensorflow").level == (logging.NOTSET if verbose else logging.ERROR)
+    assert [str(w.message) for w in caught] == (["retracing", "ours"] if verbose else ["ours"])

@@ -224,6 +224,27 @@ def test_learning_rate_drops_after_an_epoch_without_gain(reduce_lr):
     y = (X[:, 0] % 2).astype(np.float32)
     model = rnn.build_model("gru", _config(learning_rate=0.05, dropout=0.0, spatial_dropout=0.0), 2, VOCAB)
     neural = tiny_params(neural={"epochs": 4, "patience": 4, "reduce_lr": reduce_lr}).neural
-    rnn.fit(model, X, y, X, 1 - y, neural, batch_size=8, verbose=0)
+    rnn.fit(model, X, y, X, 1 - y, neural, batch_size=8)
     expected = 0.05 * reduce_lr ** 3 if reduce_lr else 0.05
     assert float(model.optimizer.learning_rate) == pytest.approx(expected, rel=1e-4)
+
+
+def test_fit_logs_one_tagged_line_per_epoch_and_no_progress_bar(caplog, capsys):
+    X = np.repeat(np.arange(2, 6, dtype=np.int32)[:, None], 8, axis=1).repeat(4, axis=0)
+    y = (X[:, 0] % 2).astype(np.float32)
+    model = rnn.build_model("gru", _config(), 2, VOCAB)
+    neural = tiny_params(neural={"epochs": 3, "patience": 5, "reduce_lr": 0.0}).neural
+    with caplog.at_level("INFO", logger="pipeline.models.rnn"):
+        rnn.fit(model, X, y, X, y, neural, batch_size=8, tag="train competition gru fold 1 seed 2")
+    lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
+    assert [line.split()[:7] for line in lines] == [
+        ["[train", "competition", "gru", "fold", "1", "seed", "2]"]] * 3
+    assert [line.split()[7:9] for line in lines] == [["epoch", f"{k}/3"] for k in (1, 2, 3)]
+    assert all(" loss " in line and " val_loss " in line and line.endswith("s") for line in lines)
+    assert capsys.readouterr().out == ""  # Keras printed no progress bar
+
+
+def test_epoch_line_formats_losses_and_learning_rate():
+    line = rnn.epoch_line("tune imdb lstm trial 4", 2, 8,
+                          {"loss": 0.41234, "val_loss": 0.5, "learning_rate": 0.0005}, 4.12)
+    assert line == "[tune imdb lstm trial 4] epoch 2/8 loss 0.4123 val_loss 0.5000 learning_rate 0.0005 4.1s"
