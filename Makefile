@@ -23,6 +23,11 @@ run: $(STAMP)
 test: $(STAMP)
 	python -m pytest -q
 
+# The edit-test loop: everything but the tests marked slow (whole runs, TensorFlow training,
+# subprocess stages, network timeouts); `make test` still runs them all.
+test-fast: $(STAMP)
+	python -m pytest -q -m "not slow"
+
 # Lint rules and format settings live in pyproject.toml ([tool.ruff]).
 lint: $(STAMP)
 	ruff check .

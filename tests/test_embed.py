@@ -70,6 +70,7 @@ def test_skipgram_and_bad_architecture():
         _vectors(architecture="glove")
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_vectors_in_another_process(tmp_path):
     # gensim would seed each word's start vector from Python's per-process string hash.
     script = ("import sys, numpy as np; sys.path[:0] = ['.', 'tests']\n"
@@ -82,6 +83,7 @@ def test_same_seed_gives_the_same_vectors_in_another_process(tmp_path):
     assert not np.array_equal(_vectors(seed=4)[0], _vectors()[0])
 
 
+@pytest.mark.slow
 def test_stage_writes_vectors_the_rnn_trainer_loads(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_learnable(tmp_path)

@@ -107,6 +107,7 @@ def test_build_model_rejects_unknown_kind(kind):
         rnn.build_model(kind, _config(), 2, VOCAB)
 
 
+@pytest.mark.slow
 def test_full_train_is_reproducible(tmp_path, monkeypatch):
     """Two ``train`` runs (fold_trainer → set_determinism → build_model → fit) with the same
     seed save identical predictions and CV scores; dropout and shuffling included."""
@@ -139,6 +140,7 @@ def test_full_train_is_reproducible(tmp_path, monkeypatch):
     np.testing.assert_allclose(test1.sum(axis=1), 1.0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_seeds_average_one_model_per_seed(tmp_path, monkeypatch):
     """``neural.seeds: 2`` saves the mean of the models that seeds s and s+1 train alone."""
     monkeypatch.chdir(tmp_path)
@@ -171,6 +173,7 @@ def test_validation_tasks_take_their_own_rnn_work():
     assert (schedule.epochs, schedule.patience) == (4, 3) and params.neural.epochs == 8
 
 
+@pytest.mark.slow
 def test_validation_tasks_train_at_most_their_epochs(tmp_path, monkeypatch):
     """``validation.neural_epochs`` caps the validation tasks' RNN training; the competition
     keeps ``neural.epochs`` (patience above both, so nothing stops early)."""
@@ -196,6 +199,7 @@ def test_validation_tasks_train_at_most_their_epochs(tmp_path, monkeypatch):
     assert epochs_run == {"competition": 3, "imdb": 1}
 
 
+@pytest.mark.slow
 def test_folds_in_two_processes_match_one_process(tmp_path, monkeypatch):
     """``neural.processes: 2`` trains the two folds side by side in spawned processes; the
     predictions are the ones the folds give one after the other in this process."""
@@ -216,6 +220,7 @@ def test_folds_in_two_processes_match_one_process(tmp_path, monkeypatch):
     assert rec1["fold_scores"] == rec2["fold_scores"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reduce_lr", [0.5, 0.0])
 def test_learning_rate_drops_after_an_epoch_without_gain(reduce_lr):
     """Validation labels opposite to the train labels: the validation loss rises while the
@@ -229,6 +234,7 @@ def test_learning_rate_drops_after_an_epoch_without_gain(reduce_lr):
     assert float(model.optimizer.learning_rate) == pytest.approx(expected, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_fit_logs_one_tagged_line_per_epoch_and_no_progress_bar(caplog, capsys):
     X = np.repeat(np.arange(2, 6, dtype=np.int32)[:, None], 8, axis=1).repeat(4, axis=0)
     y = (X[:, 0] % 2).astype(np.float32)

@@ -17,6 +17,8 @@ from conftest import ROOT
 
 from tiny_data import TINY, merge, tiny_params, write_learnable
 
+pytestmark = pytest.mark.slow  # make test-fast skips these
+
 N_TRIALS, WORKERS = 6, 2
 
 

@@ -28,6 +28,8 @@ from conftest import make_project_copy, project_env
 
 from tiny_data import write_learnable
 
+pytestmark = pytest.mark.slow  # make test-fast skips these
+
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "KGLKEY-5e0c1f7a9d3b"  # distinctive: any hit is a leak
 KAGGLE_PARAMS = "competition:\n  source: kaggle\n  name: fake-news\n"

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.svm import LinearSVC
 
@@ -40,6 +41,7 @@ def test_hashed_counts_keep_the_ngrams_countvectorizer_keeps():
             np.asarray(exact_counts.sum(axis=0)).ravel())
 
 
+@pytest.mark.slow
 def test_hashed_counts_are_the_same_in_parallel_chunks():
     texts = pd.Series(list(CORPUS) * 600)  # 4,800 texts: three chunks of 2,000
     serial = hashed_counts(texts, 2, 18, n_jobs=1, ngram_range=(1, 3))
