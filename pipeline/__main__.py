@@ -24,7 +24,8 @@ log = logging.getLogger("pipeline")
 # Stage name → (module, function); imported on use so `fetch` never pays for TensorFlow.
 _STAGES = {"fingerprint": ("sources.fingerprint", "fingerprint"), "fetch": ("sources", "fetch"), "prepare": ("prepare", "prepare"),
            "tokenize": ("tokenize", "tokenize"),
-           "embed": ("embed", "embed"), "train": ("train", "train"), "tune": ("tune", "tune"),
+           "embed": ("embed", "embed"), "encode": ("transformer", "encode"),
+           "train": ("train", "train"), "tune": ("tune", "tune"),
            "ensemble": ("ensemble", "ensemble"), "report": ("report", "report")}
 
 
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                            ("prepare", "validate, clean, make folds"),
                            ("tokenize", "fit the vocabulary, write integer sequences"),
                            ("embed", "train word2vec vectors on the task's text"),
+                           ("encode", "frozen pretrained-encoder embeddings of the task's text"),
                            ("train", "out-of-fold and test predictions for one model"),
                            ("tune", "Optuna search for one RNN family"),
                            ("ensemble", "stack/blend the models' out-of-fold predictions"),

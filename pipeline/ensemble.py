@@ -188,7 +188,7 @@ def ensemble(task: Task, params: Params) -> dict:
     from .metrics import all_scores, score
 
     started = time.perf_counter()
-    names = list(params.models.all)
+    names = list(task.models_to_run(params))
     loaded = [load_predictions(task, name)[1] for name in names]
     oofs, tests = [a["oof"] for a in loaded], [a["test"] for a in loaded]
     rows = np.all([~np.isnan(o[:, 0]) for o in oofs], axis=0)

@@ -244,21 +244,65 @@ class Validation(_Section):
 class Models(_Section):
     tfidf: tuple[str, ...] = ("word_lr", "nbsvm", "word_svc", "wordchar_svc")
     rnn: tuple[str, ...] = ()
+    transformer: tuple[str, ...] = ()   # pretrained encoders (families "frozen", "finetune")
 
     @model_validator(mode="after")
     def _known(self):
         from .models import MODELS  # late import: the registry imports nothing from here
 
-        for family, names in (("tfidf", self.tfidf), ("rnn", self.rnn)):
-            wrong = [m for m in names if m not in MODELS or MODELS[m].family != family]
+        for group, families, names in (("tfidf", ("tfidf",), self.tfidf), ("rnn", ("rnn",), self.rnn),
+                                       ("transformer", ("frozen", "finetune"), self.transformer)):
+            wrong = [m for m in names if m not in MODELS or MODELS[m].family not in families]
             if wrong:
-                known = sorted(m for m, spec in MODELS.items() if spec.family == family)
-                raise ValueError(f"unknown {family} model(s) {wrong}; known: {known}")
+                known = sorted(m for m, spec in MODELS.items() if spec.family in families)
+                raise ValueError(f"unknown {group} model(s) {wrong}; known: {known}")
         return self
 
     @property
     def all(self) -> tuple[str, ...]:
-        return self.tfidf + self.rnn
+        return self.tfidf + self.rnn + self.transformer
+
+
+class FineTuneSpace(_Section):
+    """Optuna space of the fine-tuned model: learning rate [low, high] (log scale), choices."""
+
+    learning_rate: tuple[float, float] = (2e-5, 1e-4)
+    epochs: tuple[int, ...] = (1, 2, 3)
+    max_tokens: tuple[int, ...] = (64, 96, 128)
+
+    @model_validator(mode="after")
+    def _range(self):
+        low, high = self.learning_rate
+        if not 0 < low <= high:
+            raise ValueError(f"learning_rate must be [low, high] with 0 < low <= high, got {[low, high]}")
+        return self
+
+
+class FineTune(_Section):
+    """The whole encoder + a classification head, trained per fold (AdamW, warm-up, decay)."""
+
+    folds: int = Field(1, ge=1, le=20)       # the first `folds` CV folds (CPU cost: see docs)
+    processes: int = Field(1, ge=1, le=64)   # folds side by side; threads from neural.threads
+    learning_rate: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup: float = Field(0.1, ge=0, lt=1)   # share of the steps with a rising learning rate
+    epochs: int = Field(2, ge=1)
+    patience: int = Field(1, ge=1)           # early stopping on the fold's validation loss
+    batch_size: int = Field(32, ge=1)
+    max_tokens: int = Field(96, ge=8, le=512)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    budget: Budget = Budget(n_trials=0, timeout=3600)  # Optuna trials on fold 0 (0: the values above)
+    space: FineTuneSpace = FineTuneSpace()
+
+
+class Transformer(_Section):
+    checkpoint: str = Field("packaged", min_length=1)  # packaged | HF-format folder | hf://owner/name
+    sha256: str = ""                 # expected model.safetensors sha256 of a folder ("" = not checked)
+    tasks: tuple[Literal["competition", "imdb", "reuters"], ...] = ("competition",)
+    max_tokens: int = Field(256, ge=8, le=512)   # encode: head + tail tokens per text
+    batch_size: int = Field(32, ge=1)
+    C: float = Field(1.0, gt=0)      # frozen model: logistic-regression regularisation
+    finetune: FineTune = FineTune()
 
 
 class Ensemble(_Section):
@@ -292,6 +336,7 @@ class Params(_Section):
     tfidf: Tfidf = Tfidf()
     ensemble: Ensemble = Ensemble()
     validation: Validation = Validation()
+    transformer: Transformer = Transformer()
 
     @model_validator(mode="after")
     def _defaults_in_space(self):

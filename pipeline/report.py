@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 METRICS_DIR, PLOTS_DIR, REPORTS_DIR = Path("metrics"), Path("plots"), Path("reports")
 
 
-def report_models(params: Params) -> list[str]:
+def report_models(params: Params, task: Task) -> list[str]:
     """Models the report covers, in params order, the ensemble last once it exists."""
-    return list(params.models.all) + ["ensemble"]
+    return list(task.models_to_run(params)) + ["ensemble"]
 
 
 def _pyplot():
@@ -267,7 +267,7 @@ def report(task: Task, params: Params) -> dict:
             classes = meta["classes"]
             y = train_df["y"].to_numpy()
             curves = {}
-            for model in report_models(params):
+            for model in report_models(params, task):
                 try:
                     record, arrays = load_predictions(task, model)
                 except FileNotFoundError:

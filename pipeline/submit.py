@@ -144,7 +144,7 @@ def write_submissions(params) -> dict:
              "data_sha256": {name: f["sha256"] for name, f in source.get("files", {}).items()},
              "git_commit": _git_commit(), "params_sha256": params_hash, "files": {}}
     with atomic_path(SUBMISSIONS_DIR) as out:
-        for model in report_models(params):
+        for model in report_models(params, task):
             try:
                 record, arrays = load_predictions(task, model)
             except FileNotFoundError:

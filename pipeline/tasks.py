@@ -51,6 +51,12 @@ class Task:
     def enabled(self, params: Params) -> bool:
         return self.is_competition or self.name in params.validation.tasks
 
+    def models_to_run(self, params: Params) -> tuple[str, ...]:
+        """The models this task runs: every listed one, the transformer models only on
+        ``transformer.tasks`` (their CPU cost)."""
+        extra = params.models.transformer if self.name in params.transformer.tasks else ()
+        return params.models.tfidf + params.models.rnn + extra
+
     def rnn_work(self, params: Params) -> RNNWork:
         """The competition's ``tune.budget`` and ``neural`` folds/seeds/epochs, or the smaller
         ``validation`` ones (one place for that rule)."""
@@ -76,6 +82,10 @@ class Task:
     @property
     def embeddings_dir(self) -> Path:
         return DATA / "embeddings" / self.name
+
+    @property
+    def encoded_dir(self) -> Path:
+        return DATA / "encoded" / self.name
 
     @property
     def predictions_dir(self) -> Path:

@@ -27,10 +27,12 @@ ALL_ROWS = -1  # work item: fit on every train row, predict test only
 
 def folds_to_run(model: str, params: Params, task: Task) -> list[int]:
     """All folds for TF-IDF models; the first ``neural.folds`` (``validation.neural_folds``
-    on the validation tasks) for the slower RNNs."""
+    on the validation tasks) for the slower RNNs, ``transformer.finetune.folds`` for fine-tuning."""
     n = params.cv.folds
     if MODELS[model].family == "rnn":
         n = min(n, task.rnn_work(params).folds)
+    if MODELS[model].family == "finetune":
+        n = min(n, params.transformer.finetune.folds)
     return list(range(n))
 
 
@@ -68,6 +70,9 @@ def train(task: Task, model: str, params: Params) -> dict:
         raise ValueError(f"unknown model {model!r}; known: {sorted(MODELS)}")
     train_df, test_df, meta = load_prepared(task)
     record = {"task": task.name, "model": model, "available": meta["available"]}
+    if meta["available"] and model not in task.models_to_run(params) and model in params.models.transformer:
+        meta = {"available": False, "reason": "not in transformer.tasks (CPU cost)"}
+        record["available"] = False
     if not meta["available"]:
         save_unavailable(task, model, record, meta["reason"])
         return record
@@ -84,6 +89,12 @@ def train(task: Task, model: str, params: Params) -> dict:
         rnn_work = task.rnn_work(params)
         record.update(seeds=rnn_work.seeds, max_epochs=rnn_work.epochs)
         processes = min(params.neural.processes, len(folds))
+        params = params_per_process(params, processes)
+    if MODELS[model].before_folds is not None:
+        params, info = MODELS[model].before_folds(task, model, params)
+        record.update(info)
+    if MODELS[model].family == "finetune":
+        processes = min(params.transformer.finetune.processes, len(folds))
         params = params_per_process(params, processes)
     fold_scores, refit_test = [], None
     items = folds + ([ALL_ROWS] if refits_on_all_rows(model, params) else [])  # refit last

@@ -7,7 +7,7 @@ Static analysis with ``ast`` (nothing is executed, so it also covers TensorFlow 
 * Roots. A stage runs ``python -m pipeline <command> ...``: the handler that
   ``build_parser`` wires to ``<command>`` (read from the parser itself), plus the two
   by-name imports the code makes: ``__main__._STAGES`` (command -> module and function) and
-  the model registry (``MODELS[model].factory`` closes over its module and function).
+  the model registry (``MODELS[model].factory`` and ``.before_folds`` close over their module and function).
 * Reachability by *name*. A function or class defined in a loaded module is reached when a
   reached body mentions its name (call, reference or attribute; type annotations do not
   count). A reached class runs its class body, dunder methods and decorated methods
@@ -256,9 +256,11 @@ def _roots(argv: list[str]) -> tuple[set[str], set[str]]:
         modules.add(f"{PACKAGE}.{module}")
         names.add(function)
     if "--model" in argv:
-        factory = inspect.getclosurevars(MODELS[argv[argv.index("--model") + 1]].factory).nonlocals
-        modules.add(f"{PACKAGE}.models.{factory['module']}")
-        names.add(factory["function"])
+        spec = MODELS[argv[argv.index("--model") + 1]]
+        for lazy in filter(None, (spec.factory, spec.before_folds)):
+            target = inspect.getclosurevars(lazy).nonlocals
+            modules.add(f"{PACKAGE}.models.{target['module']}")
+            names.add(target["function"])
     return modules, names
 
 

@@ -167,3 +167,14 @@ def test_plots_render_from_a_fresh_clone(sample_project, tmp_path):
     folders = {name.rsplit("/", 1)[0] for name, renders in shown["data"].items()
                if any(render["content"]["data"]["values"] for render in renders)}
     assert folders == {f"metrics/competition/{f}" for f in ("roc", "confusion", "epochs", "trials")}
+
+def test_frozen_transformer_model_encoded_trained_and_submitted(sample_project):
+    project, _ = sample_project
+    encoded = json.loads((project / "data/encoded/competition/encode.json").read_text())
+    assert encoded["available"] and encoded["checkpoint"]["sha256"].startswith("53aa5117")
+    assert np.load(project / "data/encoded/competition/train.npy").shape[1] == 384
+    metrics = json.loads((project / "metrics/competition.json").read_text())
+    assert 0.5 < metrics["cv"]["frozen_lr"]["accuracy"] <= 1.0
+    assert (project / "submissions/sample/frozen_lr.csv").exists()
+    # Not in transformer.tasks: the validation tasks encode nothing.
+    assert not json.loads((project / "data/encoded/imdb/encode.json").read_text())["available"]

@@ -19,10 +19,12 @@ FitPredict = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    family: str  # "tfidf" or "rnn": the rnn family is tuned and may use fewer folds
+    family: str  # "tfidf", "rnn" (tuned, may use fewer folds), "frozen" or "finetune" (transformers)
     description: str
     factory: Callable[..., FitPredict]
     tunable: bool = True  # rnn models only: has a `tune` stage search space
+    # Optional ``(task, model, params) -> (params, record info)`` run once before the folds.
+    before_folds: Callable[..., tuple] | None = None
 
 
 def _lazy(module: str, function: str) -> Callable[..., FitPredict]:
@@ -46,4 +48,10 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("gru", "rnn", "stacked (Bi)GRU tuned with Optuna", _lazy("rnn", "gru")),
     ModelSpec("lstm_baseline", "rnn", "lecture-style Embedding(5000,100) → LSTM(100) reference, not tuned",
               _lazy("rnn", "lstm_baseline"), tunable=False),
+    ModelSpec("frozen_lr", "frozen", "frozen pretrained-encoder mean embeddings + logistic regression",
+              _lazy("transformer", "frozen_lr"), tunable=False,
+              before_folds=_lazy("transformer", "before_folds")),
+    ModelSpec("finetune", "finetune", "pretrained encoder fine-tuned whole + mean pooling + linear head",
+              _lazy("transformer", "finetune"), tunable=False,
+              before_folds=_lazy("transformer", "before_folds")),
 )}

