@@ -139,7 +139,7 @@ def fit(model, X, y, X_valid, y_valid, neural: Neural, batch_size: int, callback
         schedule.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=neural.reduce_lr,
                                                           patience=1, verbose=0))
     return model.fit(X, y, validation_data=(X_valid, y_valid), epochs=neural.epochs, batch_size=batch_size,
-                     callbacks=[*schedule, _epoch_logger(tag), *callbacks], verbose=0, shuffle=True)
+                     callbacks=[*schedule, epoch_logger(tag), *callbacks], verbose=0, shuffle=True)
 
 
 def epoch_line(tag: str, epoch: int, epochs: int, logs: dict, seconds: float) -> str:
@@ -149,7 +149,8 @@ def epoch_line(tag: str, epoch: int, epochs: int, logs: dict, seconds: float) ->
     return f"[{tag}] epoch {epoch}/{epochs} {values} {seconds:.1f}s"
 
 
-def _epoch_logger(tag: str):
+def epoch_logger(tag: str):
+    """A Keras callback logging :func:`epoch_line` after every epoch (run Keras with ``verbose=0``)."""
     import keras
 
     class EpochLog(keras.callbacks.Callback):
