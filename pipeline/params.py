@@ -10,12 +10,18 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ParamsError
 
-METRICS = ("accuracy", "f1_weighted", "f1_macro")
 DEFAULT_PATH = Path("params.yaml")
 
 
@@ -200,9 +206,8 @@ class Budget(_Section):
 
 class Tune(_Section):
     budget: Budget = Budget()
-    # log_loss: trials minimise the validation log loss (smooth: on constraint_covid19_en's
-    # 1,712-row fold, accuracy moves in 0.06-point steps and TPE chased ties); metric: maximise
-    # competition.metric.
+    # log_loss: trials minimise the validation log loss (smooth: on a small fold accuracy moves
+    # in coarse steps and TPE chases ties; docs/benchmarks.md); metric: maximise competition.metric.
     objective: Literal["log_loss", "metric"] = "log_loss"
     storage: str = ""        # "" = JournalFileBackend under data/optuna/; or any Optuna URL
     startup_trials: int = Field(4, ge=0)     # random trials before TPE

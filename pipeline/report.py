@@ -1,4 +1,5 @@
-"""``report`` stage: metrics JSON, DVC plots + PNG copies, submissions, markdown report.
+"""``report`` stage: metrics JSON, DVC plots + PNG copies, markdown report (the
+``submissions`` stage writes the submission files).
 
 Per task it writes ``metrics/<task>.json`` (``{"cv": {model: scores}}``, plus ``"test"``
 where test labels are public; DVC shows them as ``cv.<model>.<metric>``), ``metrics/<task>/``
@@ -14,7 +15,6 @@ as metrics, so ``dvc exp show`` fits a terminal).
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +88,63 @@ def _comparison_png(scores: dict[str, float], metric: str, path: Path, title: st
     _save_png(fig, path)
 
 
+def tuning_history(task: Task, kind: str) -> dict | None:
+    """The ``tune`` stage's trials for ``kind``: every trial's number, state and objective value,
+    the best complete value so far, and what the objective was (``None`` when not tuned)."""
+    import pandas as pd
+
+    trials, best = task.tuning_dir(kind) / "trials.csv", task.tuning_dir(kind) / "best_params.json"
+    if not (trials.exists() and best.exists()):
+        return None
+    frame = pd.read_csv(trials).sort_values("number")
+    metric = read_json(best)["metric"]
+    minimise = metric == "log_loss"
+    complete = frame["value"].where(frame["state"] == "COMPLETE")
+    frame["best"] = (complete.cummin() if minimise else complete.cummax()).ffill()
+    return {"task": task.name, "kind": kind, "metric": metric, "minimise": minimise,
+            "trials": frame[["number", "state", "value", "best"]]}
+
+
+def _objective(history: dict) -> str:
+    direction = "lower" if history["minimise"] else "higher"
+    return f"{history['metric']} on fold 0 ({direction} is better)"
+
+
+def _tuning_png(history: dict, path: Path) -> None:
+    trials = history["trials"]
+    fig, ax = _pyplot().subplots(figsize=(6, 3.5))
+    for state, marker in (("COMPLETE", "o"), ("PRUNED", "x")):
+        shown = trials[(trials["state"] == state) & trials["value"].notna()]
+        ax.scatter(shown["number"], shown["value"], marker=marker, label=f"{state.lower()} ({len(shown)})")
+    ax.step(trials["number"], trials["best"], where="post", color="tab:red", label="best so far")
+    ax.set_xticks(trials["number"])
+    ax.set(xlabel="trial", ylabel=_objective(history),
+           title=f"{history['task']} / {history['kind']}: tuning history ({len(trials)} trials)")
+    ax.legend(fontsize=8)
+    _save_png(fig, path)
+
+
+def _tuning_markdown(histories: list[dict]) -> list[str]:
+    lines = []
+    for history in histories:
+        trials = history["trials"]
+        counts = trials["state"].value_counts()
+        states = [s for s in ("COMPLETE", "PRUNED", "FAIL") if s in counts] + sorted(
+            set(counts.index) - {"COMPLETE", "PRUNED", "FAIL"})
+        lines += [f"## Tuning: {history['kind']} on {history['task']}", "",
+                  f"Objective: {_objective(history)}. "
+                  + ", ".join(f"{counts[s]} {s.lower()}" for s in states) + ".", "",
+                  "| trial | state | objective | best so far |", "|---|---|---|---|"]
+        lines += [f"| {int(t.number)} | {t.state.lower()} | {_number(t.value)} | {_number(t.best)} |"
+                  for t in trials.itertuples()]
+        lines += ["", f"![tuning {history['kind']}](../plots/{history['task']}/tuning_{history['kind']}.png)", ""]
+    return lines
+
+
+def _number(value) -> str:
+    return "–" if value != value or value is None else f"{value:.4f}"  # NaN: no value
+
+
 def cv_warnings(task: Task, checks: dict, records: dict[str, dict], y: np.ndarray,
                 n_classes: int) -> tuple[list[str], float]:
     """The loud warnings: prepare's (shift, conflicting twins, folds unlike the test split) and
@@ -123,22 +180,35 @@ def _checks_markdown(checks: dict) -> list[str]:
     return lines
 
 
-def _markdown(task: Task, meta: dict, records: dict[str, dict], scores_test: dict, plots: Path,
-              checks: dict | None = None, warnings: list[str] = ()) -> str:
+def _code(text: str) -> str:
+    """``text`` as inline code, unless it holds backticks of its own (a fix naming keys)."""
+    return text if "`" in text else f"`{text}`"
+
+
+def _cv_rows(record: dict, n_train: int) -> str:
+    """Over which rows a CV score is: the folds the model ran and the out-of-fold rows scored."""
+    return f"{len(record.get('folds', []))} folds, {record.get('n_scored', n_train)}/{n_train} rows"
+
+
+def _markdown(task: Task, meta: dict, records: dict[str, dict], scores_test: dict,
+              histories: list[dict] = (), checks: dict | None = None, warnings: list[str] = ()) -> str:
     lines = [f"# {task.name}: model report", ""]
     if not meta["available"]:
-        return "\n".join(lines + [f"**Unavailable:** {meta['reason']}", "", f"Fix: `{meta['fix']}`", ""])
+        return "\n".join(lines + [f"**Unavailable:** {meta['reason']}", "", f"Fix: {_code(meta['fix'])}", ""])
     lines += [f"> **WARNING — CV may not predict test:** {w}" for w in warnings]
     lines += [""] if warnings else []
     lines += [f"{meta['n_train']} train / {meta['n_test']} test rows, {len(meta['classes'])} classes. "
-              f"Headline metric: **{task.metric}** (out-of-fold on train).", "",
-              "| model | CV " + task.metric + " | CV f1_macro | CV log_loss | folds | seconds |"
+              f"Headline metric: **{task.metric}** (out-of-fold on train). *CV over* says which "
+              "rows each CV score covers: TF-IDF models run every fold (all rows), RNNs the first "
+              "`neural.folds` folds (their rows only), the ensemble the rows every model covers; "
+              "scores over different rows are not directly comparable.", "",
+              "| model | CV " + task.metric + " | CV f1_macro | CV log_loss | CV over | seconds |"
               + (" test accuracy |" if scores_test else ""),
               "|---|---|---|---|---|---|" + ("---|" if scores_test else "")]
     for model, rec in records.items():
         cv = rec["cv"]
         row = (f"| {model} | {cv[task.metric]:.4f} | {cv['f1_macro']:.4f} | {cv['log_loss']:.4f} "
-               f"| {len(rec.get('folds', []))} | {rec.get('seconds', 0):.1f} |")
+               f"| {_cv_rows(rec, meta['n_train'])} | {rec.get('seconds', 0):.1f} |")
         if scores_test:
             row += f" {scores_test[model]['accuracy']:.4f} |"
         lines.append(row)
@@ -156,9 +226,7 @@ def _markdown(task: Task, meta: dict, records: dict[str, dict], scores_test: dic
                   + ", ".join(f"{m} {s:.4f}" for m, s in ens["base_models_same_rows"].items()) + ". "
                   + f"Guard: {ens.get('guard', {}).get('verdict', 'none (older run).')}",
                   "", f"![ensemble weights](../plots/{task.name}/ensemble_weights.png)"]
-    for png in sorted(plots.glob("tuning_*.png")):
-        lines += ["", f"![{png.stem}](../plots/{task.name}/{png.name})"]
-    lines += [""] + _checks_markdown(checks or {})
+    lines += [""] + _tuning_markdown(histories) + _checks_markdown(checks or {})
     return "\n".join(lines) + "\n"
 
 
@@ -172,22 +240,21 @@ def _training_curves(task: Task, params: Params, records: dict[str, dict], plot_
             per_epoch = pd.DataFrame(record["epochs"]).drop(columns=["fold", "seed"]).groupby("epoch").mean()
             write_json(plot_dir / "epochs" / f"{model}.json", per_epoch.round(5).reset_index().to_dict("records"))
     for kind in params.models.rnn:
-        trials, best = task.tuning_dir(kind) / "trials.csv", task.tuning_dir(kind) / "best_params.json"
-        if not (trials.exists() and best.exists()):
+        history = tuning_history(task, kind)
+        if history is None:
             continue
-        done = pd.read_csv(trials).query("state == 'COMPLETE'")
-        minimise = read_json(best)["metric"] == "log_loss"
-        so_far = done["value"].cummin() if minimise else done["value"].cummax()
+        done = history["trials"].query("state == 'COMPLETE'")
         write_json(plot_dir / "trials" / f"{kind}.json",
                    [{"trial": int(n), "value": round(float(v), 5), "best": round(float(b), 5)}
-                    for n, v, b in zip(done["number"], done["value"], so_far)])
+                    for n, v, b in zip(done["number"], done["value"], done["best"])])
 
 
 def report(task: Task, params: Params) -> dict:
-    """Write metrics, plots, report and (competition only) submissions for ``task``."""
+    """Write metrics, plots and the markdown report for ``task``."""
     train_df, test_df, meta = load_prepared(task)
     metrics: dict = {"available": int(meta["available"])}
     records, scores_test, warnings, checks = {}, {}, [], load_diagnostics(task)
+    histories: list[dict] = []
     plots = PLOTS_DIR / task.name
     with atomic_path(plots) as plot_dir, atomic_path(METRICS_DIR / task.name) as series:
         plot_dir.mkdir()
@@ -230,10 +297,9 @@ def report(task: Task, params: Params) -> dict:
                 _comparison_png(weights, f"weight ({records['ensemble']['method']})",
                                 plot_dir / "ensemble_weights.png", f"{task.name}: ensemble weights",
                                 zero_based=True)
-            for kind in params.models.rnn:
-                history = task.tuning_dir(kind) / "history.png"
-                if history.exists():
-                    shutil.copyfile(history, plot_dir / f"tuning_{kind}.png")
+            histories = [h for h in (tuning_history(task, kind) for kind in params.models.rnn) if h]
+            for history in histories:
+                _tuning_png(history, plot_dir / f"tuning_{history['kind']}.png")
             _training_curves(task, params, records, series)
             if curves:
                 _roc_png(curves, plot_dir / "roc.png", f"{task.name}: out-of-fold ROC")
@@ -253,7 +319,7 @@ def report(task: Task, params: Params) -> dict:
         metrics["test"] = scores_test
     write_json(METRICS_DIR / f"{task.name}.json", metrics)
     write_text(REPORTS_DIR / f"{task.name}.md",
-               _markdown(task, meta, records, scores_test, plots, checks, warnings))
+               _markdown(task, meta, records, scores_test, histories, checks, warnings))
     log.info("[report %s] %s", task.name, ", ".join(
         f"{m}={r['cv'][task.metric]:.4f}" for m, r in records.items()) or "unavailable")
     return metrics

@@ -133,7 +133,8 @@ _FOLDS: dict = {}
 
 def _start_fold_worker(task: Task, model: str, params: Params) -> None:
     train_df, test_df, meta = load_prepared(task)
-    _FOLDS.update(fold_of_row=train_df["fold"].to_numpy(), ordered=meta.get("cv", {}).get("ordered", False),
+    _FOLDS.update(tag=f"train {task.name} {model}", fold_of_row=train_df["fold"].to_numpy(),
+                  ordered=meta.get("cv", {}).get("ordered", False),
                   fit_predict=MODELS[model].factory(
         task, params, train_df, test_df, len(meta["classes"])))
 
@@ -146,6 +147,8 @@ def _run_fold(fold: int) -> tuple[int, np.ndarray, np.ndarray, float, list[dict]
     else:
         train_idx, valid_idx = fold_rows(fold_of_row, fold, _FOLDS["ordered"])
     fit_predict = _FOLDS["fit_predict"]
+    # Trainers that log (RNN epochs, TF-IDF convergence) start their lines with this tag.
+    fit_predict.tag = f"{_FOLDS['tag']} " + ("all rows" if fold == ALL_ROWS else f"fold {fold}")
     valid_proba, test_proba = fit_predict(train_idx, valid_idx)
     # RNN trainers leave their per-epoch losses on `fit_predict.epochs` (the report plots them).
     return fold, valid_proba, test_proba, time.perf_counter() - started, getattr(fit_predict, "epochs", [])

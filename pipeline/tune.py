@@ -167,7 +167,8 @@ def _objective(task: Task, kind: str, params: Params):
             model = build_model(kind, config, n_classes, vocab_size, vectors)
             history = fit(model, X[train_idx], y[train_idx], X[valid_idx], y[valid_idx],
                           schedule, config.batch_size,
-                          callbacks=[_pruning_callback(trial, goal.monitor)])
+                          callbacks=[_pruning_callback(trial, goal.monitor)],
+                          tag=f"tune {task.name} {kind} trial {trial.number}")
             trial.set_user_attr("epochs_run", len(history.history["loss"]))
             trial.set_user_attr("worker_pid", os.getpid())
             return score(goal.name, y[valid_idx], predict_proba(model, X[valid_idx]))

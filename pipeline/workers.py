@@ -1,8 +1,8 @@
 """Run RNN work side by side in worker processes: tuning trials, training folds.
 
-On a CPU, TensorFlow's intra-op threads barely speed up a small recurrent network (one
-2×64 LSTM epoch: 21 s on one thread, 20 s on two, on this 2-core machine), while two
-single-threaded processes each keep that speed: processes, not threads, use the cores.
+On a CPU, TensorFlow's intra-op threads barely speed up a small recurrent network (a second
+thread gains a few percent; docs/benchmarks.md), while two single-threaded processes each
+keep that speed: processes, not threads, use the cores.
 Results never depend on timing: callers hand out fixed work and collect results in order.
 """
 
@@ -15,6 +15,8 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+
+from . import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,10 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _init_worker(initializer: Callable | None, initargs: tuple) -> None:
+def _init_worker(initializer: Callable | None, initargs: tuple, verbose: bool) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.INFO, datefmt="%H:%M:%S",
-                        format=f"%(asctime)s %(levelname)s [pid {os.getpid()}] %(message)s")
+    configure_logging(verbose, prefix=f"[pid {os.getpid()}] ")
     if initializer is not None:
         initializer(*initargs)
 
@@ -64,7 +64,9 @@ def worker_map(processes: int, initializer: Callable | None = None, initargs: tu
         yield lambda fn, items: map(fn, items)
         return
     context = multiprocessing.get_context("spawn")
-    with context.Pool(processes, initializer=_init_worker, initargs=(initializer, initargs)) as pool:
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)  # -v: the workers log as much
+    with context.Pool(processes, initializer=_init_worker,
+                      initargs=(initializer, initargs, verbose)) as pool:
         def run(fn: Callable, items: Iterable) -> Iterator:
             return pool.imap(fn, list(items))
 

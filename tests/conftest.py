@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,18 +26,36 @@ def shared_data() -> Path:
 
 
 def make_project_copy(dest: Path) -> Path:
-    """A fresh git + DVC project holding this repository's pipeline, params and dvc.yaml."""
+    """A fresh git + DVC project holding this repository's pipeline, params and dvc.yaml.
+
+    The validation tasks are set to ``source: local`` with no folder, so a run in the copy
+    records them unavailable instead of downloading IMDB and R52 (on a machine with internet
+    the download would take the test's whole time budget).
+    """
     for name in PROJECT_FILES:
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, dest / name)
+    _validation_without_download(dest / "params.yaml")
     env = project_env(dest)
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
         subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)
     shutil.copytree(ROOT / ".dvc" / "plots", dest / ".dvc" / "plots")  # custom plot templates
     return dest
+
+
+def _validation_without_download(params_yaml: Path) -> None:
+    """Rewrite ``validation.<task>: {source: ..., local_dir: ...}`` to a source that never downloads."""
+    text = params_yaml.read_text()
+    for task in ("imdb", "reuters"):
+        text, found = re.subn(rf"^(\s+{task}:\s*)\{{source:\s*\w+,\s*local_dir:\s*\"[^\"]*\"\}}",
+                              r'\1{source: local, local_dir: ""}', text, flags=re.MULTILINE)
+        if found != 1:
+            raise ValueError(f"{params_yaml}: expected one line `  {task}: {{source: ..., local_dir: \"\"}}` "
+                             f"under validation, found {found}; update tests/conftest.py to the new layout")
+    params_yaml.write_text(text)
 
 
 def project_env(project: Path) -> dict[str, str]:

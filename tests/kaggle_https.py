@@ -34,7 +34,7 @@ def make_pki(folder: Path, hosts: tuple[str, ...] = HOSTS) -> dict[str, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def name(common: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
@@ -82,7 +82,7 @@ def zip_bytes(members: dict[str, bytes | str]) -> bytes:
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, fake: "FakeKaggle", context: ssl.SSLContext):
+    def __init__(self, fake: FakeKaggle, context: ssl.SSLContext):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.fake, self.context = fake, context
 

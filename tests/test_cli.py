@@ -45,6 +45,7 @@ def local_params(local_dir: Path) -> str:
     return f"competition:\n  source: local\n  local_dir: {json.dumps(str(local_dir))}\n"
 
 
+@pytest.mark.slow
 def test_prepare_bad_input_exits_2_without_traceback(tmp_path):
     write_params(tmp_path, "cv:\n  folds: 2\n")
     raw = tmp_path / RAW
@@ -62,6 +63,7 @@ def test_prepare_bad_input_exits_2_without_traceback(tmp_path):
     assert not (tmp_path / "data" / "prepared").exists()
 
 
+@pytest.mark.slow
 def test_fetch_local_missing_test_csv_exits_2(tmp_path):
     files = {k: v for k, v in TINY.items() if k != "test.csv"}
     local = make_local_dir(tmp_path / "kaggle_files", files)
@@ -75,6 +77,7 @@ def test_fetch_local_missing_test_csv_exits_2(tmp_path):
     assert not (tmp_path / RAW).exists()
 
 
+@pytest.mark.slow
 def test_fetch_sample_writes_files_and_source_record(tmp_path):
     write_params(tmp_path)
     result = cli(tmp_path, "fetch", "--task", "competition")
@@ -96,6 +99,7 @@ def test_fetch_sample_writes_files_and_source_record(tmp_path):
     assert record["files"]["test.csv"]["rows"] == 200
 
 
+@pytest.mark.slow
 def test_fetch_local_copies_byte_for_byte(tmp_path):
     local = make_local_dir(tmp_path / "kaggle_files")
     write_params(tmp_path, local_params(local))
@@ -112,6 +116,7 @@ def test_fetch_local_copies_byte_for_byte(tmp_path):
     assert record["files"]["test.csv"]["sha256"] == hashlib.sha256(TINY["test.csv"]).hexdigest()
 
 
+@pytest.mark.slow
 def test_fetch_validation_task_unavailable_does_not_fail(tmp_path):
     write_params(tmp_path, "validation:\n  imdb: {source: local, local_dir: no/such/folder}\n")
     result = cli(tmp_path, "fetch", "--task", "imdb")
@@ -212,6 +217,7 @@ def competition_with_odd_train(tmp_path: Path, make_odd) -> Path:
     return local
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make_odd, needle", [
     (lambda p: p.symlink_to(p.parent / "gone.csv"), "a symbolic link to"),
     (lambda p: p.symlink_to(p), "a symbolic link that loops"),
@@ -242,6 +248,7 @@ def test_an_os_error_reading_is_not_reported_as_a_write_failure(tmp_path, monkey
     assert "cannot write" not in err
 
 
+@pytest.mark.slow
 def test_fetch_error_names_the_users_file_not_the_temporary_copy(tmp_path):
     local = make_local_dir(tmp_path / "local", {**TINY, "train.csv": TINY["train.csv"] + b"5,E\n"})
     write_params(tmp_path, f"competition: {{source: local, local_dir: {local}}}\n")
@@ -251,6 +258,7 @@ def test_fetch_error_names_the_users_file_not_the_temporary_copy(tmp_path):
     assert ".tmp" not in result.stderr
 
 
+@pytest.mark.slow
 def test_local_dir_with_a_tilde_is_expanded(tmp_path):
     home = tmp_path / "home"
     make_local_dir(home / "comp")
@@ -262,6 +270,7 @@ def test_local_dir_with_a_tilde_is_expanded(tmp_path):
     assert (tmp_path / RAW / "train.csv").read_bytes() == TINY["train.csv"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sample, needle", [
     (b"id,label\n10,0\n", "1 ids for 2 test rows; 1 test id(s) missing (e.g. ['11'])"),
     (b"id,label\n10,0\n11,0\n12,0\n", "1 not in test.csv e.g. '12' on line 4"),
@@ -277,6 +286,7 @@ def test_fetch_checks_the_sample_submission_against_test(tmp_path, sample, needl
     assert not (tmp_path / RAW).exists()
 
 
+@pytest.mark.slow
 def test_train_with_an_unknown_model_names_the_known_ones(tmp_path):
     write_params(tmp_path)
     result = cli(tmp_path, "train", "--task", "competition", "--model", "nosuch")
@@ -285,6 +295,7 @@ def test_train_with_an_unknown_model_names_the_known_ones(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_temporary_folders_of_an_interrupted_stage_are_git_ignored(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, timeout=30)
     (tmp_path / ".gitignore").write_bytes((ROOT / ".gitignore").read_bytes())
@@ -314,6 +325,7 @@ def test_fetch_counts_rows_without_building_a_table_or_reading_whole_files(tmp_p
     assert record["files"]["train.csv"]["rows"] == 4
 
 
+@pytest.mark.slow
 def test_a_class_with_one_train_row_stops_prepare_with_a_clear_error(tmp_path):
     rows = b"".join(b"%d,T,A,Body %d,0\n" % (i, i) for i in range(20, 32)) + b"99,T,A,Lone,1\n"
     local = make_local_dir(tmp_path / "local", {**TINY, "train.csv": b"id,title,author,text,label\n" + rows})
@@ -323,3 +335,23 @@ def test_a_class_with_one_train_row_stops_prepare_with_a_clear_error(tmp_path):
     assert result.returncode == 2, result.stderr  # was: a warning here, then a traceback in train
     assert "class(es) ['1'] have a single row (row(s) 14)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_tensorflow_noise_is_off_unless_verbose(verbose, monkeypatch):
+    import logging
+    import warnings
+
+    from pipeline import _NOISY_LOGGERS, configure_logging
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    for name in _NOISY_LOGGERS:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        configure_logging(verbose)
+        warnings.warn_explicit("retracing", UserWarning, "layer.py", 1, module="keras.src.layer")
+        warnings.warn_explicit("ours", UserWarning, "x.py", 1, module="pipeline.x")
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == ("0" if verbose else "3")
+    assert logging.getLogger("tensorflow").level == (logging.NOTSET if verbose else logging.ERROR)
+    assert [str(w.message) for w in caught] == (["retracing", "ours"] if verbose else ["ours"])

@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.duplicates import (exact_keys, near_duplicate_groups, nearest_similarity, similar_pairs,
-                                 text_vectors)
+from pipeline.duplicates import (
+    exact_keys,
+    near_duplicate_groups,
+    nearest_similarity,
+    similar_pairs,
+    text_vectors,
+)
 
 CORPUS = [
     "the senate passed the budget bill on tuesday after a long debate",       # 0

@@ -11,12 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.embed import embed, load_vectors, train_vectors
+from pipeline.embed import load_vectors, train_vectors
 from pipeline.errors import ParamsError, PipelineError
 from pipeline.models import rnn
 from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
-
 from tiny_data import featurize, tiny_params, write_learnable
 
 # Two topics, each with its own context words (ids 10-14 and 15-19) around one of two
@@ -71,6 +70,7 @@ def test_skipgram_and_bad_architecture():
         _vectors(architecture="glove")
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_vectors_in_another_process(tmp_path):
     # gensim would seed each word's start vector from Python's per-process string hash.
     script = ("import sys, numpy as np; sys.path[:0] = ['.', 'tests']\n"
@@ -83,6 +83,7 @@ def test_same_seed_gives_the_same_vectors_in_another_process(tmp_path):
     assert not np.array_equal(_vectors(seed=4)[0], _vectors()[0])
 
 
+@pytest.mark.slow
 def test_stage_writes_vectors_the_rnn_trainer_loads(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_learnable(tmp_path)

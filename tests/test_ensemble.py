@@ -10,9 +10,17 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from fakepreds import (N_FOLDS, _one_blas_thread, informative, make_params, write_fake_models,  # noqa: F401
-                       noise, write_model,
-                       write_prepared, write_unavailable)
+from fakepreds import (  # noqa: F401
+    N_FOLDS,
+    _one_blas_thread,
+    informative,
+    make_params,
+    noise,
+    write_fake_models,
+    write_model,
+    write_prepared,
+    write_unavailable,
+)
 from pipeline.ensemble import BestSingle, Stacker, WeightedMean, _inner_cv, candidates, ensemble
 from pipeline.io import load_arrays, read_json
 from pipeline.metrics import score

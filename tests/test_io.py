@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from pipeline.io import atomic_path, read_json, write_json
 
 
@@ -41,6 +41,7 @@ def test_nothing_written_is_an_error(tmp_path):
     assert not (tmp_path / "never.txt").exists()
 
 
+@pytest.mark.slow
 def test_killed_writer_leaves_old_output_and_rerun_cleans_up(tmp_path):
     target = tmp_path / "predictions.npz"
     target.write_bytes(b"old complete output")

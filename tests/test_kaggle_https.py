@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import make_project_copy, project_env
+
 from kaggle_https import FakeKaggle, Proxy, make_pki, zip_bytes
 from pipeline.sources.sample import write_sample
+
+pytestmark = pytest.mark.slow  # make test-fast skips these
 
 ROOT = Path(__file__).resolve().parents[1]
 USER, KEY = "someone", "KGLKEY-https-7c2e9b41d0"

@@ -419,6 +419,7 @@ def test_list_submissions_maps_kaggle_attributes(fake_kaggle):
                      "public_score": "0.98123", "private_score": "", "file_name": "submission.csv"}] * 2
 
 
+@pytest.mark.slow
 def test_importing_the_module_does_not_import_kaggle():
     code = "import sys, pipeline.sources.kaggle; assert 'kaggle' not in sys.modules, 'imported'"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

@@ -9,8 +9,9 @@ import os
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import make_project_copy, run
+
+pytestmark = pytest.mark.slow  # make test-fast skips these
 
 WORDS = ("storm", "vaccine", "election", "market", "league", "planet", "court", "festival")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from pipeline.errors import ParamsError
 from pipeline.params import Params, load_params, parse_params
@@ -46,7 +47,7 @@ def test_override_one_key(tmp_path):
 
 def test_params_are_frozen():
     params = Params()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         params.cv.folds = 3
 
 

@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import make_project_copy, run
 
 pytestmark = pytest.mark.slow
@@ -54,7 +53,7 @@ def test_repro_reports_metrics_and_plots(sample_project):
     headline = json.loads((project / "metrics/headline.json").read_text())
     assert headline["cv"] == metrics["cv"]["ensemble"]["accuracy"]
     assert headline["cv_single"] == max(s["accuracy"] for m, s in metrics["cv"].items() if m != "ensemble")
-    assert headline["imdb_test"] is None and headline["reuters_test"] is None  # offline here
+    assert headline["imdb_test"] is None and headline["reuters_test"] is None  # no data in the copy
     shown = run(["dvc", "metrics", "show", "metrics/competition.json"], project)
     assert "cv.word_lr.accuracy" in shown.stdout
 
@@ -90,7 +89,8 @@ def test_editing_a_module_marks_exactly_the_stages_that_import_it(sample_project
                        for task in ("competition", "imdb", "reuters") for kind in ("lstm", "gru")}
 
 
-def test_validation_tasks_offline_are_recorded_unavailable(sample_project):
+def test_validation_tasks_without_data_are_recorded_unavailable(sample_project):
+    # make_project_copy points them at `source: local` with no folder: nothing is downloaded.
     project, result = sample_project
     for task in ("imdb", "reuters"):
         metrics = json.loads((project / f"metrics/{task}.json").read_text())

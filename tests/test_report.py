@@ -12,9 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fakepreds import (_one_blas_thread, make_params, write_fake_models, write_prepared,  # noqa: F401
-                       write_sample_submission, write_unavailable)
-from pipeline.io import load_arrays, read_json, sha256_file
+from fakepreds import (  # noqa: F401
+    _one_blas_thread,
+    make_params,
+    write_fake_models,
+    write_prepared,
+    write_sample_submission,
+    write_unavailable,
+)
+from pipeline.io import load_arrays, read_json, sha256_file, write_json
 from pipeline.metrics import score
 from pipeline.train import prediction_paths
 
@@ -23,14 +29,38 @@ REUTERS_MODELS = ["word_lr", "char_lr", "nbsvm", "ensemble"]
 IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 
 
-def _tiny_png(path: Path) -> None:
-    import matplotlib.pyplot as plt
+def _write_trials(task, kind: str, values: list, states: list[str], metric: str = "log_loss") -> None:
+    """What the tune stage leaves for the report: trials.csv and best_params.json."""
+    from pipeline.io import write_json
 
-    fig, ax = plt.subplots(figsize=(2, 2))
-    ax.plot([0, 1], [1, 0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    tuning = task.tuning_dir(kind)
+    tuning.mkdir(parents=True)
+    pd.DataFrame({"number": range(len(values)), "value": values, "state": states}).to_csv(tuning / "trials.csv")
+    write_json(tuning / "best_params.json", {"metric": metric})
+
+
+def assert_valid_markdown(text: str) -> None:
+    """Renders: no stray backtick, no code span cut by a nested one (it would begin or end
+    with a space), every table row with the header's number of cells."""
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark").enable("table")
+    html = parser.render(text)
+    outside_code = re.sub(r"<code>.*?</code>", "", html, flags=re.DOTALL)
+    assert "`" not in outside_code, [line for line in text.splitlines() if line.count("`") % 2]
+    spans = [child.content for token in parser.parse(text) if token.type == "inline"
+             for child in token.children if child.type == "code_inline"]
+    assert all(span == span.strip() for span in spans), [s for s in spans if s != s.strip()]
+    table: list[str] = []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        if table:
+            cells = [row.strip().strip("|").count("|") + 1 for row in table]
+            assert len(table) >= 2 and set(table[1]) <= set("|-: "), table[:2]
+            assert cells == [cells[0]] * len(table), table
+            table = []
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +81,7 @@ def competition(tmp_path_factory):
         write_fake_models(task, y, folds, test_y, rnn_folds={"lstm": [0, 1]})
         test_ids = list(pd.read_parquet(task.prepared_dir / "test.parquet")["id"])
         sample_order = write_sample_submission(task, test_ids)
-        _tiny_png(task.tuning_dir("lstm") / "history.png")
+        _write_trials(task, "lstm", [0.6, 0.5, None, 0.55, 0.4], ["COMPLETE", "COMPLETE", "FAIL", "PRUNED", "COMPLETE"])
         ens = ensemble(task, params)
         metrics = report(task, params)
         index = write_submissions(params)
@@ -136,6 +166,50 @@ def test_dvc_plot_data(competition):
         assert sum(row["count"] for row in confusion) == expected_rows, model
 
 
+def test_report_markdown_renders_with_whole_tables(competition, reuters, tmp_path, monkeypatch):
+    from pipeline.report import report
+
+    monkeypatch.chdir(tmp_path)
+    params = make_params()
+    task = write_unavailable("imdb", params)
+    meta = read_json(task.prepared_dir / "meta.json")
+    meta["fix"] = "download it when online, or set `validation.imdb.source: local` and `local_dir`"
+    write_json(task.prepared_dir / "meta.json", meta)  # a fix naming keys in backticks
+    report(task, params)
+    for markdown in (competition["root"] / "reports/competition.md", reuters["root"] / "reports/reuters.md",
+                     tmp_path / "reports/imdb.md"):
+        assert_valid_markdown(markdown.read_text(encoding="utf-8"))
+
+
+def test_markdown_checker_catches_broken_code_and_tables():
+    with pytest.raises(AssertionError):
+        assert_valid_markdown("Fix: `download, or set `validation.imdb.source` here`\n")
+    with pytest.raises(AssertionError):
+        assert_valid_markdown("| a | b |\n|---|---|\n| 1 | 2 | 3 |\n")
+    assert_valid_markdown("Fix: set `validation.imdb.source`\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+
+
+def test_cv_column_says_over_which_rows(competition):
+    text = (competition["root"] / "reports/competition.md").read_text(encoding="utf-8")
+    n = len(competition["y"])
+    assert "| CV over |" in text
+    word_lr_row = next(line for line in text.splitlines() if line.startswith("| word_lr |"))
+    assert f"| 5 folds, {n}/{n} rows |" in word_lr_row
+    lstm_row = next(line for line in text.splitlines() if line.startswith("| lstm |"))
+    assert "| 2 folds, " in lstm_row and f"/{n} rows |" in lstm_row and f"{n}/{n}" not in lstm_row
+    ensemble_row = next(line for line in text.splitlines() if line.startswith("| ensemble |"))
+    assert f"| 2 folds, {competition['ensemble']['n_scored']}/{n} rows |" in ensemble_row
+
+
+def test_tuning_history_names_task_model_and_objective(competition):
+    text = (competition["root"] / "reports/competition.md").read_text(encoding="utf-8")
+    assert "## Tuning: lstm on competition" in text
+    assert "Objective: log_loss on fold 0 (lower is better)" in text
+    assert "3 complete, 1 pruned, 1 fail." in text
+    assert "| 3 | pruned | 0.5500 | 0.5000 |" in text and "| 2 | fail | – | 0.5000 |" in text
+    assert_png(competition["root"] / "plots/competition/tuning_lstm.png")
+
+
 def test_markdown_links_only_existing_images(competition):
     markdown = competition["root"] / "reports" / "competition.md"
     links = assert_images_exist(markdown)
@@ -217,7 +291,7 @@ def test_validation_summary_has_the_contract_keys(reuters, monkeypatch):
 
 
 def test_submissions_one_file_per_model_in_sample_order(competition):
-    root, params = competition["root"], competition["params"]
+    root = competition["root"]
     folder = root / "submissions" / "fake-news"
     assert sorted(p.name for p in folder.iterdir()) == sorted(f"{m}.csv" for m in COMPETITION_MODELS)
     assert competition["sample_order"] != competition["test_ids"]  # the sample is shuffled

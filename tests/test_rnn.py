@@ -12,7 +12,6 @@ from pipeline.models import rnn
 from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
 from pipeline.train import prediction_paths, train
-
 from tiny_data import PREPARED, featurize, tiny_params, write_learnable
 
 VOCAB = 20
@@ -108,6 +107,7 @@ def test_build_model_rejects_unknown_kind(kind):
         rnn.build_model(kind, _config(), 2, VOCAB)
 
 
+@pytest.mark.slow
 def test_full_train_is_reproducible(tmp_path, monkeypatch):
     """Two ``train`` runs (fold_trainer → set_determinism → build_model → fit) with the same
     seed save identical predictions and CV scores; dropout and shuffling included."""
@@ -140,6 +140,7 @@ def test_full_train_is_reproducible(tmp_path, monkeypatch):
     np.testing.assert_allclose(test1.sum(axis=1), 1.0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_seeds_average_one_model_per_seed(tmp_path, monkeypatch):
     """``neural.seeds: 2`` saves the mean of the models that seeds s and s+1 train alone."""
     monkeypatch.chdir(tmp_path)
@@ -172,6 +173,7 @@ def test_validation_tasks_take_their_own_rnn_work():
     assert (schedule.epochs, schedule.patience) == (4, 3) and params.neural.epochs == 8
 
 
+@pytest.mark.slow
 def test_validation_tasks_train_at_most_their_epochs(tmp_path, monkeypatch):
     """``validation.neural_epochs`` caps the validation tasks' RNN training; the competition
     keeps ``neural.epochs`` (patience above both, so nothing stops early)."""
@@ -197,6 +199,7 @@ def test_validation_tasks_train_at_most_their_epochs(tmp_path, monkeypatch):
     assert epochs_run == {"competition": 3, "imdb": 1}
 
 
+@pytest.mark.slow
 def test_folds_in_two_processes_match_one_process(tmp_path, monkeypatch):
     """``neural.processes: 2`` trains the two folds side by side in spawned processes; the
     predictions are the ones the folds give one after the other in this process."""
@@ -217,6 +220,7 @@ def test_folds_in_two_processes_match_one_process(tmp_path, monkeypatch):
     assert rec1["fold_scores"] == rec2["fold_scores"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reduce_lr", [0.5, 0.0])
 def test_learning_rate_drops_after_an_epoch_without_gain(reduce_lr):
     """Validation labels opposite to the train labels: the validation loss rises while the
@@ -225,6 +229,28 @@ def test_learning_rate_drops_after_an_epoch_without_gain(reduce_lr):
     y = (X[:, 0] % 2).astype(np.float32)
     model = rnn.build_model("gru", _config(learning_rate=0.05, dropout=0.0, spatial_dropout=0.0), 2, VOCAB)
     neural = tiny_params(neural={"epochs": 4, "patience": 4, "reduce_lr": reduce_lr}).neural
-    rnn.fit(model, X, y, X, 1 - y, neural, batch_size=8, verbose=0)
+    rnn.fit(model, X, y, X, 1 - y, neural, batch_size=8)
     expected = 0.05 * reduce_lr ** 3 if reduce_lr else 0.05
     assert float(model.optimizer.learning_rate) == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_fit_logs_one_tagged_line_per_epoch_and_no_progress_bar(caplog, capsys):
+    X = np.repeat(np.arange(2, 6, dtype=np.int32)[:, None], 8, axis=1).repeat(4, axis=0)
+    y = (X[:, 0] % 2).astype(np.float32)
+    model = rnn.build_model("gru", _config(), 2, VOCAB)
+    neural = tiny_params(neural={"epochs": 3, "patience": 5, "reduce_lr": 0.0}).neural
+    with caplog.at_level("INFO", logger="pipeline.models.rnn"):
+        rnn.fit(model, X, y, X, y, neural, batch_size=8, tag="train competition gru fold 1 seed 2")
+    lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
+    assert [line.split()[:7] for line in lines] == [
+        ["[train", "competition", "gru", "fold", "1", "seed", "2]"]] * 3
+    assert [line.split()[7:9] for line in lines] == [["epoch", f"{k}/3"] for k in (1, 2, 3)]
+    assert all(" loss " in line and " val_loss " in line and line.endswith("s") for line in lines)
+    assert capsys.readouterr().out == ""  # Keras printed no progress bar
+
+
+def test_epoch_line_formats_losses_and_learning_rate():
+    line = rnn.epoch_line("tune imdb lstm trial 4", 2, 8,
+                          {"loss": 0.41234, "val_loss": 0.5, "learning_rate": 0.0005}, 4.12)
+    assert line == "[tune imdb lstm trial 4] epoch 2/8 loss 0.4123 val_loss 0.5000 learning_rate 0.0005 4.1s"

@@ -13,9 +13,11 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from tiny_data import TINY, merge, tiny_params, write_learnable
+
+pytestmark = pytest.mark.slow  # make test-fast skips these
 
 N_TRIALS, WORKERS = 6, 2
 

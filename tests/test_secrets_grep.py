@@ -24,9 +24,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import make_project_copy, project_env
+
 from tiny_data import write_learnable
+
+pytestmark = pytest.mark.slow  # make test-fast skips these
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "KGLKEY-5e0c1f7a9d3b"  # distinctive: any hit is a leak
@@ -217,8 +219,7 @@ def test_fetch_error_chain_never_holds_the_key(tmp_path, monkeypatch, proxy):
 def test_successful_fetch_records_the_method_not_the_key(tmp_path, monkeypatch, caplog):
     # A stand-in for kaggle's KaggleApi: the download succeeds, so source.json is written.
     from pipeline.params import parse_params
-    from pipeline.sources import fetch
-    from pipeline.sources import kaggle as ks
+    from pipeline.sources import fetch, kaggle as ks
     from pipeline.tasks import get_task
 
     class Api:

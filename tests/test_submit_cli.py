@@ -12,8 +12,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from fakepreds import (_one_blas_thread, make_params, write_fake_models, write_prepared,  # noqa: F401
-                       write_sample_submission)
+from fakepreds import (  # noqa: F401
+    _one_blas_thread,
+    make_params,
+    write_fake_models,
+    write_prepared,
+    write_sample_submission,
+)
 from pipeline.__main__ import main
 from pipeline.io import read_json, write_json
 
@@ -183,7 +188,7 @@ HOW_TO = ("no Kaggle credentials found", "https://www.kaggle.com/settings", "KAG
 
 
 def test_submit_without_credentials_sends_nothing(project, capsys):
-    err = rejected(capsys, *HOW_TO, args=())
+    rejected(capsys, *HOW_TO, args=())
     assert project.sent == []
     assert not (project.home / ".kaggle").exists()
 

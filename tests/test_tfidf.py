@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.svm import LinearSVC
 
-from pipeline.models.tfidf import (TOKEN_PATTERN, HashedWordPresence, NBSVMClassifier, hashed_counts,
-                                   word_svc, wordchar_svc)
+from pipeline.models.tfidf import (
+    TOKEN_PATTERN,
+    HashedWordPresence,
+    NBSVMClassifier,
+    _fit_quietly,
+    hashed_counts,
+    word_svc,
+    wordchar_svc,
+)
 from pipeline.params import Params
 
 CORPUS = pd.Series([
@@ -30,6 +41,7 @@ def test_hashed_counts_keep_the_ngrams_countvectorizer_keeps():
             np.asarray(exact_counts.sum(axis=0)).ravel())
 
 
+@pytest.mark.slow
 def test_hashed_counts_are_the_same_in_parallel_chunks():
     texts = pd.Series(list(CORPUS) * 600)  # 4,800 texts: three chunks of 2,000
     serial = hashed_counts(texts, 2, 18, n_jobs=1, ngram_range=(1, 3))
@@ -87,3 +99,23 @@ def test_wordchar_svc_multiclass_fold_misses_a_class():
     assert valid_proba.shape == (1, 4) and test_proba.shape == (3, 4)
     assert (test_proba[:, 3] == 0).all() and np.allclose(test_proba.sum(axis=1), 1)
     assert list(test_proba.argmax(axis=1)) == [0, 0, 1]
+
+
+def test_liblinear_convergence_warnings_become_one_log_line(caplog):
+    X = CountVectorizer().fit_transform(CORPUS)
+    y = np.array([0, 0, 1, 1, 0, 1, 0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning that escapes fails the test
+        with caplog.at_level("INFO", logger="pipeline.models.tfidf"):
+            model = _fit_quietly(LinearSVC(max_iter=1), X, y, "train t word_svc fold 2")
+    assert model.predict(X).shape == (8,)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("[train t word_svc fold 2] liblinear reached its iteration limit in 1 fit(s)")
+    assert "max_iter 1" in line
+
+
+def test_converged_fit_logs_nothing(caplog):
+    X = CountVectorizer().fit_transform(CORPUS)
+    with caplog.at_level("INFO", logger="pipeline.models.tfidf"):
+        _fit_quietly(LinearSVC(), X, np.array([0, 0, 1, 1, 0, 1, 0, 1]), "tag")
+    assert caplog.records == []

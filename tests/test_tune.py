@@ -26,7 +26,6 @@ from pipeline import tune as tune_mod
 from pipeline.errors import ParamsError, PipelineError
 from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
-
 from tiny_data import featurize, merge, tiny_params, write_learnable
 
 OUT = Path("data/tuning/competition/lstm")
@@ -66,6 +65,7 @@ def resumed(tmp_path_factory):
                "states_before": states_before}
 
 
+@pytest.mark.slow
 def test_outputs_are_written(resumed):
     out = resumed["root"] / OUT
     for name in ("best_params.json", "trials.csv", "history.png", "importance.png"):
@@ -81,12 +81,14 @@ def test_outputs_are_written(resumed):
     assert saved["n_complete"] == 2 and saved["n_trials"] == 4
 
 
+@pytest.mark.slow
 def test_best_config_reads_best_params(resumed, monkeypatch):
     monkeypatch.chdir(resumed["root"])
     chosen = tune_mod.best_config(resumed["task"], "lstm", resumed["params"])
     assert chosen == RNNConfig.model_validate(resumed["result"]["config"])
 
 
+@pytest.mark.slow
 def test_first_trial_is_neural_defaults(resumed):
     defaults = resumed["params"].neural.defaults.model_dump()
     space = resumed["params"].tune.space.model_dump()
@@ -98,6 +100,7 @@ def test_first_trial_is_neural_defaults(resumed):
         assert row[f"params_{name}"] == defaults[name]
 
 
+@pytest.mark.slow
 def test_bad_trial_is_pruned(resumed):
     trials = resumed["study"].trials
     assert trials[1].params["truncate"] == "head"
@@ -110,6 +113,7 @@ def test_bad_trial_is_pruned(resumed):
     assert min(pruned[0].intermediate_values.values()) >= LN2 - 1e-3
 
 
+@pytest.mark.slow
 def test_metric_objective_maximises_the_task_metric(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_learnable(tmp_path)
@@ -126,6 +130,7 @@ def test_metric_objective_maximises_the_task_metric(tmp_path, monkeypatch):
     assert study.trials[1].intermediate_values == {0: 0.5}  # val_accuracy, reported for pruning
 
 
+@pytest.mark.slow
 def test_resume_fails_stale_trial_and_runs_only_the_remainder(resumed):
     assert resumed["states_before"] == [TrialState.COMPLETE, TrialState.COMPLETE]
     trials = resumed["study"].trials
@@ -135,12 +140,14 @@ def test_resume_fails_stale_trial_and_runs_only_the_remainder(resumed):
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
+@pytest.mark.slow
 def test_default_storage_is_a_journal_file(resumed):
     journals = list((resumed["root"] / "data/optuna").iterdir())
     assert [p.name for p in journals if p.suffix == ".journal"] == ["competition.journal"]
     assert journals and journals[0].stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_budget_already_used_runs_nothing(resumed, monkeypatch):
     monkeypatch.chdir(resumed["root"])
     monkeypatch.setattr(tune_mod, "_objective", lambda *a: pytest.fail("no trial should run"))
@@ -336,6 +343,7 @@ def _trial_story(study) -> list:
             for t in study.trials]
 
 
+@pytest.mark.slow
 def test_trials_in_two_processes_are_reproducible(tmp_path, monkeypatch):
     """Rounds of 2 trials in 2 spawned processes: two runs of the same params propose and
     score the same trials, whatever process finishes first, and both processes work."""

@@ -8,8 +8,8 @@ model through the same fold loop, so adding a model is adding one entry here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

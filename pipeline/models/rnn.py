@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import numpy as np
 
@@ -88,7 +89,7 @@ def _compile(model, config: RNNConfig):
                   loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     # Create the optimizer's and the metric's variables now: created inside the first train
-    # step, they make TensorFlow trace that step twice (~1 s per model here). Same weights.
+    # step, they make TensorFlow trace that step twice (a second per model). Same weights.
     if hasattr(model, "_symbolic_build"):
         model._symbolic_build(data_batch=(np.zeros((1, config.seq_len), "int32"), np.zeros(1), None))
     return model
@@ -123,21 +124,44 @@ def predict_proba(model, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
     return np.column_stack([1 - proba[:, 0], proba[:, 0]]) if proba.shape[1] == 1 else proba
 
 
-def fit(model, X, y, X_valid, y_valid, neural: Neural, batch_size: int, callbacks=(), verbose: int = 2):
+def fit(model, X, y, X_valid, y_valid, neural: Neural, batch_size: int, callbacks=(), tag: str = "rnn"):
     """Train for at most ``neural.epochs`` with early stopping on the validation loss
     (``neural.patience`` epochs), restoring the best weights; after an epoch without
-    improvement the learning rate is multiplied by ``neural.reduce_lr`` (0 = never)."""
+    improvement the learning rate is multiplied by ``neural.reduce_lr`` (0 = never).
+    One log line per epoch, starting ``[tag]``, instead of Keras' progress bars."""
     import keras
 
     schedule = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=neural.patience,
                                               restore_best_weights=True)]
     if neural.reduce_lr:
-        # The loss often turns after 2-3 epochs while a smaller step still gains (IMDB LSTM
-        # CV 0.888 -> 0.896); a second epoch without gain still stops training.
+        # The loss often turns after 2-3 epochs while a smaller step still gains; a second
+        # epoch without gain still stops training.
         schedule.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=neural.reduce_lr,
-                                                          patience=1, verbose=verbose))
+                                                          patience=1, verbose=0))
     return model.fit(X, y, validation_data=(X_valid, y_valid), epochs=neural.epochs, batch_size=batch_size,
-                     callbacks=[*schedule, *callbacks], verbose=verbose, shuffle=True)
+                     callbacks=[*schedule, epoch_logger(tag), *callbacks], verbose=0, shuffle=True)
+
+
+def epoch_line(tag: str, epoch: int, epochs: int, logs: dict, seconds: float) -> str:
+    """``[tag] epoch 3/8 loss 0.4123 val_loss 0.4410 ... 4.1s`` (``epoch`` counted from 1)."""
+    values = " ".join(f"{name} {value:.4g}" if name == "learning_rate" else f"{name} {value:.4f}"
+                      for name, value in (logs or {}).items())
+    return f"[{tag}] epoch {epoch}/{epochs} {values} {seconds:.1f}s"
+
+
+def epoch_logger(tag: str):
+    """A Keras callback logging :func:`epoch_line` after every epoch (run Keras with ``verbose=0``)."""
+    import keras
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            log.info(epoch_line(tag, epoch + 1, self.params["epochs"], logs,
+                                time.perf_counter() - self.started))
+
+    return EpochLog()
 
 
 def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
@@ -159,8 +183,8 @@ def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
     log.info("%s config: %s; embedding from %s", kind, config.model_dump(),
              "word2vec vectors" if vectors is not None else "random initialisation")
 
-    # Averaging a few seeds removes much of an RNN's seed-to-seed noise (0.3-0.6 points on
-    # tweets). The lecture baseline trains as taught: one model, Adam at a constant rate.
+    # Averaging a few seeds removes much of an RNN's seed-to-seed noise (docs/benchmarks.md).
+    # The lecture baseline trains as taught: one model, Adam at a constant rate.
     work = task.rnn_work(params)
     seeds = [params.seed] if baseline else [params.seed + k for k in range(work.seeds)]
     schedule = work.schedule(params.neural)
@@ -172,15 +196,14 @@ def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
 
         X_train, y_train, X_valid, y_valid = X[train_idx], y[train_idx], X[valid_idx], y[valid_idx]
         valid_sum, test_sum, fit_predict.epochs = 0.0, 0.0, []  # per-epoch curves for the report
-        for number, seed in enumerate(seeds, start=1):
+        for seed in seeds:
             set_determinism(seed, params.neural.threads)
             if baseline:
                 model = build_baseline(kind, config, n_classes, vocab_size)
             else:
                 model = build_model(kind, config, n_classes, vocab_size, vectors)
-            if len(seeds) > 1:
-                log.info("%s: seed %d/%d (%d)", kind, number, len(seeds), seed)
-            curves = fit(model, X_train, y_train, X_valid, y_valid, schedule, config.batch_size).history
+            tag = f"{getattr(fit_predict, 'tag', kind)} seed {seed}"  # train sets the fold's tag
+            curves = fit(model, X_train, y_train, X_valid, y_valid, schedule, config.batch_size, tag=tag).history
             fit_predict.epochs += [{"seed": seed, "epoch": epoch + 1,
                                     **{name: float(values[epoch]) for name, values in curves.items()}}
                                    for epoch in range(len(curves["loss"]))]
@@ -201,5 +224,6 @@ def gru(task, params, train, test, n_classes):
 
 
 def lstm_baseline(task, params, train, test, n_classes):
-    # Keras pads to the full 300 steps: no length cap, to measure the reference as taught.
+    # As taught, but like every RNN here its 300 steps are capped at the 95th percentile of
+    # train lengths (tokenize.effective_length): the cap only drops padding.
     return fold_trainer("lstm", task, params, train, test, n_classes, config=BASELINE, baseline=True)

@@ -6,16 +6,22 @@ frequencies), so out-of-fold scores stay honest, and it saves refitting per fold
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
 from ..params import Params
+
+log = logging.getLogger(__name__)
 
 # Words plus "!" and "?", which carry style (sensational writing) in fake-news data.
 TOKEN_PATTERN = r"(?u)\b\w+\b|[!?]"
@@ -60,7 +66,7 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
             p = self.alpha + np.asarray(X[pos].sum(axis=0)).ravel()
             q = self.alpha + np.asarray(X[~pos].sum(axis=0)).ravel()
             ratio = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
-            # Dual liblinear: n-gram columns far outnumber rows (IMDB fold: 34 s -> 7 s).
+            # Dual liblinear: n-gram columns far outnumber rows (several times faster).
             model = LogisticRegression(C=self.C, max_iter=1000, solver="liblinear", dual=True,
                                        random_state=self.random_state)
             self.ratios_.append(ratio)
@@ -86,7 +92,8 @@ def _fitter(vectorizer, make_classifier, texts_train: pd.Series, texts_test: pd.
     X, X_test = features[: len(texts_train)], features[len(texts_train):]
 
     def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
-        model = make_classifier().fit(X[train_idx], y[train_idx])
+        model = _fit_quietly(make_classifier(), X[train_idx], y[train_idx],
+                             getattr(fit_predict, "tag", "tfidf"))  # train sets the fold's tag
         if hasattr(model, "predict_proba"):
             predict = model.predict_proba
         else:
@@ -100,6 +107,26 @@ def _fitter(vectorizer, make_classifier, texts_train: pd.Series, texts_test: pd.
     return fit_predict
 
 
+def _fit_quietly(model, X, y, tag: str):
+    """``model.fit(X, y)``; liblinear's ConvergenceWarnings (one per binary fit) become one line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model = model.fit(X, y)
+    unconverged = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    for other in caught:
+        if other not in unconverged:
+            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+    if unconverged:
+        log.info("[%s] liblinear reached its iteration limit in %d fit(s) (%s); the solution is "
+                 "close to, not at, the optimum", tag, len(unconverged), _iteration_limits(model))
+    return model
+
+
+def _iteration_limits(model) -> str:
+    limits = {v for k, v in model.get_params().items() if k == "max_iter" or k.endswith("__max_iter")}
+    return "max_iter " + ", ".join(str(v) for v in sorted(limits)) if limits else "its max_iter"
+
+
 def _word_vectorizer(ngram_max: int, min_df: int, max_features: int) -> TfidfVectorizer:
     return TfidfVectorizer(ngram_range=(1, ngram_max), min_df=min_df, max_features=max_features,
                            sublinear_tf=True, token_pattern=TOKEN_PATTERN, dtype=np.float32)
@@ -107,9 +134,9 @@ def _word_vectorizer(ngram_max: int, min_df: int, max_features: int) -> TfidfVec
 
 def _lr(C: float, seed: int, n_classes: int):
     # liblinear is several times faster than lbfgs on sparse problems, and its dual form
-    # faster again when columns outnumber rows (R52 char_lr: 316 s -> 220 s). Multi-class: one
-    # balanced binary model per class (R52: 0.935 test accuracy in 40 s; a multinomial lbfgs
-    # model with the same C took 110 s per fold for 0.90).
+    # faster again when columns outnumber rows. Multi-class: one balanced binary model per
+    # class, faster and more accurate on R52 than a multinomial lbfgs model with the same C
+    # (docs/benchmarks.md).
     if n_classes == 2:
         return lambda: LogisticRegression(C=C, max_iter=2000, solver="liblinear", dual=True,
                                           random_state=seed)
@@ -146,8 +173,8 @@ def hashed_counts(texts: pd.Series, min_df: int, hash_bits: int, n_jobs: int = -
     """N-gram counts through the hashing trick, counted in parallel chunks of 2,000 texts.
 
     Building an n-gram vocabulary is the slow, single-threaded part of ``CountVectorizer``
-    (IMDB word trigrams: 196 s); hashing needs no vocabulary, so chunks run on every core
-    (22 s). Columns seen in fewer than ``min_df`` documents are dropped, as the
+    (most of the time on IMDB word trigrams); hashing needs no vocabulary, so chunks run on
+    every core (docs/benchmarks.md). Columns seen in fewer than ``min_df`` documents are dropped, as the
     vectorisers would. ``hashing`` goes to ``HashingVectorizer`` (analyzer, ngram_range...).
     """
     from joblib import Parallel, delayed
@@ -211,7 +238,7 @@ class _SideBySide:
 
 
 def wordchar_svc(task, params: Params, train, test, n_classes: int):
-    # R52, 5-fold CV: 0.961 against 0.952 for word_svc (and 0.956 for unhashed char columns alone).
+    # Word and char columns side by side beat either alone on R52 (docs/benchmarks.md).
     p = params.tfidf.wordchar_svc
     vectorizer = _SideBySide(_svc_word_vectorizer(params), _char_vectorizer(params))
     return _fitter(vectorizer, _svc(p.C, p.class_weight, params.seed),

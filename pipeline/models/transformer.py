@@ -90,11 +90,12 @@ def _proba(model, inputs: dict, n_classes: int, batch_size: int) -> np.ndarray:
 
 
 def fit_fold(checkpoint, data: tuple, y: np.ndarray, n_classes: int, config: FineTune, seed: int,
-             threads: int, train_idx: np.ndarray, valid_idx: np.ndarray, callbacks=()):
-    """Train one fold; return ``(model, history)``. ``data`` is ``(ids, mask)`` of train rows."""
+             threads: int, train_idx: np.ndarray, valid_idx: np.ndarray, callbacks=(), tag: str = "finetune"):
+    """Train one fold; return ``(model, history)``. ``data`` is ``(ids, mask)`` of train rows.
+    One log line per epoch, starting ``[tag]``."""
     import keras
 
-    from .rnn import set_determinism
+    from .rnn import epoch_logger, set_determinism
 
     set_determinism(seed, threads)
     ids, mask = data
@@ -103,9 +104,9 @@ def fit_fold(checkpoint, data: tuple, y: np.ndarray, n_classes: int, config: Fin
     has_valid = len(valid_idx) > 0
     stop = [keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)]
     history = model.fit(_inputs(ids, mask, train_idx), y[train_idx], batch_size=config.batch_size,
-                        epochs=config.epochs, shuffle=True, verbose=2,
+                        epochs=config.epochs, shuffle=True, verbose=0,
                         validation_data=(_inputs(ids, mask, valid_idx), y[valid_idx]) if has_valid else None,
-                        callbacks=(stop if has_valid else []) + list(callbacks))
+                        callbacks=(stop if has_valid else []) + [epoch_logger(tag)] + list(callbacks))
     return model, history
 
 
@@ -140,7 +141,7 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
             "max_tokens": trial.suggest_categorical("max_tokens", list(space.max_tokens))})
         data = token_arrays(tokenizer, train["text"].tolist(), trial_config.max_tokens)
         _, history = fit_fold(checkpoint, data, y, len(meta["classes"]), trial_config, params.seed, threads,
-                              train_idx, valid_idx)
+                              train_idx, valid_idx, tag=f"tune {task.name} finetune trial {trial.number}")
         return min(history.history["val_loss"])
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -188,7 +189,7 @@ def finetune(task, params: Params, train, test, n_classes: int):
         import keras
 
         model, history = fit_fold(checkpoint, data, y, n_classes, config, params.seed, params.neural.threads,
-                                  train_idx, valid_idx)
+                                  train_idx, valid_idx, tag=getattr(fit_predict, "tag", "finetune"))
         log.info("finetune: %d epoch(s), val_loss %s", len(history.history["loss"]),
                  [round(v, 4) for v in history.history.get("val_loss", [])])
         every = np.arange(len(test_ids))

@@ -16,12 +16,10 @@ import os
 import shutil
 from pathlib import Path
 
-import pandas as pd
-
 from ..errors import DataError, SourceUnavailable
 from ..io import atomic_path, sha256_file, write_json
-from ..rawdata import count_rows, describe_non_file, read_column
 from ..params import Params
+from ..rawdata import count_rows, describe_non_file, read_column
 from ..tasks import Task
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 import urllib.parse
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from pipeline.errors import ParamsError
 

@@ -28,8 +28,8 @@ import urllib.request
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 from pipeline.errors import DataError, PipelineError, SourceUnavailable
 from pipeline.io import atomic_path
