@@ -35,8 +35,10 @@ test-fast: $(STAMP)
 # Lint rules and format settings live in pyproject.toml ([tool.ruff]).
 lint: $(STAMP)
 	ruff check .
+	ruff format --check .
 
 format: $(STAMP)
+	ruff check --fix .
 	ruff format .
 
 benchmark: $(STAMP)

@@ -27,5 +27,9 @@ def configure_logging(verbose: bool = False, prefix: str = "") -> None:
             logging.getLogger(name).setLevel(logging.ERROR)
         for module in ("tensorflow", "keras", "absl"):
             warnings.filterwarnings("ignore", module=rf"{module}(\.|$)")
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, datefmt="%H:%M:%S",
-                        format=f"%(asctime)s %(levelname)s {prefix}%(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        datefmt="%H:%M:%S",
+        format=f"%(asctime)s %(levelname)s {prefix}%(message)s",
+        stream=sys.stderr,
+    )

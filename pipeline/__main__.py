@@ -22,11 +22,18 @@ log = logging.getLogger("pipeline")
 
 
 # Stage name → (module, function); imported on use so `fetch` never pays for TensorFlow.
-_STAGES = {"fingerprint": ("sources.fingerprint", "fingerprint"), "fetch": ("sources", "fetch"), "prepare": ("prepare", "prepare"),
-           "tokenize": ("tokenize", "tokenize"),
-           "embed": ("embed", "embed"), "encode": ("transformer", "encode"),
-           "train": ("train", "train"), "tune": ("tune", "tune"),
-           "ensemble": ("ensemble", "ensemble"), "report": ("report", "report")}
+_STAGES = {
+    "fingerprint": ("sources.fingerprint", "fingerprint"),
+    "fetch": ("sources", "fetch"),
+    "prepare": ("prepare", "prepare"),
+    "tokenize": ("tokenize", "tokenize"),
+    "embed": ("embed", "embed"),
+    "encode": ("transformer", "encode"),
+    "train": ("train", "train"),
+    "tune": ("tune", "tune"),
+    "ensemble": ("ensemble", "ensemble"),
+    "report": ("report", "report"),
+}
 
 
 def _stage(name: str):
@@ -58,8 +65,10 @@ def _check_model(stage: str, model: str) -> None:
 
     known = sorted(m for m, spec in MODELS.items() if stage == "train" or spec.family == "rnn")
     if model not in known:
-        raise ParamsError(f"--model {model!r} is not a{'n RNN' if stage == 'tune' else ''} model "
-                          f"of the registry; choose one of {known}")
+        raise ParamsError(
+            f"--model {model!r} is not a{'n RNN' if stage == 'tune' else ''} model "
+            f"of the registry; choose one of {known}"
+        )
 
 
 def _summary(args) -> None:
@@ -85,40 +94,55 @@ def _submit(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="debug logging, and TensorFlow's own logs and warnings")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, and TensorFlow's own logs and warnings"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, helptext in (("fingerprint", "record the data source's files (fetch reruns when they change)"),
-                           ("fetch", "download or copy the raw data"),
-                           ("prepare", "validate, clean, make folds"),
-                           ("tokenize", "fit the vocabulary, write integer sequences"),
-                           ("embed", "train word2vec vectors on the task's text"),
-                           ("encode", "frozen pretrained-encoder embeddings of the task's text"),
-                           ("train", "out-of-fold and test predictions for one model"),
-                           ("tune", "Optuna search for one RNN family"),
-                           ("ensemble", "stack/blend the models' out-of-fold predictions"),
-                           ("report", "metrics, plots, markdown report")):
+    for name, helptext in (
+        ("fingerprint", "record the data source's files (fetch reruns when they change)"),
+        ("fetch", "download or copy the raw data"),
+        ("prepare", "validate, clean, make folds"),
+        ("tokenize", "fit the vocabulary, write integer sequences"),
+        ("embed", "train word2vec vectors on the task's text"),
+        ("encode", "frozen pretrained-encoder embeddings of the task's text"),
+        ("train", "out-of-fold and test predictions for one model"),
+        ("tune", "Optuna search for one RNN family"),
+        ("ensemble", "stack/blend the models' out-of-fold predictions"),
+        ("report", "metrics, plots, markdown report"),
+    ):
         stage = sub.add_parser(name, help=helptext)
         stage.add_argument("--task", required=True, choices=TASK_NAMES)
         if name in ("train", "tune"):
             stage.add_argument("--model", required=True)
         if name == "tune":
-            stage.add_argument("--storage", default=None,
-                               help="Optuna storage URL (default: tune.storage in params.yaml)")
-            stage.add_argument("--workers", type=int, default=None,
-                               help="trials run side by side (default: neural.processes)")
+            stage.add_argument(
+                "--storage", default=None, help="Optuna storage URL (default: tune.storage in params.yaml)"
+            )
+            stage.add_argument(
+                "--workers",
+                type=int,
+                default=None,
+                help="trials run side by side (default: neural.processes)",
+            )
         stage.set_defaults(func=_stage(name))
-    sub.add_parser("summary", help="gather the validation tasks' test scores into metrics/validation.json "
-                   "and the headline numbers into metrics/headline.json").set_defaults(func=_summary)
-    sub.add_parser("submissions", help="write submissions/<competition>/<model>.csv and index.json"
-                   ).set_defaults(func=_submissions)
+    sub.add_parser(
+        "summary",
+        help="gather the validation tasks' test scores into metrics/validation.json "
+        "and the headline numbers into metrics/headline.json",
+    ).set_defaults(func=_summary)
+    sub.add_parser(
+        "submissions", help="write submissions/<competition>/<model>.csv and index.json"
+    ).set_defaults(func=_submissions)
     submit = sub.add_parser("submit", help="check a submission file and send it to Kaggle")
     submit.add_argument("--file", help="default: submissions/<competition>/ensemble.csv")
     submit.add_argument("--message", help="default: model, CV score and git commit")
     submit.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
     submit.add_argument("--list", action="store_true", help="list recent submissions and scores")
-    submit.add_argument("--force", action="store_true",
-                        help="send a file the pipeline did not write (or that was edited since)")
+    submit.add_argument(
+        "--force",
+        action="store_true",
+        help="send a file the pipeline did not write (or that was edited since)",
+    )
     submit.set_defaults(func=_submit)
     return parser
 
@@ -134,10 +158,12 @@ def _describe_os_error(error: OSError) -> str:
         return f"cannot write{where}: {reason}; {hint}"
     if error.errno in (errno.EACCES, errno.EPERM):
         return f"permission denied on{where} (cannot write or read it); fix its permissions"
-    hint = {errno.ENOENT: "check that it exists (or rerun the stage that makes it)",
-            errno.EISDIR: "it is a folder where a file is expected",
-            errno.ENOTDIR: "a part of the path is a file, not a folder",
-            errno.ELOOP: "a symbolic link in the path loops"}.get(error.errno, "check the path")
+    hint = {
+        errno.ENOENT: "check that it exists (or rerun the stage that makes it)",
+        errno.EISDIR: "it is a folder where a file is expected",
+        errno.ENOTDIR: "a part of the path is a file, not a folder",
+        errno.ELOOP: "a symbolic link in the path loops",
+    }.get(error.errno, "check the path")
     return f"cannot access{where}: {reason}; {hint}"
 
 
@@ -151,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # disk full, read-only folder, a missing or unreadable file, ...
-        print(f"error: {_describe_os_error(error)}, then rerun. Outputs of earlier stages are "
-              "untouched.", file=sys.stderr)
+        print(
+            f"error: {_describe_os_error(error)}, then rerun. Outputs of earlier stages are untouched.",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("interrupted: outputs of this stage were not written", file=sys.stderr)
@@ -160,8 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     import resource
 
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-    log.info("%s%s done in %.1f s, peak memory %.2f GiB", args.command,
-             f" {args.task}" if getattr(args, "task", None) else "", time.perf_counter() - started, peak_gib)
+    log.info(
+        "%s%s done in %.1f s, peak memory %.2f GiB",
+        args.command,
+        f" {args.task}" if getattr(args, "task", None) else "",
+        time.perf_counter() - started,
+        peak_gib,
+    )
     return 0
 
 

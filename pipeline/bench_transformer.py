@@ -25,8 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def _texts(n: int, words: int, seed: int = 0) -> list[str]:
     from .transformer import resolve_checkpoint
 
-    vocab = [w for w in (resolve_checkpoint("packaged").path / "vocab.txt").read_text().split()
-             if w.isalpha() and len(w) > 2]
+    vocab = [
+        w
+        for w in (resolve_checkpoint("packaged").path / "vocab.txt").read_text().split()
+        if w.isalpha() and len(w) > 2
+    ]
     rng = np.random.default_rng(seed)
     return [" ".join(rng.choice(vocab, size=words)) for _ in range(n)]
 
@@ -71,8 +74,9 @@ def _child(kind: str, rows: int, tokens: int, threads: int) -> dict:
         model = build_classifier(checkpoint, 2, config, steps=1000)
     else:  # finetune_bare: the backbone's pooled output, one sigmoid unit, plain Adam
         backbone = keras_hub.models.BertBackbone.from_preset(str(checkpoint.path))
-        model = keras.Model(backbone.input, keras.layers.Dense(1, activation="sigmoid")(
-            backbone.output["pooled_output"]))
+        model = keras.Model(
+            backbone.input, keras.layers.Dense(1, activation="sigmoid")(backbone.output["pooled_output"])
+        )
         model.compile(optimizer=keras.optimizers.Adam(5e-5), loss="binary_crossentropy")
     y = np.arange(rows) % 2
     times: list[float] = []
@@ -90,9 +94,24 @@ def _child(kind: str, rows: int, tokens: int, threads: int) -> dict:
 
 def _start(kind: str, rows: int, tokens: int, threads: int) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.Popen([sys.executable, "-m", "pipeline.bench_transformer", kind, "--rows", str(rows),
-                             "--tokens", str(tokens), "--threads", str(threads)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.bench_transformer",
+            kind,
+            "--rows",
+            str(rows),
+            "--tokens",
+            str(tokens),
+            "--threads",
+            str(threads),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _result(proc: subprocess.Popen) -> tuple[dict, float]:
@@ -103,29 +122,47 @@ def _result(proc: subprocess.Popen) -> tuple[dict, float]:
     return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 2**20
 
 
-def bench_transformer(rows: int = 512, tokens: int = 64, train_rows: int = 320, train_tokens: int = 96,
-                      threads: int = 0) -> dict:
+def bench_transformer(
+    rows: int = 512, tokens: int = 64, train_rows: int = 320, train_tokens: int = 96, threads: int = 0
+) -> dict:
     """Encode sentences/s and fine-tune s/step with peak memory, ours against the bare backbone."""
     results = {}
     for kind in ("encode_bare", "encode"):
         out, peak = _result(_start(kind, rows, tokens, threads))
-        results[kind] = {"sentences_per_second": round(rows / out["seconds"], 1), "peak_gib": round(peak, 2),
-                         "rows": rows, "tokens": tokens}
-        print(f"{kind:>13}: {rows / out['seconds']:7.1f} sentences/s ({rows} x {tokens} tokens), "
-              f"peak {peak:.2f} GiB", flush=True)
+        results[kind] = {
+            "sentences_per_second": round(rows / out["seconds"], 1),
+            "peak_gib": round(peak, 2),
+            "rows": rows,
+            "tokens": tokens,
+        }
+        print(
+            f"{kind:>13}: {rows / out['seconds']:7.1f} sentences/s ({rows} x {tokens} tokens), "
+            f"peak {peak:.2f} GiB",
+            flush=True,
+        )
     for kind in ("finetune_bare", "finetune"):
         out, peak = _result(_start(kind, train_rows, train_tokens, threads))
-        results[kind] = {"seconds_per_step": round(out["seconds_per_step"], 3), "peak_gib": round(peak, 2),
-                         "batch": 32, "tokens": train_tokens, "steps": out["steps"]}
-        print(f"{kind:>13}: {out['seconds_per_step']:7.3f} s/step (batch 32 x {train_tokens} tokens, median "
-              f"of {out['steps'] - 2} steps), peak {peak:.2f} GiB", flush=True)
+        results[kind] = {
+            "seconds_per_step": round(out["seconds_per_step"], 3),
+            "peak_gib": round(peak, 2),
+            "batch": 32,
+            "tokens": train_tokens,
+            "steps": out["steps"],
+        }
+        print(
+            f"{kind:>13}: {out['seconds_per_step']:7.3f} s/step (batch 32 x {train_tokens} tokens, median "
+            f"of {out['steps'] - 2} steps), peak {peak:.2f} GiB",
+            flush=True,
+        )
     for what, key in (("encode", "sentences_per_second"), ("finetune", "seconds_per_step")):
         results[what]["ratio_to_bare"] = round(results[what][key] / results[f"{what}_bare"][key], 2)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="child process of `python -m pipeline.benchmark transformer`")
+    parser = argparse.ArgumentParser(
+        description="child process of `python -m pipeline.benchmark transformer`"
+    )
     parser.add_argument("kind", choices=["encode", "encode_bare", "finetune", "finetune_bare"])
     parser.add_argument("--rows", type=int, required=True)
     parser.add_argument("--tokens", type=int, required=True)

@@ -34,8 +34,14 @@ def _run(args: list[str], cwd: Path) -> tuple[float, float]:
     """Run ``python -m pipeline <args>``; return (seconds, peak RSS in GiB)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     stderr = proc.stderr.read()
@@ -64,12 +70,18 @@ def bench_tfidf(workdir: Path) -> dict:
     for model in models:
         seconds, peak = _run(["train", "--task", "imdb", "--model", model], project)
         record = json.loads((project / f"data/predictions/imdb/{model}.json").read_text())
-        results[model] = {"seconds": round(seconds, 1), "peak_gib": round(peak, 2),
-                          "cv_accuracy": record["cv"]["accuracy"]}
+        results[model] = {
+            "seconds": round(seconds, 1),
+            "peak_gib": round(peak, 2),
+            "cv_accuracy": record["cv"]["accuracy"],
+        }
         ok = seconds < TARGETS["tfidf_seconds"] and peak < TARGETS["tfidf_peak_gib"]
-        print(f"{model:>10} imdb 5-fold: {seconds:6.1f} s (target < {TARGETS['tfidf_seconds']}), "
-              f"peak {peak:.2f} GiB (target < {TARGETS['tfidf_peak_gib']}), "
-              f"CV accuracy {record['cv']['accuracy']:.4f} {'OK' if ok else 'MISSED'}", flush=True)
+        print(
+            f"{model:>10} imdb 5-fold: {seconds:6.1f} s (target < {TARGETS['tfidf_seconds']}), "
+            f"peak {peak:.2f} GiB (target < {TARGETS['tfidf_peak_gib']}), "
+            f"CV accuracy {record['cv']['accuracy']:.4f} {'OK' if ok else 'MISSED'}",
+            flush=True,
+        )
     return results
 
 
@@ -93,10 +105,16 @@ def bench_bigfield(workdir: Path, megabytes: int = 200) -> dict:
     results = {"train_csv_gib": round(size_gib, 3)}
     for stage in ("fetch", "prepare"):
         seconds, peak = _run([stage, "--task", "competition"], workdir)
-        results[stage] = {"seconds": round(seconds, 1), "peak_gib": round(peak, 2),
-                          "peak_over_file": round(peak / size_gib, 1)}
-        print(f"{stage:>10} one {megabytes} MB field: {seconds:6.1f} s, peak {peak:.2f} GiB "
-              f"({peak / size_gib:.1f}x the file)", flush=True)
+        results[stage] = {
+            "seconds": round(seconds, 1),
+            "peak_gib": round(peak, 2),
+            "peak_over_file": round(peak / size_gib, 1),
+        }
+        print(
+            f"{stage:>10} one {megabytes} MB field: {seconds:6.1f} s, peak {peak:.2f} GiB "
+            f"({peak / size_gib:.1f}x the file)",
+            flush=True,
+        )
     return results
 
 
@@ -140,17 +158,37 @@ def _epoch_child(kind: str, rows: int, seq_len: int, threads: int = 0) -> None:
             times.append(time.perf_counter() - self.started)
 
     times: list[float] = []
-    model = _reference_model(config) if kind == "reference" else build_model(kind, config, 2, config.vocab_size)
+    model = (
+        _reference_model(config) if kind == "reference" else build_model(kind, config, 2, config.vocab_size)
+    )
     # Two epochs: the first includes tracing and warm-up, the second is the steady state.
     model.fit(X, y, batch_size=config.batch_size, epochs=2, verbose=0, callbacks=[EpochTimer()])
-    print(json.dumps({"seconds_per_epoch": times[-1], "first_epoch": times[0], "config": config.model_dump()}))
+    print(
+        json.dumps({"seconds_per_epoch": times[-1], "first_epoch": times[0], "config": config.model_dump()})
+    )
 
 
 def _start_child(kind: str, rows: int, seq_len: int, threads: int = 0) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.Popen([sys.executable, "-m", "pipeline.benchmark", "--epoch-child", kind,
-                             "--rows", str(rows), "--seq-len", str(seq_len), "--threads", str(threads)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.benchmark",
+            "--epoch-child",
+            kind,
+            "--rows",
+            str(rows),
+            "--seq-len",
+            str(seq_len),
+            "--threads",
+            str(threads),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def _child_result(proc: subprocess.Popen) -> tuple[dict, float]:
@@ -162,27 +200,43 @@ def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
     results, reference_seconds = {}, 0.0
     for kind in ("reference", "lstm", "gru"):
         out, peak = _child_result(_start_child(kind, rows, seq_len))
-        results[kind] = {"seconds_per_epoch": round(out["seconds_per_epoch"], 1),
-                         "first_epoch_seconds": round(out["first_epoch"], 1),
-                         "peak_gib": round(peak, 2), "rows": rows, "seq_len": seq_len}
+        results[kind] = {
+            "seconds_per_epoch": round(out["seconds_per_epoch"], 1),
+            "first_epoch_seconds": round(out["first_epoch"], 1),
+            "peak_gib": round(peak, 2),
+            "rows": rows,
+            "seq_len": seq_len,
+        }
         c = out["config"]
-        shape = ("bare 2x64 LSTM" if kind == "reference" else
-                 f"{c['layers']}x{c['units']} {'bi' if c['bidirectional'] else 'uni'}directional")
+        shape = (
+            "bare 2x64 LSTM"
+            if kind == "reference"
+            else f"{c['layers']}x{c['units']} {'bi' if c['bidirectional'] else 'uni'}directional"
+        )
         reference_seconds = reference_seconds or out["seconds_per_epoch"]
         ratio = out["seconds_per_epoch"] / reference_seconds
         results[kind]["ratio_to_reference"] = round(ratio, 2)
-        print(f"{kind:>9}: {out['seconds_per_epoch']:6.1f} s/epoch ({ratio:.2f}x the reference; first epoch "
-              f"{out['first_epoch']:.1f} s) on {rows}x{seq_len} ({shape}, batch {c['batch_size']}), "
-              f"peak {peak:.2f} GiB", flush=True)
+        print(
+            f"{kind:>9}: {out['seconds_per_epoch']:6.1f} s/epoch ({ratio:.2f}x the reference; first epoch "
+            f"{out['first_epoch']:.1f} s) on {rows}x{seq_len} ({shape}, batch {c['batch_size']}), "
+            f"peak {peak:.2f} GiB",
+            flush=True,
+        )
     # What neural.processes relies on: two single-thread processes side by side against one
     # process using every core (the default LSTM row above).
     procs = [_start_child("lstm", rows, seq_len, threads=1) for _ in range(2)]
     parallel = max(_child_result(proc)[0]["seconds_per_epoch"] for proc in procs)
     speedup = 2 * results["lstm"]["seconds_per_epoch"] / parallel
-    results["lstm_two_processes"] = {"seconds_per_epoch": round(parallel, 1), "threads_each": 1,
-                                     "throughput_vs_one_process": round(speedup, 2)}
-    print(f"lstm x 2 processes (1 thread each): {parallel:6.1f} s/epoch each, {speedup:.2f}x the "
-          "epochs per hour of one process on all cores", flush=True)
+    results["lstm_two_processes"] = {
+        "seconds_per_epoch": round(parallel, 1),
+        "threads_each": 1,
+        "throughput_vs_one_process": round(speedup, 2),
+    }
+    print(
+        f"lstm x 2 processes (1 thread each): {parallel:6.1f} s/epoch each, {speedup:.2f}x the "
+        "epochs per hour of one process on all cores",
+        flush=True,
+    )
     return results
 
 
@@ -201,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     args.what = args.what or ["tfidf"]
     unknown = set(args.what) - {"tfidf", "rnn", "bigfield", "transformer"}
     if unknown:
-        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose tfidf, rnn, bigfield and/or transformer")
+        parser.error(
+            f"unknown benchmark(s) {sorted(unknown)}; choose tfidf, rnn, bigfield and/or transformer"
+        )
     if "tfidf" in args.what and not IMDB.is_dir():
         print(f"benchmark needs the IMDB CSVs in {IMDB}", file=sys.stderr)
         return 2

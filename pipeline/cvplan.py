@@ -35,7 +35,7 @@ PREFERENCE = ("near_duplicate", "group", "time", "stratified")
 class Candidate:
     folds: np.ndarray
     groups: np.ndarray | None  # rows kept together (None: none)
-    ordered: bool = False      # time folds: train only on earlier folds
+    ordered: bool = False  # time folds: train only on earlier folds
 
 
 def group_values(raw: pd.DataFrame, spec: str, path) -> np.ndarray:
@@ -44,23 +44,28 @@ def group_values(raw: pd.DataFrame, spec: str, path) -> np.ndarray:
     columns = [c.strip() for c in spec.split("+")]
     missing = [c for c in columns if c not in raw.columns]
     if missing:
-        raise DataError(f"{path}: cv.group names column(s) {missing} that train.csv lacks "
-                        f"(columns: {list(raw.columns)}); set cv.group to one of them")
+        raise DataError(
+            f"{path}: cv.group names column(s) {missing} that train.csv lacks "
+            f"(columns: {list(raw.columns)}); set cv.group to one of them"
+        )
     parts = [raw[c].astype(str).str.strip() for c in columns]
     keys = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
     empty = np.all([p == "" for p in parts], axis=0)
     keys = np.where(empty, [f"\x00row{i}" for i in range(len(keys))], keys.to_numpy())
     if empty.any():
-        log.warning("%s: %d row(s) have an empty cv.group %r; each is its own group", path,
-                    int(empty.sum()), spec)
+        log.warning(
+            "%s: %d row(s) have an empty cv.group %r; each is its own group", path, int(empty.sum()), spec
+        )
     return pd.factorize(keys)[0].astype(np.int64)
 
 
 def time_values(raw: pd.DataFrame, column: str, path) -> np.ndarray:
     """Sortable values of ``column``: numbers, or dates/times."""
     if column not in raw.columns:
-        raise DataError(f"{path}: cv.time names column {column!r} that train.csv lacks "
-                        f"(columns: {list(raw.columns)}); set cv.time to one of them")
+        raise DataError(
+            f"{path}: cv.time names column {column!r} that train.csv lacks "
+            f"(columns: {list(raw.columns)}); set cv.time to one of them"
+        )
     text = raw[column].astype(str).str.strip()
     numbers = pd.to_numeric(text, errors="coerce")
     if numbers.notna().all():
@@ -69,24 +74,29 @@ def time_values(raw: pd.DataFrame, column: str, path) -> np.ndarray:
     bad = np.flatnonzero(dates.isna().to_numpy())
     if len(bad):
         rows = ", ".join(str(i + 2) for i in bad[:5])
-        raise DataError(f"{path}: column {column!r} (cv.time) is neither a number nor a date on "
-                        f"line(s) {rows} (e.g. {text.iat[bad[0]]!r}); fix those values or unset cv.time")
+        raise DataError(
+            f"{path}: column {column!r} (cv.time) is neither a number nor a date on "
+            f"line(s) {rows} (e.g. {text.iat[bad[0]]!r}); fix those values or unset cv.time"
+        )
     return dates.astype("int64").to_numpy(dtype=float)
 
 
-def candidates(raw: pd.DataFrame, y: np.ndarray, near_groups: np.ndarray, params: Params,
-               path) -> dict[str, Candidate]:
+def candidates(
+    raw: pd.DataFrame, y: np.ndarray, near_groups: np.ndarray, params: Params, path
+) -> dict[str, Candidate]:
     cv, seed = params.cv, params.seed
     out = {"stratified": Candidate(make_folds(y, cv.folds, seed), None)}  # warns of rare classes once
     if len(np.unique(near_groups)) >= cv.folds:
-        out["near_duplicate"] = Candidate(make_group_folds(y, near_groups, cv.folds, seed, warn_rare=False),
-                                          near_groups)
+        out["near_duplicate"] = Candidate(
+            make_group_folds(y, near_groups, cv.folds, seed, warn_rare=False), near_groups
+        )
     if cv.group:
         groups = group_values(raw, cv.group, path)
         out["group"] = Candidate(make_group_folds(y, groups, cv.folds, seed, warn_rare=False), groups)
     if cv.time:
-        out["time"] = Candidate(make_time_folds(time_values(raw, cv.time, path), cv.folds), None,
-                                ordered=True)
+        out["time"] = Candidate(
+            make_time_folds(time_values(raw, cv.time, path), cv.folds), None, ordered=True
+        )
     return out
 
 
@@ -127,8 +137,9 @@ def choose(strategy: str, fits: dict[str, dict], names) -> str:
     return next(n for n in measured if fits[n]["ks"] <= best + fits[n]["noise"])
 
 
-def plan_folds(raw_train: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, params: Params,
-               path) -> tuple[np.ndarray, np.ndarray, dict]:
+def plan_folds(
+    raw_train: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, params: Params, path
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Folds, resampling groups and the diagnostics record for a prepared ``train``/``test``."""
     clock, seconds = time.perf_counter(), {}
 
@@ -139,7 +150,7 @@ def plan_folds(raw_train: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame,
 
     cv, y = params.cv, train["y"].to_numpy()
     X = text_vectors(pd.concat([train["text"], test["text"]], ignore_index=True))
-    X_train, X_test = X[: len(train)], X[len(train):]
+    X_train, X_test = X[: len(train)], X[len(train) :]
     pairs = similar_pairs(X, cv.near_duplicate)[:2]  # over train and test rows together
     all_groups = duplicate_groups(X.shape[0], *pairs)
     near_groups = all_groups[: len(train)]
@@ -154,15 +165,25 @@ def plan_folds(raw_train: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame,
     lap("fold_resemblance")
     chosen = choose(cv.strategy, fits, list(cands))
     pick = cands[chosen]
-    record = {"strategy": cv.strategy, "chosen": chosen, "ordered": pick.ordered, "folds": fits,
-              "duplicates": diag.duplicate_report(train["text"], test["text"], y, near_groups, pairs,
-                                                  cv.near_duplicate)}
+    record = {
+        "strategy": cv.strategy,
+        "chosen": chosen,
+        "ordered": pick.ordered,
+        "folds": fits,
+        "duplicates": diag.duplicate_report(
+            train["text"], test["text"], y, near_groups, pairs, cv.near_duplicate
+        ),
+    }
     lap("duplicate_report")
-    record["adversarial"] = diag.adversarial(train["text"], test["text"], params.seed, cv.sample_rows,
-                                             groups=all_groups)
+    record["adversarial"] = diag.adversarial(
+        train["text"], test["text"], params.seed, cv.sample_rows, groups=all_groups
+    )
     lap("adversarial")
-    warnings = [f"{name} check: {record[name]['verdict']}" for name in ("duplicates", "adversarial")
-                if record[name]["warn"]]
+    warnings = [
+        f"{name} check: {record[name]['verdict']}"
+        for name in ("duplicates", "adversarial")
+        if record[name]["warn"]
+    ]
     if fits.get(chosen, {}).get("differs"):
         warnings.append(f"folds ({chosen}): {fits[chosen]['verdict']}")
     seconds["total"] = round(sum(seconds.values()), 2)

@@ -25,8 +25,9 @@ def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size, replace=False)) if n > size else np.arange(n)
 
 
-def duplicate_report(train_texts, test_texts, y: np.ndarray, groups: np.ndarray, pairs,
-                     threshold: float) -> dict:
+def duplicate_report(
+    train_texts, test_texts, y: np.ndarray, groups: np.ndarray, pairs, threshold: float
+) -> dict:
     """Exact and near duplicates; ``groups`` are the train rows' near-duplicate groups and
     ``pairs`` the ``(i, j)`` near-duplicate pairs (``i < j``) over train then test rows."""
     n_train = len(y)
@@ -47,31 +48,39 @@ def duplicate_report(train_texts, test_texts, y: np.ndarray, groups: np.ndarray,
         "threshold": threshold,
         "exact_train_rows": int(exact_counts[exact_counts > 1].sum()),
         "exact_test_rows_in_train": exact_test,
-        "near_groups": int((sizes > 1).sum()), "near_group_rows": int(in_group.sum()),
+        "near_groups": int((sizes > 1).sum()),
+        "near_group_rows": int(in_group.sum()),
         "largest_group": int(sizes.max()) if len(sizes) else 0,
         "conflicting_groups": len(conflicting),
         "conflicting_rows": int(np.isin(groups, conflicting).sum()),
-        "near_test_rows_in_train": int(near_test), "n_train": n_train, "n_test": len(test_texts),
+        "near_test_rows_in_train": int(near_test),
+        "n_train": n_train,
+        "n_test": len(test_texts),
     }
     record["verdict"], record["warn"] = _duplicate_verdict(record)
     return record
 
 
 def _duplicate_verdict(r: dict) -> tuple[str, bool]:
-    parts = [f"{r['near_group_rows']} of {r['n_train']} train rows sit in {r['near_groups']} "
-             f"near-duplicate group(s) (cosine >= {r['threshold']}; {r['exact_train_rows']} rows "
-             f"are exact copies); {r['near_test_rows_in_train']} of {r['n_test']} test rows have a "
-             f"near-duplicate in train ({r['exact_test_rows_in_train']} exact)."]
+    parts = [
+        f"{r['near_group_rows']} of {r['n_train']} train rows sit in {r['near_groups']} "
+        f"near-duplicate group(s) (cosine >= {r['threshold']}; {r['exact_train_rows']} rows "
+        f"are exact copies); {r['near_test_rows_in_train']} of {r['n_test']} test rows have a "
+        f"near-duplicate in train ({r['exact_test_rows_in_train']} exact)."
+    ]
     warn = r["conflicting_groups"] > 0 and r["conflicting_rows"] >= 0.05 * r["n_train"]
     if r["conflicting_groups"]:
-        parts.append(f"{r['conflicting_groups']} group(s) ({r['conflicting_rows']} rows) carry "
-                     "conflicting labels: folds that split them teach a model the twin's other "
-                     "label" + (" — a large share of train." if warn else "."))
+        parts.append(
+            f"{r['conflicting_groups']} group(s) ({r['conflicting_rows']} rows) carry "
+            "conflicting labels: folds that split them teach a model the twin's other "
+            "label" + (" — a large share of train." if warn else ".")
+        )
     return " ".join(parts), warn
 
 
-def adversarial(train_texts, test_texts, seed: int, max_rows: int, groups: np.ndarray | None = None,
-                top: int = 8) -> dict:
+def adversarial(
+    train_texts, test_texts, seed: int, max_rows: int, groups: np.ndarray | None = None, top: int = 8
+) -> dict:
     """How well a TF-IDF logistic regression tells test rows from train rows (5-fold ROC AUC).
 
     ``groups`` (one per train row, then one per test row) keep near-duplicates in one fold:
@@ -90,8 +99,12 @@ def adversarial(train_texts, test_texts, seed: int, max_rows: int, groups: np.nd
     if min(len(a), len(b)) < 5:
         return {"auc": None, "verdict": "too few rows to compare train with test", "warn": False}
     texts, is_test = np.concatenate([a, b]), np.r_[np.zeros(len(a)), np.ones(len(b))]
-    vectoriser = TfidfVectorizer(min_df=2 if len(texts) >= 100 else 1, max_features=50_000,
-                                 sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+    vectoriser = TfidfVectorizer(
+        min_df=2 if len(texts) >= 100 else 1,
+        max_features=50_000,
+        sublinear_tf=True,
+        token_pattern=r"(?u)\b\w+\b",
+    )
     try:
         X = vectoriser.fit_transform(texts)
     except ValueError:
@@ -99,24 +112,37 @@ def adversarial(train_texts, test_texts, seed: int, max_rows: int, groups: np.nd
     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
     if len(np.unique(row_groups)) < 5:
         return {"auc": None, "verdict": "too few distinct texts to compare train with test", "warn": False}
-    scores = cross_val_predict(model, X, is_test, groups=row_groups, method="decision_function",
-                               cv=StratifiedGroupKFold(5, shuffle=True, random_state=seed))
+    scores = cross_val_predict(
+        model,
+        X,
+        is_test,
+        groups=row_groups,
+        method="decision_function",
+        cv=StratifiedGroupKFold(5, shuffle=True, random_state=seed),
+    )
     auc = float(roc_auc_score(is_test, scores))
     coef = model.fit(X, is_test).coef_[0]
     names = vectoriser.get_feature_names_out()
     order = np.argsort(coef)
-    record = {"auc": round(auc, 4), "rows": [len(a), len(b)],
-              "test_features": [str(names[k]) for k in order[::-1][:top]],
-              "train_features": [str(names[k]) for k in order[:top]]}
+    record = {
+        "auc": round(auc, 4),
+        "rows": [len(a), len(b)],
+        "test_features": [str(names[k]) for k in order[::-1][:top]],
+        "train_features": [str(names[k]) for k in order[:top]],
+    }
     if auc < AUC_ALIKE:
         verdict = f"train and test look alike: a classifier tells them apart no better than AUC {auc:.2f}."
     elif auc < AUC_STRONG:
-        verdict = (f"mild shift between train and test (AUC {auc:.2f}); test leans to "
-                   f"{', '.join(record['test_features'][:5])}.")
+        verdict = (
+            f"mild shift between train and test (AUC {auc:.2f}); test leans to "
+            f"{', '.join(record['test_features'][:5])}."
+        )
     else:
-        verdict = (f"strong shift: a classifier tells test rows from train (AUC {auc:.2f}) by "
-                   f"{', '.join(record['test_features'][:5])} (test) and "
-                   f"{', '.join(record['train_features'][:5])} (train); CV may not predict test.")
+        verdict = (
+            f"strong shift: a classifier tells test rows from train (AUC {auc:.2f}) by "
+            f"{', '.join(record['test_features'][:5])} (test) and "
+            f"{', '.join(record['train_features'][:5])} (train); CV may not predict test."
+        )
     record.update(verdict=verdict, warn=auc >= AUC_STRONG)
     return record
 
@@ -135,11 +161,14 @@ def resemblance(valid_sim: np.ndarray, test_sim: np.ndarray) -> dict:
         return {"ks": None, "differs": False}
     ks = float(ks_2samp(valid_sim, test_sim).statistic)
     n, m = len(valid_sim), len(test_sim)
-    return {"ks": round(ks, 4), "critical": round(ks_critical(n, m), 4),
-            "noise": round(1.36 * float(np.sqrt((n + m) / (n * m))), 4),  # 5% critical value
-            "valid_median": round(float(np.median(valid_sim)), 4),
-            "test_median": round(float(np.median(test_sim)), 4),
-            "differs": bool(ks > ks_critical(len(valid_sim), len(test_sim)))}
+    return {
+        "ks": round(ks, 4),
+        "critical": round(ks_critical(n, m), 4),
+        "noise": round(1.36 * float(np.sqrt((n + m) / (n * m))), 4),  # 5% critical value
+        "valid_median": round(float(np.median(valid_sim)), 4),
+        "test_median": round(float(np.median(test_sim)), 4),
+        "differs": bool(ks > ks_critical(len(valid_sim), len(test_sim))),
+    }
 
 
 def resemblance_verdict(name: str, r: dict) -> str:
@@ -147,17 +176,25 @@ def resemblance_verdict(name: str, r: dict) -> str:
         return f"{name} folds: no test rows to compare with."
     closer = r["valid_median"] > r["test_median"]
     if r["differs"]:
-        return (f"{name} folds differ from the test split (KS D={r['ks']:.2f} > {r['critical']:.2f}): "
-                f"validation rows are {'closer to' if closer else 'further from'} their nearest "
-                f"training row (median cosine {r['valid_median']:.2f}) than test rows are (median "
-                f"{r['test_median']:.2f}), so CV is likely {'optimistic' if closer else 'pessimistic'}"
-                " about test; " + ("group the rows the test split keeps together (cv.group, cv.time, "
-                                   "or a lower cv.near_duplicate)." if closer else
-                                   "test rows have closer matches in train than the folds leave "
-                                   "(cv.strategy stratified splits near-duplicates as a random "
-                                   "test split does)."))
-    return (f"{name} folds look like the test split (KS D={r['ks']:.2f} <= {r['critical']:.2f}; "
-            f"median nearest-train cosine {r['valid_median']:.2f} validation, {r['test_median']:.2f} test).")
+        return (
+            f"{name} folds differ from the test split (KS D={r['ks']:.2f} > {r['critical']:.2f}): "
+            f"validation rows are {'closer to' if closer else 'further from'} their nearest "
+            f"training row (median cosine {r['valid_median']:.2f}) than test rows are (median "
+            f"{r['test_median']:.2f}), so CV is likely {'optimistic' if closer else 'pessimistic'}"
+            " about test; "
+            + (
+                "group the rows the test split keeps together (cv.group, cv.time, "
+                "or a lower cv.near_duplicate)."
+                if closer
+                else "test rows have closer matches in train than the folds leave "
+                "(cv.strategy stratified splits near-duplicates as a random "
+                "test split does)."
+            )
+        )
+    return (
+        f"{name} folds look like the test split (KS D={r['ks']:.2f} <= {r['critical']:.2f}; "
+        f"median nearest-train cosine {r['valid_median']:.2f} validation, {r['test_median']:.2f} test)."
+    )
 
 
 def chance_score(metric: str, y: np.ndarray, n_classes: int, seed: int = 0) -> float:

@@ -27,8 +27,14 @@ def text_vectors(texts) -> sp.csr_matrix:
     than a fitted vocabulary, and the same near-duplicate pairs there (docs/cv.md)."""
     from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
-    counts = HashingVectorizer(n_features=2**22, ngram_range=(1, 2), alternate_sign=False, norm=None,
-                               token_pattern=r"(?u)\b\w+\b", dtype=np.float32).transform(list(texts))
+    counts = HashingVectorizer(
+        n_features=2**22,
+        ngram_range=(1, 2),
+        alternate_sign=False,
+        norm=None,
+        token_pattern=r"(?u)\b\w+\b",
+        dtype=np.float32,
+    ).transform(list(texts))
     return TfidfTransformer(sublinear_tf=True).fit_transform(counts).astype(np.float32).tocsr()
 
 

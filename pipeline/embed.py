@@ -58,14 +58,28 @@ def _epoch_logger(epochs: int, label: str):
         def on_epoch_end(self, model):
             self.done += 1
             spent = time.perf_counter() - self.started
-            log.info("[embed %s] epoch %d/%d, %.0f s, about %.0f s left", label, self.done, epochs,
-                     spent, spent / self.done * (epochs - self.done))
+            log.info(
+                "[embed %s] epoch %d/%d, %.0f s, about %.0f s left",
+                label,
+                self.done,
+                epochs,
+                spent,
+                spent / self.done * (epochs - self.done),
+            )
 
     return EpochLogger()
 
 
-def train_vectors(docs: list[list[str]], vocab_size: int, dim: int, window: int, epochs: int,
-                  architecture: str, seed: int, label: str = "") -> tuple[np.ndarray, int]:
+def train_vectors(
+    docs: list[list[str]],
+    vocab_size: int,
+    dim: int,
+    window: int,
+    epochs: int,
+    architecture: str,
+    seed: int,
+    label: str = "",
+) -> tuple[np.ndarray, int]:
     """``(vocab_size, dim)`` vectors for ids ``0 .. vocab_size-1`` and how many were learnt.
 
     Ids that never occur get small seeded random vectors; the padding id stays zero.
@@ -81,9 +95,18 @@ def train_vectors(docs: list[list[str]], vocab_size: int, dim: int, window: int,
     if any(docs):
         logging.getLogger("gensim").setLevel(logging.WARNING)
         # One worker: several threads make word2vec's updates depend on thread scheduling.
-        model = Word2Vec(docs, vector_size=dim, window=window, min_count=1, epochs=epochs, seed=seed,
-                         sg=int(architecture == "skipgram"), workers=1, hashfxn=_stable_hash,
-                         callbacks=[_epoch_logger(epochs, label)])
+        model = Word2Vec(
+            docs,
+            vector_size=dim,
+            window=window,
+            min_count=1,
+            epochs=epochs,
+            seed=seed,
+            sg=int(architecture == "skipgram"),
+            workers=1,
+            hashfxn=_stable_hash,
+            callbacks=[_epoch_logger(epochs, label)],
+        )
         ids = np.array([int(word) for word in model.wv.index_to_key])
         learnt = model.wv.vectors
         if len(ids) > dim:  # principal axes first: vectors[:, :k] is the best k-dim summary
@@ -98,20 +121,44 @@ def embed(task: Task, params: Params) -> dict:
     """Train the word vectors of ``task`` (or record that ``embed.method`` is ``none``)."""
     p = params.embed
     record_in, arrays = load_sequences(task)
-    record = {"task": task.name, "method": p.method, "settings": p.model_dump(),
-              "available": bool(record_in["available"]) and p.method != "none"}
+    record = {
+        "task": task.name,
+        "method": p.method,
+        "settings": p.model_dump(),
+        "available": bool(record_in["available"]) and p.method != "none",
+    }
     vectors = None
     if record["available"]:
         started = time.perf_counter()
         docs = _documents(arrays)
-        log.info("[embed %s] word2vec (%s, %d dims, %d epochs) on %d documents, %d tokens",
-                 task.name, p.architecture, p.dim, p.epochs, len(docs), sum(map(len, docs)))
-        vectors, learnt = train_vectors(docs, record_in["vocab_size"], p.dim, p.window, p.epochs,
-                                        p.architecture, params.seed, label=task.name)
+        log.info(
+            "[embed %s] word2vec (%s, %d dims, %d epochs) on %d documents, %d tokens",
+            task.name,
+            p.architecture,
+            p.dim,
+            p.epochs,
+            len(docs),
+            sum(map(len, docs)),
+        )
+        vectors, learnt = train_vectors(
+            docs,
+            record_in["vocab_size"],
+            p.dim,
+            p.window,
+            p.epochs,
+            p.architecture,
+            params.seed,
+            label=task.name,
+        )
         record.update(vocab_size=int(record_in["vocab_size"]), learnt=learnt)
         # Timings go to the log only: identical outputs on a rerun let DVC skip what follows.
-        log.info("[embed %s] %d of %d token vectors learnt in %.1f s", task.name, learnt,
-                 record_in["vocab_size"], time.perf_counter() - started)
+        log.info(
+            "[embed %s] %d of %d token vectors learnt in %.1f s",
+            task.name,
+            learnt,
+            record_in["vocab_size"],
+            time.perf_counter() - started,
+        )
     with atomic_path(task.embeddings_dir) as out:
         out.mkdir()
         if vectors is not None:
@@ -124,7 +171,9 @@ def load_vectors(task: Task) -> np.ndarray | None:
     """The stored vectors of ``task``, or ``None`` (``embed.method: none``, no data)."""
     path = task.embeddings_dir / "embed.json"
     if not path.exists():
-        raise PipelineError(f"{path} not found: run `python -m pipeline embed --task {task.name}` "
-                            "(or `dvc repro`) before training the RNNs")
+        raise PipelineError(
+            f"{path} not found: run `python -m pipeline embed --task {task.name}` "
+            "(or `dvc repro`) before training the RNNs"
+        )
     record = read_json(path)
     return np.load(task.embeddings_dir / "vectors.npy") if record["available"] else None

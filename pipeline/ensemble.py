@@ -93,8 +93,12 @@ class WeightedMean:
             blend = np.clip(self._blend(probas, weights / weights.sum()), EPS, 1.0)
             return -np.mean(np.log(blend[np.arange(len(y)), y]))
 
-        theta = minimize(loss, np.zeros(len(probas)), method="Nelder-Mead",
-                         options={"maxiter": 400 * len(probas), "xatol": 1e-4, "fatol": 1e-7}).x
+        theta = minimize(
+            loss,
+            np.zeros(len(probas)),
+            method="Nelder-Mead",
+            options={"maxiter": 400 * len(probas), "xatol": 1e-4, "fatol": 1e-7},
+        ).x
         weights = np.exp(theta - theta.max())
         self.weights_ = weights / weights.sum()
         return self
@@ -152,29 +156,54 @@ def paired_bootstrap(metric: str, y, proba_a, proba_b, groups, resamples: int, s
     return wins / resamples
 
 
-def _guard(chosen: str, oof_by_method: dict, probas: list, names: list, singles: dict, y, groups,
-           params: Params, metric: str) -> tuple[str, dict]:
+def _guard(
+    chosen: str,
+    oof_by_method: dict,
+    probas: list,
+    names: list,
+    singles: dict,
+    y,
+    groups,
+    params: Params,
+    metric: str,
+) -> tuple[str, dict]:
     """Keep ``chosen`` only if it beats the best single model with ``ensemble.guard`` confidence."""
     best = max(singles, key=singles.get)
     if chosen == "best_single" or params.ensemble.guard == 0:
         why = "inner CV chose best_single" if chosen == "best_single" else "guard off (ensemble.guard: 0)"
         return chosen, {"candidate": chosen, "shipped": chosen, "verdict": f"{why}; {chosen} ships."}
-    p_better = paired_bootstrap(metric, y, oof_by_method[chosen], probas[names.index(best)], groups,
-                                params.ensemble.guard_resamples, params.seed)
+    p_better = paired_bootstrap(
+        metric,
+        y,
+        oof_by_method[chosen],
+        probas[names.index(best)],
+        groups,
+        params.ensemble.guard_resamples,
+        params.seed,
+    )
     keep = p_better >= params.ensemble.guard
-    record = {"candidate": chosen, "best_single": best, "p_better": round(p_better, 4),
-              "confidence": params.ensemble.guard, "shipped": chosen if keep else "best_single"}
-    record["verdict"] = (f"{chosen} beats {best} in {p_better:.1%} of group-bootstrap resamples of the "
-                         f"inner-CV rows; " + ("shipped." if keep else
-                         f"below the {params.ensemble.guard:.0%} required, so best_single ships."))
+    record = {
+        "candidate": chosen,
+        "best_single": best,
+        "p_better": round(p_better, 4),
+        "confidence": params.ensemble.guard,
+        "shipped": chosen if keep else "best_single",
+    }
+    record["verdict"] = (
+        f"{chosen} beats {best} in {p_better:.1%} of group-bootstrap resamples of the "
+        f"inner-CV rows; "
+        + ("shipped." if keep else f"below the {params.ensemble.guard:.0%} required, so best_single ships.")
+    )
     return record["shipped"], record
 
 
 def candidates(params: Params, binary: bool, metric: str):
     p = params.ensemble
-    makers = {"stack": lambda: Stacker(p.stack_C, params.seed),
-              "weighted": lambda: WeightedMean(rank=p.rank and binary),
-              "best_single": lambda: BestSingle(metric)}
+    makers = {
+        "stack": lambda: Stacker(p.stack_C, params.seed),
+        "weighted": lambda: WeightedMean(rank=p.rank and binary),
+        "best_single": lambda: BestSingle(metric),
+    }
     return {name: makers[name] for name in p.methods}
 
 
@@ -215,17 +244,36 @@ def ensemble(task: Task, params: Params) -> dict:
     if chosen not in oof_by_method:  # best_single was not among ensemble.methods
         oof_by_method[chosen] = _inner_cv(lambda: BestSingle(metric), probas, y, folds)
         results[chosen] = all_scores(y, oof_by_method[chosen])
-    final = (BestSingle(metric) if chosen == "best_single" else
-             candidates(params, oofs[0].shape[1] == 2, metric)[chosen]()).fit(probas, y)
+    final = (
+        BestSingle(metric)
+        if chosen == "best_single"
+        else candidates(params, oofs[0].shape[1] == 2, metric)[chosen]()
+    ).fit(probas, y)
     oof = np.full_like(oofs[0], np.nan)
     oof[rows] = oof_by_method[chosen]
-    record.update(metric=metric, method=chosen, methods=results, guard=guard, n_scored=int(rows.sum()),
-                  folds=sorted(int(f) for f in np.unique(base_folds)), cv=results[chosen],
-                  base_models_same_rows={n: round(s, 6) for n, s in singles.items()},
-                  weights=final.describe(names), seconds=round(time.perf_counter() - started, 2))
+    record.update(
+        metric=metric,
+        method=chosen,
+        methods=results,
+        guard=guard,
+        n_scored=int(rows.sum()),
+        folds=sorted(int(f) for f in np.unique(base_folds)),
+        cv=results[chosen],
+        base_models_same_rows={n: round(s, 6) for n, s in singles.items()},
+        weights=final.describe(names),
+        seconds=round(time.perf_counter() - started, 2),
+    )
     save_predictions(task, "ensemble", record, oof, final.predict_proba(tests))
     best_name = max(singles, key=singles.get)
-    log.info("[ensemble %s] chose %s: %s=%.4f vs best single %s=%.4f on the same %d rows; weights %s",
-             task.name, chosen, metric, results[chosen][metric], best_name, singles[best_name],
-             rows.sum(), record["weights"])
+    log.info(
+        "[ensemble %s] chose %s: %s=%.4f vs best single %s=%.4f on the same %d rows; weights %s",
+        task.name,
+        chosen,
+        metric,
+        results[chosen][metric],
+        best_name,
+        singles[best_name],
+        rows.sum(),
+        record["weights"],
+    )
     return record

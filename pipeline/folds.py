@@ -26,8 +26,12 @@ def _warn_rare(y: np.ndarray, n_folds: int, warn: bool = True) -> np.ndarray:
     labels, counts = np.unique(y, return_counts=True)
     rare = labels[counts < n_folds]
     if len(rare) and warn:
-        log.warning("%d class(es) have fewer than %d rows (%s); they cannot appear in every fold",
-                    len(rare), n_folds, ", ".join(map(str, rare[:5])))
+        log.warning(
+            "%d class(es) have fewer than %d rows (%s); they cannot appear in every fold",
+            len(rare),
+            n_folds,
+            ", ".join(map(str, rare[:5])),
+        )
     return counts
 
 
@@ -52,12 +56,12 @@ def make_folds(y: np.ndarray, n_folds: int, seed: int, *, warn_rare: bool = True
         return _assign(KFold(n_folds, shuffle=True, random_state=seed).split(y), len(y))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class")
-        return _assign(list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(y, y)),
-                       len(y))
+        return _assign(list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(y, y)), len(y))
 
 
-def make_group_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int, *,
-                     warn_rare: bool = True) -> np.ndarray:
+def make_group_folds(
+    y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int, *, warn_rare: bool = True
+) -> np.ndarray:
     """Folds that never split a group, as stratified by ``y`` as the groups allow.
 
     Uses scikit-learn's ``StratifiedGroupKFold``; rare classes are handled as in

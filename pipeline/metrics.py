@@ -15,8 +15,9 @@ def score(metric: str, y: np.ndarray, proba: np.ndarray) -> float:
         return float(f1_score(y, pred, average=metric[3:], zero_division=0))
     if metric == "log_loss":
         clipped = np.clip(proba, 1e-7, 1)
-        return float(log_loss(y, clipped / clipped.sum(axis=1, keepdims=True),
-                              labels=np.arange(proba.shape[1])))
+        return float(
+            log_loss(y, clipped / clipped.sum(axis=1, keepdims=True), labels=np.arange(proba.shape[1]))
+        )
     if metric == "roc_auc":
         return float(roc_auc_score(y, proba[:, 1])) if len(np.unique(y)) == 2 else float("nan")
     raise ValueError(f"unknown metric {metric!r}")

@@ -44,8 +44,10 @@ class Competition(_Section):
     @classmethod
     def _local_needs_dir(cls, value: str, info: ValidationInfo) -> str:
         if info.data.get("source") == "local" and not value:
-            raise ValueError("source is 'local' but local_dir is empty: set competition.local_dir "
-                             "to the folder holding train.csv and test.csv")
+            raise ValueError(
+                "source is 'local' but local_dir is empty: set competition.local_dir "
+                "to the folder holding train.csv and test.csv"
+            )
         return value
 
     @field_validator("text")
@@ -62,16 +64,18 @@ class CV(_Section):
     folds: int = Field(5, ge=2, le=20)
     strategy: Literal["auto", "stratified", "group", "time"] = "auto"
     group: str = Field("", validate_default=True)  # a train column, or columns joined by "+"
-    time: str = Field("", validate_default=True)   # a train column of numbers or dates
+    time: str = Field("", validate_default=True)  # a train column of numbers or dates
     near_duplicate: float = Field(0.7, gt=0, le=1)  # TF-IDF cosine at which rows are near-duplicates
-    sample_rows: int = Field(1000, ge=50)   # rows per side in the fold-resemblance/adversarial checks
+    sample_rows: int = Field(1000, ge=50)  # rows per side in the fold-resemblance/adversarial checks
 
     @field_validator("group", "time")
     @classmethod
     def _needed_by_strategy(cls, value: str, info: ValidationInfo) -> str:
         if info.data.get("strategy") == info.field_name and not value.strip():
-            raise ValueError(f"strategy is {info.field_name!r} but cv.{info.field_name} is empty: "
-                             f"set cv.{info.field_name} to a train.csv column")
+            raise ValueError(
+                f"strategy is {info.field_name!r} but cv.{info.field_name} is empty: "
+                f"set cv.{info.field_name} to a train.csv column"
+            )
         return value.strip()
 
 
@@ -136,13 +140,13 @@ class Tfidf(_Section):
 
 class Tokenize(_Section):
     vocab_size: int = Field(30_000, ge=100)  # most frequent train tokens kept
-    min_count: int = Field(2, ge=1)          # ... that occur at least this often
-    max_tokens: int = Field(1000, ge=10)     # tokens stored per document (models cut further)
+    min_count: int = Field(2, ge=1)  # ... that occur at least this often
+    max_tokens: int = Field(1000, ge=10)  # tokens stored per document (models cut further)
 
 
 class Embed(_Section):
     method: Literal["word2vec", "none"] = "word2vec"  # none: RNN embeddings start random
-    dim: int = Field(128, ge=4)      # >= every embedding_dim the RNNs use
+    dim: int = Field(128, ge=4)  # >= every embedding_dim the RNNs use
     window: int = Field(5, ge=1)
     epochs: int = Field(5, ge=1)
     architecture: Literal["cbow", "skipgram"] = "cbow"
@@ -166,14 +170,14 @@ class RNNConfig(_Section):
 
 
 class Neural(_Section):
-    folds: int = Field(2, ge=1, le=20)   # RNNs run the first `folds` CV folds (CPU cost)
-    seeds: int = Field(1, ge=1, le=20)   # models averaged per fold, one per seed (seed, seed+1, ...)
-    epochs: int = Field(8, ge=1)        # maximum; early stopping picks the best epoch
+    folds: int = Field(2, ge=1, le=20)  # RNNs run the first `folds` CV folds (CPU cost)
+    seeds: int = Field(1, ge=1, le=20)  # models averaged per fold, one per seed (seed, seed+1, ...)
+    epochs: int = Field(8, ge=1)  # maximum; early stopping picks the best epoch
     patience: int = Field(2, ge=1)
     reduce_lr: float = Field(0.3, ge=0, lt=1)  # learning-rate factor after an epoch without gain; 0 = off
     processes: int = Field(2, ge=1, le=64)  # trials / folds run side by side, one per process
-    threads: int = Field(0, ge=0)        # TensorFlow threads per process; 0 = cores / processes
-    defaults: RNNConfig = RNNConfig()    # used as is when tuning is off, and as tuning's first trial
+    threads: int = Field(0, ge=0)  # TensorFlow threads per process; 0 = cores / processes
+    defaults: RNNConfig = RNNConfig()  # used as is when tuning is off, and as tuning's first trial
 
 
 class SearchSpace(_Section):
@@ -200,8 +204,8 @@ class SearchSpace(_Section):
 
 
 class Budget(_Section):
-    n_trials: int = Field(8, ge=0)          # 0 = no tuning: neural.defaults are used
-    timeout: float = Field(1800, gt=0)       # seconds per model family
+    n_trials: int = Field(8, ge=0)  # 0 = no tuning: neural.defaults are used
+    timeout: float = Field(1800, gt=0)  # seconds per model family
 
 
 class Tune(_Section):
@@ -209,8 +213,8 @@ class Tune(_Section):
     # log_loss: trials minimise the validation log loss (smooth: on a small fold accuracy moves
     # in coarse steps and TPE chases ties; docs/benchmarks.md); metric: maximise competition.metric.
     objective: Literal["log_loss", "metric"] = "log_loss"
-    storage: str = ""        # "" = JournalFileBackend under data/optuna/; or any Optuna URL
-    startup_trials: int = Field(4, ge=0)     # random trials before TPE
+    storage: str = ""  # "" = JournalFileBackend under data/optuna/; or any Optuna URL
+    startup_trials: int = Field(4, ge=0)  # random trials before TPE
     pruner_warmup_epochs: int = Field(1, ge=0)
     max_train_rows: int = Field(8000, ge=100)  # trials train on a seeded subsample of this size
     space: SearchSpace = SearchSpace()
@@ -221,8 +225,10 @@ class Tune(_Section):
         from .secrets import mask_url
 
         if mask_url(value) != value:  # DVC would copy it into dvc.lock, git into history
-            raise ValueError(f"storage {mask_url(value)!r} holds a password: put the URL in the "
-                             "PIPELINE_OPTUNA_STORAGE environment variable (or pass --storage) instead")
+            raise ValueError(
+                f"storage {mask_url(value)!r} holds a password: put the URL in the "
+                "PIPELINE_OPTUNA_STORAGE environment variable (or pass --storage) instead"
+            )
         return value
 
 
@@ -234,9 +240,9 @@ class ValidationSource(_Section):
 class Validation(_Section):
     tasks: tuple[Literal["imdb", "reuters"], ...] = ("imdb", "reuters")
     budget: Budget = Budget(n_trials=0, timeout=600)  # 0: validation tasks use neural.defaults
-    neural_folds: int = Field(2, ge=1, le=20)         # RNN folds on the validation tasks
-    neural_seeds: int = Field(1, ge=1, le=20)         # RNN seeds averaged per fold there
-    neural_epochs: int = Field(4, ge=1)               # most epochs an RNN trains there
+    neural_folds: int = Field(2, ge=1, le=20)  # RNN folds on the validation tasks
+    neural_seeds: int = Field(1, ge=1, le=20)  # RNN seeds averaged per fold there
+    neural_epochs: int = Field(4, ge=1)  # most epochs an RNN trains there
     imdb: ValidationSource = ValidationSource()
     reuters: ValidationSource = ValidationSource()
 
@@ -244,14 +250,17 @@ class Validation(_Section):
 class Models(_Section):
     tfidf: tuple[str, ...] = ("word_lr", "nbsvm", "word_svc", "wordchar_svc")
     rnn: tuple[str, ...] = ()
-    transformer: tuple[str, ...] = ()   # pretrained encoders (families "frozen", "finetune")
+    transformer: tuple[str, ...] = ()  # pretrained encoders (families "frozen", "finetune")
 
     @model_validator(mode="after")
     def _known(self):
         from .models import MODELS  # late import: the registry imports nothing from here
 
-        for group, families, names in (("tfidf", ("tfidf",), self.tfidf), ("rnn", ("rnn",), self.rnn),
-                                       ("transformer", ("frozen", "finetune"), self.transformer)):
+        for group, families, names in (
+            ("tfidf", ("tfidf",), self.tfidf),
+            ("rnn", ("rnn",), self.rnn),
+            ("transformer", ("frozen", "finetune"), self.transformer),
+        ):
             wrong = [m for m in names if m not in MODELS or MODELS[m].family not in families]
             if wrong:
                 known = sorted(m for m, spec in MODELS.items() if spec.family in families)
@@ -281,13 +290,13 @@ class FineTuneSpace(_Section):
 class FineTune(_Section):
     """The whole encoder + a classification head, trained per fold (AdamW, warm-up, decay)."""
 
-    folds: int = Field(1, ge=1, le=20)       # the first `folds` CV folds (CPU cost: see docs)
-    processes: int = Field(1, ge=1, le=64)   # folds side by side; threads from neural.threads
+    folds: int = Field(1, ge=1, le=20)  # the first `folds` CV folds (CPU cost: see docs)
+    processes: int = Field(1, ge=1, le=64)  # folds side by side; threads from neural.threads
     learning_rate: float = Field(5e-5, gt=0)
     weight_decay: float = Field(0.01, ge=0)
-    warmup: float = Field(0.1, ge=0, lt=1)   # share of the steps with a rising learning rate
+    warmup: float = Field(0.1, ge=0, lt=1)  # share of the steps with a rising learning rate
     epochs: int = Field(2, ge=1)
-    patience: int = Field(1, ge=1)           # early stopping on the fold's validation loss
+    patience: int = Field(1, ge=1)  # early stopping on the fold's validation loss
     batch_size: int = Field(32, ge=1)
     max_tokens: int = Field(96, ge=8, le=512)
     dropout: float = Field(0.1, ge=0, lt=1)
@@ -297,11 +306,11 @@ class FineTune(_Section):
 
 class Transformer(_Section):
     checkpoint: str = Field("packaged", min_length=1)  # packaged | HF-format folder | hf://owner/name
-    sha256: str = ""                 # expected model.safetensors sha256 of a folder ("" = not checked)
+    sha256: str = ""  # expected model.safetensors sha256 of a folder ("" = not checked)
     tasks: tuple[Literal["competition", "imdb", "reuters"], ...] = ("competition",)
-    max_tokens: int = Field(256, ge=8, le=512)   # encode: head + tail tokens per text
+    max_tokens: int = Field(256, ge=8, le=512)  # encode: head + tail tokens per text
     batch_size: int = Field(32, ge=1)
-    C: float = Field(1.0, gt=0)      # frozen model: logistic-regression regularisation
+    C: float = Field(1.0, gt=0)  # frozen model: logistic-regression regularisation
     finetune: FineTune = FineTune()
 
 
@@ -342,20 +351,33 @@ class Params(_Section):
     def _defaults_in_space(self):
         # The first trial is neural.defaults: each categorical default must be a choice.
         space, defaults = self.tune.space, self.neural.defaults
-        bad = [f"{name}={getattr(defaults, name)!r} not in {list(getattr(space, name))}"
-               for name in ("embedding_dim", "units", "layers", "bidirectional", "batch_size",
-                            "seq_len", "truncate") if getattr(defaults, name) not in getattr(space, name)]
+        bad = [
+            f"{name}={getattr(defaults, name)!r} not in {list(getattr(space, name))}"
+            for name in (
+                "embedding_dim",
+                "units",
+                "layers",
+                "bidirectional",
+                "batch_size",
+                "seq_len",
+                "truncate",
+            )
+            if getattr(defaults, name) not in getattr(space, name)
+        ]
         if bad:
-            raise ValueError("neural.defaults must lie in tune.space (it is the first trial): "
-                             + "; ".join(bad))
+            raise ValueError(
+                "neural.defaults must lie in tune.space (it is the first trial): " + "; ".join(bad)
+            )
         return self
 
     @model_validator(mode="after")
     def _vectors_wide_enough(self):
         widest = max(self.neural.defaults.embedding_dim, *self.tune.space.embedding_dim)
         if self.embed.method != "none" and self.embed.dim < widest:
-            raise ValueError(f"embed.dim={self.embed.dim} is narrower than embedding_dim={widest} "
-                             "(neural.defaults or tune.space): raise embed.dim to at least that")
+            raise ValueError(
+                f"embed.dim={self.embed.dim} is narrower than embedding_dim={widest} "
+                "(neural.defaults or tune.space): raise embed.dim to at least that"
+            )
         return self
 
 

@@ -26,13 +26,18 @@ def _model_text(frame: pd.DataFrame, task: Task, params: Params) -> tuple[pd.Ser
     options = params.text.model_dump()
     cleaned = {col: frame[col].map(lambda v: clean_text(v, **options)) for col in task.text_cols}
     empty = int(np.logical_and.reduce([cleaned[c] == "" for c in task.text_cols]).sum())
-    long_rows = int((frame[list(task.text_cols)].apply(lambda c: c.str.len()).max(axis=1)
-                     > params.text.max_chars).sum())
+    long_rows = int(
+        (frame[list(task.text_cols)].apply(lambda c: c.str.len()).max(axis=1) > params.text.max_chars).sum()
+    )
     if long_rows:
-        log.warning("%d %s row(s) longer than text.max_chars=%d were cut", long_rows, task.name,
-                    params.text.max_chars)
-    text = pd.Series([join_fields({c: cleaned[c].iat[i] for c in task.text_cols})
-                      for i in range(len(frame))], index=frame.index, dtype=str)
+        log.warning(
+            "%d %s row(s) longer than text.max_chars=%d were cut", long_rows, task.name, params.text.max_chars
+        )
+    text = pd.Series(
+        [join_fields({c: cleaned[c].iat[i] for c in task.text_cols}) for i in range(len(frame))],
+        index=frame.index,
+        dtype=str,
+    )
     return text, empty
 
 
@@ -58,21 +63,30 @@ def prepare(task: Task, params: Params) -> dict:
         train, empty_train = _frame(raw_train, task, params, classes, True)
         test, empty_test = _frame(raw_test, task, params, classes, task.has_test_labels)
         try:
-            train["fold"], train["group"], checks = plan_folds(raw_train, train, test, params,
-                                                               task.raw_dir / "train.csv")
+            train["fold"], train["group"], checks = plan_folds(
+                raw_train, train, test, params, task.raw_dir / "train.csv"
+            )
         except ValueError as error:
             if isinstance(error, DataError):
                 raise
             raise DataError(f"{task.raw_dir / 'train.csv'}: {error}") from None
         for name, count in (("train", empty_train), ("test", empty_test)):
             if count:
-                log.warning("%s %s.csv: %d row(s) have no text in %s; kept as empty strings",
-                            task.name, name, count, list(task.text_cols))
-        meta.update(classes=list(classes), n_train=len(train), n_test=len(test),
-                    empty_text={"train": empty_train, "test": empty_test},
-                    class_counts=train["label"].value_counts().sort_index().to_dict(),
-                    cv={"strategy": checks["strategy"], "chosen": checks["chosen"],
-                        "ordered": checks["ordered"]})
+                log.warning(
+                    "%s %s.csv: %d row(s) have no text in %s; kept as empty strings",
+                    task.name,
+                    name,
+                    count,
+                    list(task.text_cols),
+                )
+        meta.update(
+            classes=list(classes),
+            n_train=len(train),
+            n_test=len(test),
+            empty_text={"train": empty_train, "test": empty_test},
+            class_counts=train["label"].value_counts().sort_index().to_dict(),
+            cv={"strategy": checks["strategy"], "chosen": checks["chosen"], "ordered": checks["ordered"]},
+        )
     else:
         meta.update(reason=source["reason"], fix=source["fix"])
         train = pd.DataFrame({"id": [], "text": [], "label": [], "y": [], "fold": [], "group": []})
@@ -83,9 +97,13 @@ def prepare(task: Task, params: Params) -> dict:
         test.to_parquet(out / "test.parquet", index=False)
         write_json(out / "meta.json", meta)
         write_json(out / "diagnostics.json", checks)
-    log.info("prepared %s: %s", task.name,
-             f"{meta['n_train']} train / {meta['n_test']} test rows, {len(meta['classes'])} classes"
-             if meta["available"] else f"unavailable ({meta['reason']})")
+    log.info(
+        "prepared %s: %s",
+        task.name,
+        f"{meta['n_train']} train / {meta['n_test']} test rows, {len(meta['classes'])} classes"
+        if meta["available"]
+        else f"unavailable ({meta['reason']})",
+    )
     return meta
 
 
@@ -98,5 +116,8 @@ def load_diagnostics(task: Task) -> dict:
 def load_prepared(task: Task) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Read what :func:`prepare` wrote."""
     folder = task.prepared_dir
-    return (pd.read_parquet(folder / "train.parquet"), pd.read_parquet(folder / "test.parquet"),
-            read_json(folder / "meta.json"))
+    return (
+        pd.read_parquet(folder / "train.parquet"),
+        pd.read_parquet(folder / "test.parquet"),
+        read_json(folder / "meta.json"),
+    )

@@ -21,13 +21,17 @@ _MAX_LISTED = 5
 
 
 # Binary formats a user may have saved under a .csv name: (magic bytes, what, how to fix).
-_MAGIC = ((b"\x1f\x8b", "a gzip-compressed file", "decompress it: `gunzip -c {name} > fixed.csv`"),
-          (b"PK\x03\x04", "a zip archive (or an Excel .xlsx workbook)",
-           "unzip it (`unzip {name}`), or save the workbook as 'CSV UTF-8' in Excel"),
-          (b"BZh", "a bzip2-compressed file", "decompress it: `bunzip2 -c {name} > fixed.csv`"),
-          (b"\xfd7zXZ\x00", "an xz-compressed file", "decompress it: `unxz -c {name} > fixed.csv`"),
-          (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Excel .xls workbook",
-           "save it as 'CSV UTF-8' in Excel"))
+_MAGIC = (
+    (b"\x1f\x8b", "a gzip-compressed file", "decompress it: `gunzip -c {name} > fixed.csv`"),
+    (
+        b"PK\x03\x04",
+        "a zip archive (or an Excel .xlsx workbook)",
+        "unzip it (`unzip {name}`), or save the workbook as 'CSV UTF-8' in Excel",
+    ),
+    (b"BZh", "a bzip2-compressed file", "decompress it: `bunzip2 -c {name} > fixed.csv`"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file", "decompress it: `unxz -c {name} > fixed.csv`"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Excel .xls workbook", "save it as 'CSV UTF-8' in Excel"),
+)
 _SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 
 
@@ -59,8 +63,10 @@ def read_csv(path: str | Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
     del rows
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}. "
-                        f"Fix the file or the column names in params.yaml (competition.id/text/label).")
+        raise DataError(
+            f"{path}: missing column(s) {missing}; found {list(frame.columns)}. "
+            f"Fix the file or the column names in params.yaml (competition.id/text/label)."
+        )
     return frame
 
 
@@ -80,8 +86,10 @@ def read_column(path: str | Path, column: str | int) -> tuple[str, list[tuple[in
     elif column in columns:
         position = columns.index(column)
     else:
-        raise DataError(f"{path}: missing column {column!r}; found {columns}. Fix the file or the "
-                        "column names in params.yaml (competition.id/text/label).")
+        raise DataError(
+            f"{path}: missing column {column!r}; found {columns}. Fix the file or the "
+            "column names in params.yaml (competition.id/text/label)."
+        )
     values = [(line, fields[position].strip()) for line, fields in records if len(fields) > position]
     return columns[position], values
 
@@ -94,12 +102,16 @@ def _scan(path: Path, keep: bool = True):
     if len(header) == 1:
         found = [name for sep, name in _SEPARATORS.items() if sep in header[0]]
         if found:
-            raise DataError(f"{path}, line {header_line}: the header {header[0][:80]!r} is separated "
-                            f"by {found[0]}, not commas; save the file comma-separated (a CSV)")
+            raise DataError(
+                f"{path}, line {header_line}: the header {header[0][:80]!r} is separated "
+                f"by {found[0]}, not commas; save the file comma-separated (a CSV)"
+            )
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
-        raise DataError(f"{path}, line {header_line}: duplicate column name(s) {duplicated} in the "
-                        f"header {columns}; rename or remove the extra column(s)")
+        raise DataError(
+            f"{path}, line {header_line}: duplicate column name(s) {duplicated} in the "
+            f"header {columns}; rename or remove the extra column(s)"
+        )
     rows: list | int = [] if keep else 0
     ragged = []
     for line, fields in records:
@@ -112,10 +124,12 @@ def _scan(path: Path, keep: bool = True):
     if ragged:
         listed = ", ".join(f"{line} ({n} fields)" for line, n in ragged[:_MAX_LISTED])
         more = f" and {len(ragged) - _MAX_LISTED} more" if len(ragged) > _MAX_LISTED else ""
-        raise DataError(f"{path}, line {ragged[0][0]}: not a well-formed CSV: the header has "
-                        f"{len(columns)} fields but line(s) {listed}{more} do not; check the commas "
-                        "on those lines (a field holding commas, quotes or line breaks must be in "
-                        'double quotes, with "" for a quote inside)')
+        raise DataError(
+            f"{path}, line {ragged[0][0]}: not a well-formed CSV: the header has "
+            f"{len(columns)} fields but line(s) {listed}{more} do not; check the commas "
+            "on those lines (a field holding commas, quotes or line breaks must be in "
+            'double quotes, with "" for a quote inside)'
+        )
     if not rows:
         raise DataError(f"{path}: no data rows, only a header; expected at least one row")
     return columns, header, rows
@@ -136,21 +150,24 @@ def _check_file(path: Path) -> None:
     """A regular, readable file that is not UTF-16, compressed or binary."""
     if not path.is_file():
         kind = describe_non_file(path)
-        raise DataError(f"{path}: {kind or 'file not found'}; check the source folder or rerun "
-                        "the fetch stage")
+        raise DataError(
+            f"{path}: {kind or 'file not found'}; check the source folder or rerun the fetch stage"
+        )
     try:
         with open(path, "rb") as handle:
             head = handle.read(8)
     except OSError as error:
-        raise DataError(f"{path}: cannot read the file ({error.strerror or error}); check its "
-                        "permissions") from None
+        raise DataError(
+            f"{path}: cannot read the file ({error.strerror or error}); check its permissions"
+        ) from None
     for magic, what, fix in _MAGIC:
         if head.startswith(magic):
-            raise DataError(f"{path}: this is {what}, not CSV text; "
-                            f"{fix.format(name=path.name)}")
+            raise DataError(f"{path}: this is {what}, not CSV text; {fix.format(name=path.name)}")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DataError(f"{path}: the file is UTF-16 encoded; re-save it as UTF-8 (e.g. "
-                        f"`iconv -f utf-16 -t utf-8 {path.name} > fixed.csv`)")
+        raise DataError(
+            f"{path}: the file is UTF-16 encoded; re-save it as UTF-8 (e.g. "
+            f"`iconv -f utf-16 -t utf-8 {path.name} > fixed.csv`)"
+        )
 
 
 def describe_non_file(path: Path) -> str | None:
@@ -163,8 +180,9 @@ def describe_non_file(path: Path) -> str | None:
         except OSError as error:
             if error.errno == errno.ELOOP:
                 return f"a symbolic link that loops ({os.readlink(path)!r}); point it at a file"
-            return (f"a symbolic link to {os.readlink(path)!r}, which does not exist; point it at "
-                    "the real file")
+            return (
+                f"a symbolic link to {os.readlink(path)!r}, which does not exist; point it at the real file"
+            )
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -199,15 +217,18 @@ def _decode(data: bytes, path: Path) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        valid = data[:error.start].decode("utf-8-sig")
+        valid = data[: error.start].decode("utf-8-sig")
         line = _line_at(valid, len(valid))
         raise DataError(
             f"{path}, line {line}: byte 0x{data[error.start]:02x} is not valid UTF-8; re-save the "
-            f"file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.csv`)") from None
+            f"file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.csv`)"
+        ) from None
     nul = text.find("\x00")
     if nul >= 0:
-        raise DataError(f"{path}, line {_line_at(text, nul)}: NUL byte in a text file (binary data, "
-                        "UTF-16 or a corrupted download?); re-save it as UTF-8 text or fetch it again")
+        raise DataError(
+            f"{path}, line {_line_at(text, nul)}: NUL byte in a text file (binary data, "
+            "UTF-16 or a corrupted download?); re-save it as UTF-8 text or fetch it again"
+        )
     return text
 
 
@@ -232,11 +253,16 @@ def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
     except csv.Error as error:
         if "NUL" in str(error):
             _decode(path.read_bytes(), path)
-        reason = ("a quoted field starting in this record is never closed"
-                  if "end of data" in str(error) else str(error))
-        raise DataError(f"{path}, line {start}: not a well-formed CSV ({reason}); check the quoting "
-                        'of that record: a quoted field must end with a quote followed by a comma or '
-                        'the end of the line, with "" for a quote inside') from None
+        reason = (
+            "a quoted field starting in this record is never closed"
+            if "end of data" in str(error)
+            else str(error)
+        )
+        raise DataError(
+            f"{path}, line {start}: not a well-formed CSV ({reason}); check the quoting "
+            "of that record: a quoted field must end with a quote followed by a comma or "
+            'the end of the line, with "" for a quote inside'
+        ) from None
     finally:
         csv.field_size_limit(limit)
 
@@ -246,12 +272,15 @@ def check_ids(frame: pd.DataFrame, id_col: str, path: Path) -> None:
     ids = frame[id_col].str.strip()
     empty = frame.index[ids == ""]
     if len(empty):
-        raise DataError(f"{path}: column {id_col!r} is empty on row(s) {_rows(empty, path)}; "
-                        "every row needs an id")
+        raise DataError(
+            f"{path}: column {id_col!r} is empty on row(s) {_rows(empty, path)}; every row needs an id"
+        )
     dup = frame.index[ids.duplicated(keep=False)]
     if len(dup):
-        raise DataError(f"{path}: duplicate ids in column {id_col!r} on row(s) {_rows(dup, path)} "
-                        f"(e.g. {ids[dup[0]]!r}); ids must be unique")
+        raise DataError(
+            f"{path}: duplicate ids in column {id_col!r} on row(s) {_rows(dup, path)} "
+            f"(e.g. {ids[dup[0]]!r}); ids must be unique"
+        )
 
 
 def check_labels(frame: pd.DataFrame, task: Task, path: Path, classes: tuple[str, ...] | None) -> None:
@@ -260,9 +289,11 @@ def check_labels(frame: pd.DataFrame, task: Task, path: Path, classes: tuple[str
     bad = frame.index[labels == ""] if classes is None else frame.index[~labels.isin(classes)]
     if len(bad):
         allowed = "non-empty" if classes is None else f"one of {list(classes)}"
-        raise DataError(f"{path}: column {task.label_col!r} must be {allowed}; "
-                        f"row(s) {_rows(bad, path)} hold {sorted(set(labels[bad]))[:_MAX_LISTED]}. "
-                        "Fix or drop those rows")
+        raise DataError(
+            f"{path}: column {task.label_col!r} must be {allowed}; "
+            f"row(s) {_rows(bad, path)} hold {sorted(set(labels[bad]))[:_MAX_LISTED]}. "
+            "Fix or drop those rows"
+        )
 
 
 def load_task_csvs(task: Task) -> tuple[pd.DataFrame, pd.DataFrame, tuple[str, ...]]:
@@ -275,19 +306,25 @@ def load_task_csvs(task: Task) -> tuple[pd.DataFrame, pd.DataFrame, tuple[str, .
     check_ids(test, task.id_col, test_path)
     overlap = test.index[test[task.id_col].str.strip().isin(set(train[task.id_col].str.strip()))]
     if len(overlap):
-        raise DataError(f"{test_path}: id(s) also in train.csv on row(s) {_rows(overlap, test_path)} "
-                        f"(e.g. {test[task.id_col][overlap[0]]!r}); train and test ids must not overlap")
+        raise DataError(
+            f"{test_path}: id(s) also in train.csv on row(s) {_rows(overlap, test_path)} "
+            f"(e.g. {test[task.id_col][overlap[0]]!r}); train and test ids must not overlap"
+        )
     check_labels(train, task, train_path, task.classes)
     counts = train[task.label_col].str.strip().value_counts()
     observed = tuple(sorted(counts.index))
     if len(observed) < 2:
-        raise DataError(f"{train_path}: column {task.label_col!r} has a single class {observed}; need two or more")
+        raise DataError(
+            f"{train_path}: column {task.label_col!r} has a single class {observed}; need two or more"
+        )
     if (counts >= 2).sum() < 2:  # the fold holding a lone row would train on one class only
         lone = sorted(counts.index[counts < 2])
         rows = train.index[train[task.label_col].str.strip().isin(lone)]
-        raise DataError(f"{train_path}: class(es) {lone} have a single row (row(s) "
-                        f"{_rows(rows, train_path)}), so one cross-validation fold would train on "
-                        "one class only; add rows of that class or drop them")
+        raise DataError(
+            f"{train_path}: class(es) {lone} have a single row (row(s) "
+            f"{_rows(rows, train_path)}), so one cross-validation fold would train on "
+            "one class only; add rows of that class or drop them"
+        )
     classes = task.classes or observed
     if task.has_test_labels:
         check_labels(test, task, test_path, classes)

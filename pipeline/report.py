@@ -68,14 +68,21 @@ def _confusion_png(matrix: np.ndarray, classes: list[str], path: Path, title: st
     ax.set_yticks(range(len(classes)), classes, fontsize=7 if len(classes) > 10 else 10)
     if len(classes) <= 10:
         for (i, j), count in np.ndenumerate(matrix):
-            ax.text(j, i, str(count), ha="center", va="center",
-                    color="white" if count > matrix.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                color="white" if count > matrix.max() / 2 else "black",
+            )
     ax.set(xlabel="predicted", ylabel="actual", title=title)
     _save_png(fig, path)
 
 
-def _comparison_png(scores: dict[str, float], metric: str, path: Path, title: str,
-                    zero_based: bool = False) -> None:
+def _comparison_png(
+    scores: dict[str, float], metric: str, path: Path, title: str, zero_based: bool = False
+) -> None:
     fig, ax = _pyplot().subplots(figsize=(6, 0.5 + 0.45 * len(scores)))
     names = list(scores)
     ax.barh(names, [scores[n] for n in names], color="tab:blue")
@@ -101,8 +108,13 @@ def tuning_history(task: Task, kind: str) -> dict | None:
     minimise = metric == "log_loss"
     complete = frame["value"].where(frame["state"] == "COMPLETE")
     frame["best"] = (complete.cummin() if minimise else complete.cummax()).ffill()
-    return {"task": task.name, "kind": kind, "metric": metric, "minimise": minimise,
-            "trials": frame[["number", "state", "value", "best"]]}
+    return {
+        "task": task.name,
+        "kind": kind,
+        "metric": metric,
+        "minimise": minimise,
+        "trials": frame[["number", "state", "value", "best"]],
+    }
 
 
 def _objective(history: dict) -> str:
@@ -118,8 +130,11 @@ def _tuning_png(history: dict, path: Path) -> None:
         ax.scatter(shown["number"], shown["value"], marker=marker, label=f"{state.lower()} ({len(shown)})")
     ax.step(trials["number"], trials["best"], where="post", color="tab:red", label="best so far")
     ax.set_xticks(trials["number"])
-    ax.set(xlabel="trial", ylabel=_objective(history),
-           title=f"{history['task']} / {history['kind']}: tuning history ({len(trials)} trials)")
+    ax.set(
+        xlabel="trial",
+        ylabel=_objective(history),
+        title=f"{history['task']} / {history['kind']}: tuning history ({len(trials)} trials)",
+    )
     ax.legend(fontsize=8)
     _save_png(fig, path)
 
@@ -130,14 +145,27 @@ def _tuning_markdown(histories: list[dict]) -> list[str]:
         trials = history["trials"]
         counts = trials["state"].value_counts()
         states = [s for s in ("COMPLETE", "PRUNED", "FAIL") if s in counts] + sorted(
-            set(counts.index) - {"COMPLETE", "PRUNED", "FAIL"})
-        lines += [f"## Tuning: {history['kind']} on {history['task']}", "",
-                  f"Objective: {_objective(history)}. "
-                  + ", ".join(f"{counts[s]} {s.lower()}" for s in states) + ".", "",
-                  "| trial | state | objective | best so far |", "|---|---|---|---|"]
-        lines += [f"| {int(t.number)} | {t.state.lower()} | {_number(t.value)} | {_number(t.best)} |"
-                  for t in trials.itertuples()]
-        lines += ["", f"![tuning {history['kind']}](../plots/{history['task']}/tuning_{history['kind']}.png)", ""]
+            set(counts.index) - {"COMPLETE", "PRUNED", "FAIL"}
+        )
+        lines += [
+            f"## Tuning: {history['kind']} on {history['task']}",
+            "",
+            f"Objective: {_objective(history)}. "
+            + ", ".join(f"{counts[s]} {s.lower()}" for s in states)
+            + ".",
+            "",
+            "| trial | state | objective | best so far |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {int(t.number)} | {t.state.lower()} | {_number(t.value)} | {_number(t.best)} |"
+            for t in trials.itertuples()
+        ]
+        lines += [
+            "",
+            f"![tuning {history['kind']}](../plots/{history['task']}/tuning_{history['kind']}.png)",
+            "",
+        ]
     return lines
 
 
@@ -145,8 +173,9 @@ def _number(value) -> str:
     return "–" if value != value or value is None else f"{value:.4f}"  # NaN: no value
 
 
-def cv_warnings(task: Task, checks: dict, records: dict[str, dict], y: np.ndarray,
-                n_classes: int) -> tuple[list[str], float]:
+def cv_warnings(
+    task: Task, checks: dict, records: dict[str, dict], y: np.ndarray, n_classes: int
+) -> tuple[list[str], float]:
     """The loud warnings: prepare's (shift, conflicting twins, folds unlike the test split) and
     every model's CV at or below chance. Also returns the chance score."""
     from .diagnostics import at_or_below_chance, chance_score
@@ -155,28 +184,41 @@ def cv_warnings(task: Task, checks: dict, records: dict[str, dict], y: np.ndarra
     warnings = list(checks.get("warnings", []))
     models = {m: r["cv"][task.metric] for m, r in records.items() if m != "ensemble"}
     if at_or_below_chance(models, chance):
-        warnings.insert(0, f"every model's CV {task.metric} is at or below chance ({chance:.3f}, what "
-                        "a model with no signal scores): the folds probably split rows the test split "
-                        "keeps together (see below); do not trust CV or the ensemble built on it.")
+        warnings.insert(
+            0,
+            f"every model's CV {task.metric} is at or below chance ({chance:.3f}, what "
+            "a model with no signal scores): the folds probably split rows the test split "
+            "keeps together (see below); do not trust CV or the ensemble built on it.",
+        )
     return warnings, chance
 
 
 def _checks_markdown(checks: dict) -> list[str]:
     if not checks:
         return []
-    lines = ["## Do the folds look like the test split?", "",
-             f"cv.strategy **{checks['strategy']}** → **{checks['chosen']}** folds (docs/cv.md).", "",
-             "| folds | KS D (nearest-train cosine, validation vs test) | median validation | median test |",
-             "|---|---|---|---|"]
+    lines = [
+        "## Do the folds look like the test split?",
+        "",
+        f"cv.strategy **{checks['strategy']}** → **{checks['chosen']}** folds (docs/cv.md).",
+        "",
+        "| folds | KS D (nearest-train cosine, validation vs test) | median validation | median test |",
+        "|---|---|---|---|",
+    ]
     for name, fit in checks.get("folds", {}).items():
         if fit.get("ks") is not None:
             mark = " ←" if name == checks["chosen"] else ""
-            lines.append(f"| {name}{mark} | {fit['ks']:.3f}{' (differs)' if fit['differs'] else ''} "
-                         f"| {fit['valid_median']:.3f} | {fit['test_median']:.3f} |")
+            lines.append(
+                f"| {name}{mark} | {fit['ks']:.3f}{' (differs)' if fit['differs'] else ''} "
+                f"| {fit['valid_median']:.3f} | {fit['test_median']:.3f} |"
+            )
     chosen = checks.get("folds", {}).get(checks["chosen"])
-    lines += ["", f"- Folds: {chosen['verdict'] if chosen else 'no test rows to compare with.'}",
-              f"- Duplicates: {checks['duplicates']['verdict']}",
-              f"- Train vs test: {checks['adversarial']['verdict']}", ""]
+    lines += [
+        "",
+        f"- Folds: {chosen['verdict'] if chosen else 'no test rows to compare with.'}",
+        f"- Duplicates: {checks['duplicates']['verdict']}",
+        f"- Train vs test: {checks['adversarial']['verdict']}",
+        "",
+    ]
     return lines
 
 
@@ -190,25 +232,39 @@ def _cv_rows(record: dict, n_train: int) -> str:
     return f"{len(record.get('folds', []))} folds, {record.get('n_scored', n_train)}/{n_train} rows"
 
 
-def _markdown(task: Task, meta: dict, records: dict[str, dict], scores_test: dict,
-              histories: list[dict] = (), checks: dict | None = None, warnings: list[str] = ()) -> str:
+def _markdown(
+    task: Task,
+    meta: dict,
+    records: dict[str, dict],
+    scores_test: dict,
+    histories: list[dict] = (),
+    checks: dict | None = None,
+    warnings: list[str] = (),
+) -> str:
     lines = [f"# {task.name}: model report", ""]
     if not meta["available"]:
         return "\n".join(lines + [f"**Unavailable:** {meta['reason']}", "", f"Fix: {_code(meta['fix'])}", ""])
     lines += [f"> **WARNING — CV may not predict test:** {w}" for w in warnings]
     lines += [""] if warnings else []
-    lines += [f"{meta['n_train']} train / {meta['n_test']} test rows, {len(meta['classes'])} classes. "
-              f"Headline metric: **{task.metric}** (out-of-fold on train). *CV over* says which "
-              "rows each CV score covers: TF-IDF models run every fold (all rows), RNNs the first "
-              "`neural.folds` folds (their rows only), the ensemble the rows every model covers; "
-              "scores over different rows are not directly comparable.", "",
-              "| model | CV " + task.metric + " | CV f1_macro | CV log_loss | CV over | seconds |"
-              + (" test accuracy |" if scores_test else ""),
-              "|---|---|---|---|---|---|" + ("---|" if scores_test else "")]
+    lines += [
+        f"{meta['n_train']} train / {meta['n_test']} test rows, {len(meta['classes'])} classes. "
+        f"Headline metric: **{task.metric}** (out-of-fold on train). *CV over* says which "
+        "rows each CV score covers: TF-IDF models run every fold (all rows), RNNs the first "
+        "`neural.folds` folds (their rows only), the ensemble the rows every model covers; "
+        "scores over different rows are not directly comparable.",
+        "",
+        "| model | CV "
+        + task.metric
+        + " | CV f1_macro | CV log_loss | CV over | seconds |"
+        + (" test accuracy |" if scores_test else ""),
+        "|---|---|---|---|---|---|" + ("---|" if scores_test else ""),
+    ]
     for model, rec in records.items():
         cv = rec["cv"]
-        row = (f"| {model} | {cv[task.metric]:.4f} | {cv['f1_macro']:.4f} | {cv['log_loss']:.4f} "
-               f"| {_cv_rows(rec, meta['n_train'])} | {rec.get('seconds', 0):.1f} |")
+        row = (
+            f"| {model} | {cv[task.metric]:.4f} | {cv['f1_macro']:.4f} | {cv['log_loss']:.4f} "
+            f"| {_cv_rows(rec, meta['n_train'])} | {rec.get('seconds', 0):.1f} |"
+        )
         if scores_test:
             row += f" {scores_test[model]['accuracy']:.4f} |"
         lines.append(row)
@@ -219,13 +275,18 @@ def _markdown(task: Task, meta: dict, records: dict[str, dict], scores_test: dic
         lines += [f"![confusion {model}](../plots/{task.name}/confusion_{model}.png)"]
     if "ensemble" in records:
         ens = records["ensemble"]
-        lines += ["", f"Ensemble: **{ens['method']}** chosen by inner CV over {ens['n_scored']} "
-                  f"out-of-fold rows. Inner-CV {task.metric} per method: "
-                  + ", ".join(f"{m} {s[task.metric]:.4f}" for m, s in ens["methods"].items())
-                  + ". Base models on the same rows: "
-                  + ", ".join(f"{m} {s:.4f}" for m, s in ens["base_models_same_rows"].items()) + ". "
-                  + f"Guard: {ens.get('guard', {}).get('verdict', 'none (older run).')}",
-                  "", f"![ensemble weights](../plots/{task.name}/ensemble_weights.png)"]
+        lines += [
+            "",
+            f"Ensemble: **{ens['method']}** chosen by inner CV over {ens['n_scored']} "
+            f"out-of-fold rows. Inner-CV {task.metric} per method: "
+            + ", ".join(f"{m} {s[task.metric]:.4f}" for m, s in ens["methods"].items())
+            + ". Base models on the same rows: "
+            + ", ".join(f"{m} {s:.4f}" for m, s in ens["base_models_same_rows"].items())
+            + ". "
+            + f"Guard: {ens.get('guard', {}).get('verdict', 'none (older run).')}",
+            "",
+            f"![ensemble weights](../plots/{task.name}/ensemble_weights.png)",
+        ]
     lines += [""] + _tuning_markdown(histories) + _checks_markdown(checks or {})
     return "\n".join(lines) + "\n"
 
@@ -238,15 +299,21 @@ def _training_curves(task: Task, params: Params, records: dict[str, dict], plot_
     for model, record in records.items():
         if record.get("epochs"):
             per_epoch = pd.DataFrame(record["epochs"]).drop(columns=["fold", "seed"]).groupby("epoch").mean()
-            write_json(plot_dir / "epochs" / f"{model}.json", per_epoch.round(5).reset_index().to_dict("records"))
+            write_json(
+                plot_dir / "epochs" / f"{model}.json", per_epoch.round(5).reset_index().to_dict("records")
+            )
     for kind in params.models.rnn:
         history = tuning_history(task, kind)
         if history is None:
             continue
         done = history["trials"].query("state == 'COMPLETE'")
-        write_json(plot_dir / "trials" / f"{kind}.json",
-                   [{"trial": int(n), "value": round(float(v), 5), "best": round(float(b), 5)}
-                    for n, v, b in zip(done["number"], done["value"], done["best"])])
+        write_json(
+            plot_dir / "trials" / f"{kind}.json",
+            [
+                {"trial": int(n), "value": round(float(v), 5), "best": round(float(b), 5)}
+                for n, v, b in zip(done["number"], done["value"], done["best"])
+            ],
+        )
 
 
 def report(task: Task, params: Params) -> dict:
@@ -278,25 +345,41 @@ def report(task: Task, params: Params) -> dict:
                 scored = ~np.isnan(oof[:, 0])
                 pred = oof[scored].argmax(axis=1)
                 matrix = confusion_matrix(y[scored], pred, labels=range(len(classes)))
-                write_json(series / "confusion" / f"{model}.json",
-                           [{"actual": classes[a], "predicted": classes[p], "count": int(matrix[a, p])}
-                            for a, p in zip(*np.nonzero(matrix))])
-                _confusion_png(matrix, classes, plot_dir / f"confusion_{model}.png",
-                               f"{task.name} / {model} (out-of-fold)")
+                write_json(
+                    series / "confusion" / f"{model}.json",
+                    [
+                        {"actual": classes[a], "predicted": classes[p], "count": int(matrix[a, p])}
+                        for a, p in zip(*np.nonzero(matrix))
+                    ],
+                )
+                _confusion_png(
+                    matrix,
+                    classes,
+                    plot_dir / f"confusion_{model}.png",
+                    f"{task.name} / {model} (out-of-fold)",
+                )
                 if len(classes) == 2:
                     fpr, tpr, _ = roc_curve(y[scored], oof[scored, 1])
                     step = max(1, len(fpr) // 400)  # keep the plot files small
-                    write_json(series / "roc" / f"{model}.json",
-                               [{"fpr": round(float(a), 5), "tpr": round(float(b), 5)}
-                                for a, b in zip(fpr[::step], tpr[::step])])
+                    write_json(
+                        series / "roc" / f"{model}.json",
+                        [
+                            {"fpr": round(float(a), 5), "tpr": round(float(b), 5)}
+                            for a, b in zip(fpr[::step], tpr[::step])
+                        ],
+                    )
                     curves[model] = (fpr, tpr, record["cv"]["roc_auc"])
                 if task.has_test_labels:
                     scores_test[model] = all_scores(test_df["y"].to_numpy(), test_proba)
             if "ensemble" in records:
                 weights = records["ensemble"]["weights"]
-                _comparison_png(weights, f"weight ({records['ensemble']['method']})",
-                                plot_dir / "ensemble_weights.png", f"{task.name}: ensemble weights",
-                                zero_based=True)
+                _comparison_png(
+                    weights,
+                    f"weight ({records['ensemble']['method']})",
+                    plot_dir / "ensemble_weights.png",
+                    f"{task.name}: ensemble weights",
+                    zero_based=True,
+                )
             histories = [h for h in (tuning_history(task, kind) for kind in params.models.rnn) if h]
             for history in histories:
                 _tuning_png(history, plot_dir / f"tuning_{history['kind']}.png")
@@ -308,8 +391,12 @@ def report(task: Task, params: Params) -> dict:
             for message in warnings:
                 log.warning("[report %s] WARNING %s", task.name, message)
             if records:
-                _comparison_png({m: r["cv"][task.metric] for m, r in records.items()}, task.metric,
-                                plot_dir / "model_comparison.png", f"{task.name}: CV {task.metric}")
+                _comparison_png(
+                    {m: r["cv"][task.metric] for m, r in records.items()},
+                    task.metric,
+                    plot_dir / "model_comparison.png",
+                    f"{task.name}: CV {task.metric}",
+                )
         else:
             metrics["unavailable_reason"] = meta["reason"]
             metrics["unavailable_fix"] = meta["fix"]
@@ -318,10 +405,15 @@ def report(task: Task, params: Params) -> dict:
     if scores_test:
         metrics["test"] = scores_test
     write_json(METRICS_DIR / f"{task.name}.json", metrics)
-    write_text(REPORTS_DIR / f"{task.name}.md",
-               _markdown(task, meta, records, scores_test, histories, checks, warnings))
-    log.info("[report %s] %s", task.name, ", ".join(
-        f"{m}={r['cv'][task.metric]:.4f}" for m, r in records.items()) or "unavailable")
+    write_text(
+        REPORTS_DIR / f"{task.name}.md",
+        _markdown(task, meta, records, scores_test, histories, checks, warnings),
+    )
+    log.info(
+        "[report %s] %s",
+        task.name,
+        ", ".join(f"{m}={r['cv'][task.metric]:.4f}" for m, r in records.items()) or "unavailable",
+    )
     return metrics
 
 
@@ -347,8 +439,11 @@ def validation_summary(params: Params) -> dict:
             if key in task_metrics:
                 summary[f"{name}.{key}"] = task_metrics[key]
     write_json(METRICS_DIR / "validation.json", summary)
-    log.info("[report validation] %s", ", ".join(
-        f"{k}={v:.4f}" for k, v in summary.items() if k.endswith(".test_accuracy")) or "no test scores")
+    log.info(
+        "[report validation] %s",
+        ", ".join(f"{k}={v:.4f}" for k, v in summary.items() if k.endswith(".test_accuracy"))
+        or "no test scores",
+    )
     return summary
 
 

@@ -6,8 +6,9 @@ import re
 
 # SQLAlchemy takes everything up to the first "@" after "user:" as the password, "/" and ":"
 # included, so the mask does too (a message ends a URL at whitespace).
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s]*)@",
-                           re.IGNORECASE)
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s]*)@", re.IGNORECASE
+)
 # libpq and the database drivers also take the password as a query parameter.
 _QUERY_PASSWORD = re.compile(r"(?P<key>[?&](?:password|passwd|pwd|sslpassword)=)[^&#\s]*", re.IGNORECASE)
 

@@ -13,34 +13,43 @@ from .io import atomic_path, sha256_file
 from .rawdata import read_csv
 
 
-def check_submission(frame: pd.DataFrame, sample: pd.DataFrame, classes: list[str],
-                     name: str = "submission") -> None:
+def check_submission(
+    frame: pd.DataFrame, sample: pd.DataFrame, classes: list[str], name: str = "submission"
+) -> None:
     """Raise :class:`DataError` unless ``frame`` matches ``sample``: columns, ids, order, labels.
 
     Kaggle matches rows by id, but a file whose order differs from the sample is almost
     always a bug (a shuffled join), so the order is checked too.
     """
     if list(frame.columns) != list(sample.columns):
-        raise DataError(f"{name}: columns {list(frame.columns)} differ from the sample "
-                        f"submission's {list(sample.columns)}")
+        raise DataError(
+            f"{name}: columns {list(frame.columns)} differ from the sample "
+            f"submission's {list(sample.columns)}"
+        )
     id_col, label_col = sample.columns[0], sample.columns[-1]
     ids, expected = frame[id_col].astype(str).str.strip(), sample[id_col].astype(str).str.strip()
     missing = sorted(set(expected) - set(ids))
     extra = sorted(set(ids) - set(expected))
     if missing or extra:
-        raise DataError(f"{name}: ids differ from the sample submission: {len(missing)} missing "
-                        f"(e.g. {missing[:3]}), {len(extra)} unknown (e.g. {extra[:3]})")
+        raise DataError(
+            f"{name}: ids differ from the sample submission: {len(missing)} missing "
+            f"(e.g. {missing[:3]}), {len(extra)} unknown (e.g. {extra[:3]})"
+        )
     if ids.duplicated().any():
         raise DataError(f"{name}: duplicate ids, e.g. {ids[ids.duplicated()].iloc[0]!r}")
     if not ids.reset_index(drop=True).equals(expected.reset_index(drop=True)):
         row = int(np.flatnonzero(ids.to_numpy() != expected.to_numpy())[0])
-        raise DataError(f"{name}: row {row + 2} has id {ids.iat[row]!r} where the sample has "
-                        f"{expected.iat[row]!r}; write rows in the sample submission's order")
+        raise DataError(
+            f"{name}: row {row + 2} has id {ids.iat[row]!r} where the sample has "
+            f"{expected.iat[row]!r}; write rows in the sample submission's order"
+        )
     labels = frame[label_col].astype(str).str.strip()
     bad = labels[~labels.isin(classes)]
     if len(bad):
-        raise DataError(f"{name}: column {label_col!r} must hold one of {classes}; row "
-                        f"{int(bad.index[0]) + 2} holds {bad.iloc[0]!r}")
+        raise DataError(
+            f"{name}: column {label_col!r} must hold one of {classes}; row "
+            f"{int(bad.index[0]) + 2} holds {bad.iloc[0]!r}"
+        )
 
 
 def build_submission(test_ids: pd.Series, predicted: np.ndarray, sample: pd.DataFrame) -> pd.DataFrame:
@@ -50,8 +59,10 @@ def build_submission(test_ids: pd.Series, predicted: np.ndarray, sample: pd.Data
     order = sample[id_col].astype(str).str.strip()
     missing = order[~order.isin(by_id.index)]
     if len(missing):
-        raise DataError(f"sample_submission.csv: id {missing.iloc[0]!r} (row {int(missing.index[0]) + 2}) "
-                        "is not in test.csv; the competition files do not match")
+        raise DataError(
+            f"sample_submission.csv: id {missing.iloc[0]!r} (row {int(missing.index[0]) + 2}) "
+            "is not in test.csv; the competition files do not match"
+        )
     return pd.DataFrame({id_col: sample[id_col].to_numpy(), label_col: by_id[order].to_numpy()})
 
 
@@ -76,10 +87,15 @@ def _git_commit() -> str:
     import subprocess
 
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--",
-                                *CODE_AND_PARAMS], capture_output=True, text=True, timeout=10).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all", "--", *CODE_AND_PARAMS],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return out + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -103,13 +119,19 @@ def not_kaggle_reason(index: dict, competition: str) -> str | None:
     if kind == "kaggle" and source.get("competition") == competition:
         return None
     if kind == "sample":
-        return (f"made from the bundled synthetic sample (competition.source: sample), not from "
-                f"the {competition!r} competition's data: its scores say nothing about the leaderboard")
+        return (
+            f"made from the bundled synthetic sample (competition.source: sample), not from "
+            f"the {competition!r} competition's data: its scores say nothing about the leaderboard"
+        )
     if kind == "local":
-        return (f"made from the local folder {source.get('local_dir')} (competition.source: local), not "
-                f"from Kaggle's {competition!r} download: its rows may not be Kaggle's test set")
+        return (
+            f"made from the local folder {source.get('local_dir')} (competition.source: local), not "
+            f"from Kaggle's {competition!r} download: its rows may not be Kaggle's test set"
+        )
     if kind == "kaggle":
-        return f"made from the data of Kaggle competition {source.get('competition')!r}, not of {competition!r}"
+        return (
+            f"made from the data of Kaggle competition {source.get('competition')!r}, not of {competition!r}"
+        )
     return f"made from data of unrecorded origin (no source in index.json), not Kaggle's {competition!r}"
 
 
@@ -137,12 +159,19 @@ def write_submissions(params) -> dict:
     folder = submission_folder(source)
     sample = read_sample(task.raw_dir)
     classes = meta["classes"]
-    params_hash = hashlib.sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True)
-                                 .encode()).hexdigest()[:12]
-    index = {"competition": params.competition.name, "metric": task.metric, "folder": folder,
-             "source": {k: v for k, v in source.items() if k in ("source", "competition", "local_dir")},
-             "data_sha256": {name: f["sha256"] for name, f in source.get("files", {}).items()},
-             "git_commit": _git_commit(), "params_sha256": params_hash, "files": {}}
+    params_hash = hashlib.sha256(
+        json.dumps(params.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()[:12]
+    index = {
+        "competition": params.competition.name,
+        "metric": task.metric,
+        "folder": folder,
+        "source": {k: v for k, v in source.items() if k in ("source", "competition", "local_dir")},
+        "data_sha256": {name: f["sha256"] for name, f in source.get("files", {}).items()},
+        "git_commit": _git_commit(),
+        "params_sha256": params_hash,
+        "files": {},
+    }
     with atomic_path(SUBMISSIONS_DIR) as out:
         for model in report_models(params, task):
             try:
@@ -152,8 +181,11 @@ def write_submissions(params) -> dict:
             labels = np.asarray(classes)[arrays["test"].argmax(axis=1)]
             name = f"{folder}/{model}.csv"
             write_submission(out / name, build_submission(test_df["id"], labels, sample), sample, classes)
-            index["files"][name] = {"model": model, f"cv_{task.metric}": record["cv"][task.metric],
-                                    "sha256": sha256_file(out / name)}
+            index["files"][name] = {
+                "model": model,
+                f"cv_{task.metric}": record["cv"][task.metric],
+                "sha256": sha256_file(out / name),
+            }
         if not index["files"]:
             raise DataError("no model predictions found: run `dvc repro` to train the models first")
         best = max(index["files"], key=lambda n: index["files"][n][f"cv_{task.metric}"])
@@ -168,8 +200,10 @@ SUBMISSIONS_DIR = Path("submissions")
 
 def _submission_message(entry: dict, index: dict) -> str:
     metric = index["metric"]
-    return (f"{entry['model']}: CV {metric} {entry[f'cv_{metric}']:.4f}; commit {index['git_commit']}; "
-            f"params {index['params_sha256']}")
+    return (
+        f"{entry['model']}: CV {metric} {entry[f'cv_{metric}']:.4f}; commit {index['git_commit']}; "
+        f"params {index['params_sha256']}"
+    )
 
 
 def main(args) -> None:
@@ -187,8 +221,10 @@ def main(args) -> None:
         rows = kaggle.list_submissions(competition)
         print(f"{'date':<20} {'status':<10} {'public':>8} {'private':>8}  description")
         for row in rows:
-            print(f"{str(row['date'])[:19]:<20} {str(row['status']):<10} {str(row['public_score'] or '-'):>8} "
-                  f"{str(row['private_score'] or '-'):>8}  {row['description']}")
+            print(
+                f"{str(row['date'])[:19]:<20} {str(row['status']):<10} {str(row['public_score'] or '-'):>8} "
+                f"{str(row['private_score'] or '-'):>8}  {row['description']}"
+            )
         return
     index_path = SUBMISSIONS_DIR / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {"files": {}}
@@ -197,24 +233,36 @@ def main(args) -> None:
     sample = read_sample(task.raw_dir)
     frame = read_csv(path)
     check_submission(frame, sample, list(task.classes), name=str(path))
-    key = path.resolve().relative_to(SUBMISSIONS_DIR.resolve()).as_posix() \
-        if path.resolve().is_relative_to(SUBMISSIONS_DIR.resolve()) else None
+    key = (
+        path.resolve().relative_to(SUBMISSIONS_DIR.resolve()).as_posix()
+        if path.resolve().is_relative_to(SUBMISSIONS_DIR.resolve())
+        else None
+    )
     entry = index["files"].get(key) if key else None
     if entry is None and not args.force:
-        raise PipelineError(f"{path}: unknown file, not written by this pipeline (not in {index_path}); "
-                            "its CV score and commit are unknown. Pass --force (and --message) to send it anyway")
+        raise PipelineError(
+            f"{path}: unknown file, not written by this pipeline (not in {index_path}); "
+            "its CV score and commit are unknown. Pass --force (and --message) to send it anyway"
+        )
     if entry is not None and sha256_file(path) != entry["sha256"] and not args.force:
-        raise PipelineError(f"{path}: modified after the pipeline wrote it (sha256 differs from {index_path}); "
-                            "rerun `dvc repro`, or pass --force to send it anyway")
+        raise PipelineError(
+            f"{path}: modified after the pipeline wrote it (sha256 differs from {index_path}); "
+            "rerun `dvc repro`, or pass --force to send it anyway"
+        )
     reason = not_kaggle_reason(index, competition) if entry is not None else None
     if reason and not args.force:
-        raise PipelineError(f"{path}: refusing to send predictions {reason}. Fetch the competition with "
-                            "`dvc exp run -S competition.source=kaggle`, or pass --force to send it anyway")
+        raise PipelineError(
+            f"{path}: refusing to send predictions {reason}. Fetch the competition with "
+            "`dvc exp run -S competition.source=kaggle`, or pass --force to send it anyway"
+        )
     message = args.message or (_submission_message(entry, index) if entry else f"{path.name} (manual)")
     if args.dry_run:
-        print(f"OK: {path} matches sample_submission.csv ({len(frame)} rows).\n"
-              f"Would submit to {competition!r} with message: {message}")
+        print(
+            f"OK: {path} matches sample_submission.csv ({len(frame)} rows).\n"
+            f"Would submit to {competition!r} with message: {message}"
+        )
         return
     kaggle.submit(competition, path, message)
-    print(f"submitted {path} to {competition!r}: {message}\n"
-          "see scores with: python -m pipeline submit --list")
+    print(
+        f"submitted {path} to {competition!r}: {message}\nsee scores with: python -m pipeline submit --list"
+    )

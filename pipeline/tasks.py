@@ -103,8 +103,9 @@ def get_task(name: str, params: Params) -> Task:
     """Return the :class:`Task` called ``name`` (one of :data:`TASK_NAMES`)."""
     if name == "competition":
         comp = params.competition
-        return Task(name, comp.id, comp.text, comp.label, comp.metric,
-                    has_test_labels=False, classes=("0", "1"))
+        return Task(
+            name, comp.id, comp.text, comp.label, comp.metric, has_test_labels=False, classes=("0", "1")
+        )
     if name in ("imdb", "reuters"):
         # The validation sources write a normalised id,text,label layout.
         return Task(name, "id", ("text",), "label", "accuracy", has_test_labels=True)

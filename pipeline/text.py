@@ -19,8 +19,9 @@ URL_TOKEN = "xxurl"
 EMPTY_TOKEN = "xxempty"
 
 
-def _clean_once(text: str, lowercase: bool, keep_digits: bool, keep_punctuation: bool,
-                urls: str, max_chars: int) -> str:
+def _clean_once(
+    text: str, lowercase: bool, keep_digits: bool, keep_punctuation: bool, urls: str, max_chars: int
+) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = html.unescape(text)
     text = _TAG.sub(" ", text)
@@ -36,9 +37,15 @@ def _clean_once(text: str, lowercase: bool, keep_digits: bool, keep_punctuation:
     return _SPACE.sub(" ", text[:max_chars]).strip()
 
 
-def clean_text(text: object, *, lowercase: bool = True, keep_digits: bool = True,
-               keep_punctuation: bool = True, urls: str = "token",
-               max_chars: int = 100_000) -> str:
+def clean_text(
+    text: object,
+    *,
+    lowercase: bool = True,
+    keep_digits: bool = True,
+    keep_punctuation: bool = True,
+    urls: str = "token",
+    max_chars: int = 100_000,
+) -> str:
     """Normalise one document.
 
     NFKC unicode normalisation, HTML entities decoded and tags removed, URLs replaced by

@@ -39,9 +39,14 @@ def _standardize(text):
 def _vectorizer(vocabulary=None, max_tokens=None):
     import keras
 
-    return keras.layers.TextVectorization(max_tokens=max_tokens, standardize=_standardize,
-                                          split="whitespace", output_mode="int", ragged=True,
-                                          vocabulary=vocabulary)
+    return keras.layers.TextVectorization(
+        max_tokens=max_tokens,
+        standardize=_standardize,
+        split="whitespace",
+        output_mode="int",
+        ragged=True,
+        vocabulary=vocabulary,
+    )
 
 
 def _lookup_layer(vocabulary: list[str]):
@@ -57,15 +62,16 @@ def _lookup_layer(vocabulary: list[str]):
 def _encode(layer, texts, batch: int = 2048) -> list[np.ndarray]:
     rows: list[np.ndarray] = []
     for start in range(0, len(texts), batch):
-        ragged = layer(np.asarray(texts[start:start + batch], dtype=object))
+        ragged = layer(np.asarray(texts[start : start + batch], dtype=object))
         rows.extend(np.asarray(r, dtype=np.int32) for r in ragged.to_list())
     return rows
 
 
 def _keep_ends(rows: list[np.ndarray], max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
     half = max_tokens // 2
-    kept = [r if len(r) <= max_tokens else np.concatenate([r[:half], r[-(max_tokens - half):]])
-            for r in rows]
+    kept = [
+        r if len(r) <= max_tokens else np.concatenate([r[:half], r[-(max_tokens - half) :]]) for r in rows
+    ]
     lengths = np.array([len(r) for r in kept], dtype=np.int32)
     values = np.concatenate(kept).astype(np.int32) if kept else np.zeros(0, np.int32)
     return values, lengths
@@ -91,18 +97,28 @@ def tokenize(task: Task, params: Params) -> dict:
     arrays = {}
     if meta["available"]:
         started = time.perf_counter()
-        vocabulary = fit_vocabulary(train["text"].tolist(), params.tokenize.vocab_size,
-                                    params.tokenize.min_count)
+        vocabulary = fit_vocabulary(
+            train["text"].tolist(), params.tokenize.vocab_size, params.tokenize.min_count
+        )
         layer = _lookup_layer(vocabulary)
         for split, frame in (("train", train), ("test", test)):
             values, lengths = _keep_ends(_encode(layer, frame["text"].tolist()), params.tokenize.max_tokens)
             arrays[f"{split}_values"], arrays[f"{split}_lengths"] = values, lengths
         oov = float(np.mean(arrays["train_values"] == OOV)) if len(arrays["train_values"]) else 0.0
-        record.update(tokens=vocabulary, vocab_size=len(vocabulary) + 2, train_oov_rate=round(oov, 4),
-                      median_train_length=int(np.median(arrays["train_lengths"])))
+        record.update(
+            tokens=vocabulary,
+            vocab_size=len(vocabulary) + 2,
+            train_oov_rate=round(oov, 4),
+            median_train_length=int(np.median(arrays["train_lengths"])),
+        )
         # Timings go to the log only: identical outputs on a rerun let DVC skip what follows.
-        log.info("[tokenize %s] %d tokens in vocabulary, median length %d, %.1f s", task.name,
-                 len(vocabulary), record["median_train_length"], time.perf_counter() - started)
+        log.info(
+            "[tokenize %s] %d tokens in vocabulary, median length %d, %.1f s",
+            task.name,
+            len(vocabulary),
+            record["median_train_length"],
+            time.perf_counter() - started,
+        )
     with atomic_path(task.features_dir) as out:
         out.mkdir()
         with open(out / "sequences.npz", "wb") as handle:
@@ -128,8 +144,9 @@ def effective_length(seq_len: int, train_lengths: np.ndarray, quantile: float = 
     return int(min(seq_len, max(8, cap)))
 
 
-def to_matrix(values: np.ndarray, lengths: np.ndarray, seq_len: int, truncate: str,
-              vocab_size: int | None = None) -> np.ndarray:
+def to_matrix(
+    values: np.ndarray, lengths: np.ndarray, seq_len: int, truncate: str, vocab_size: int | None = None
+) -> np.ndarray:
     """Pre-padded ``(rows, seq_len)`` id matrix, as Keras' ``pad_sequences`` lays it out.
 
     ``truncate``: keep the ``head``, the ``tail``, or ``head_tail`` (half of each) of longer
@@ -141,16 +158,16 @@ def to_matrix(values: np.ndarray, lengths: np.ndarray, seq_len: int, truncate: s
     ends = np.cumsum(lengths)
     half = seq_len // 2
     for i, (end, length) in enumerate(zip(ends, lengths)):
-        row = values[end - length:end]
+        row = values[end - length : end]
         if length > seq_len:
             if truncate == "head":
                 row = row[:seq_len]
             elif truncate == "tail":
                 row = row[-seq_len:]
             else:
-                row = np.concatenate([row[:half], row[-(seq_len - half):]])
+                row = np.concatenate([row[:half], row[-(seq_len - half) :]])
         if len(row):
-            out[i, seq_len - len(row):] = row
+            out[i, seq_len - len(row) :] = row
     if vocab_size is not None:
         out[out >= vocab_size] = OOV
     return out

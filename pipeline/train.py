@@ -99,31 +99,57 @@ def train(task: Task, model: str, params: Params) -> dict:
     fold_scores, refit_test = [], None
     items = folds + ([ALL_ROWS] if refits_on_all_rows(model, params) else [])  # refit last
     with worker_map(processes, _start_fold_worker, (task, model, params)) as run:
-        for done, (fold, valid_proba, test_proba, seconds, epochs) in enumerate(run(_run_fold, items), start=1):
+        for done, (fold, valid_proba, test_proba, seconds, epochs) in enumerate(
+            run(_run_fold, items), start=1
+        ):
             if epochs:
                 record.setdefault("epochs", []).extend({"fold": fold, **row} for row in epochs)
             if fold == ALL_ROWS:
                 refit_test = test_proba
-                log.info("[train %s/%s] refit on all %d train rows (%.1f s)", task.name, model,
-                         len(train_df), seconds)
+                log.info(
+                    "[train %s/%s] refit on all %d train rows (%.1f s)",
+                    task.name,
+                    model,
+                    len(train_df),
+                    seconds,
+                )
                 continue
             valid_idx = np.flatnonzero(fold_of_row == fold)
             oof[valid_idx] = valid_proba
             test_sum += test_proba
             fold_scores.append(score(task.metric, y[valid_idx], valid_proba))
             elapsed = time.perf_counter() - started
-            log.info("[train %s/%s] fold %d/%d %s=%.4f (%.1f s, ~%.0f s left)", task.name, model,
-                     done, len(folds), task.metric, fold_scores[-1], seconds,
-                     elapsed / done * (len(items) - done))
+            log.info(
+                "[train %s/%s] fold %d/%d %s=%.4f (%.1f s, ~%.0f s left)",
+                task.name,
+                model,
+                done,
+                len(folds),
+                task.metric,
+                fold_scores[-1],
+                seconds,
+                elapsed / done * (len(items) - done),
+            )
     _FOLDS.clear()  # in-process runs: let the fold trainer and its data go
     scored = ~np.isnan(oof[:, 0])
-    record.update(metric=task.metric, folds=folds, fold_scores=fold_scores,
-                  n_scored=int(scored.sum()), cv=all_scores(y[scored], oof[scored]),
-                  test_predictions="fold_mean" if refit_test is None else "refit",
-                  seconds=round(time.perf_counter() - started, 2))
+    record.update(
+        metric=task.metric,
+        folds=folds,
+        fold_scores=fold_scores,
+        n_scored=int(scored.sum()),
+        cv=all_scores(y[scored], oof[scored]),
+        test_predictions="fold_mean" if refit_test is None else "refit",
+        seconds=round(time.perf_counter() - started, 2),
+    )
     save_predictions(task, model, record, oof, test_sum / len(folds) if refit_test is None else refit_test)
-    log.info("[train %s/%s] CV %s=%.4f over %d rows", task.name, model, task.metric,
-             record["cv"][task.metric], record["n_scored"])
+    log.info(
+        "[train %s/%s] CV %s=%.4f over %d rows",
+        task.name,
+        model,
+        task.metric,
+        record["cv"][task.metric],
+        record["n_scored"],
+    )
     return record
 
 
@@ -133,10 +159,12 @@ _FOLDS: dict = {}
 
 def _start_fold_worker(task: Task, model: str, params: Params) -> None:
     train_df, test_df, meta = load_prepared(task)
-    _FOLDS.update(tag=f"train {task.name} {model}", fold_of_row=train_df["fold"].to_numpy(),
-                  ordered=meta.get("cv", {}).get("ordered", False),
-                  fit_predict=MODELS[model].factory(
-        task, params, train_df, test_df, len(meta["classes"])))
+    _FOLDS.update(
+        tag=f"train {task.name} {model}",
+        fold_of_row=train_df["fold"].to_numpy(),
+        ordered=meta.get("cv", {}).get("ordered", False),
+        fit_predict=MODELS[model].factory(task, params, train_df, test_df, len(meta["classes"])),
+    )
 
 
 def _run_fold(fold: int) -> tuple[int, np.ndarray, np.ndarray, float, list[dict]]:

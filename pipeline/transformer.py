@@ -54,8 +54,13 @@ class Checkpoint:
     config: dict
 
     def describe(self) -> dict:
-        return {"name": self.name, "sha256": self.sha256, "licence": self.licence,
-                "layers": self.config.get("num_hidden_layers"), "hidden": self.config.get("hidden_size")}
+        return {
+            "name": self.name,
+            "sha256": self.sha256,
+            "licence": self.licence,
+            "layers": self.config.get("num_hidden_layers"),
+            "hidden": self.config.get("hidden_size"),
+        }
 
 
 def _packaged_dir() -> Path:
@@ -64,8 +69,10 @@ def _packaged_dir() -> Path:
     try:
         return Path(str(importlib.resources.files(PACKAGE) / "model"))
     except ModuleNotFoundError:
-        raise CheckpointError(f"transformer.checkpoint is 'packaged' but the package {PACKAGE!r} is not "
-                              f"installed. To fix: {INSTALL_FIX}") from None
+        raise CheckpointError(
+            f"transformer.checkpoint is 'packaged' but the package {PACKAGE!r} is not "
+            f"installed. To fix: {INSTALL_FIX}"
+        ) from None
 
 
 def _licence(folder: Path) -> str:
@@ -84,8 +91,10 @@ def _hf_download(handle: str) -> Path:
     try:
         return Path(snapshot_download(repo, allow_patterns=[*FILES, "README.md"]))
     except Exception as error:  # offline, unknown repo, gated: all end the same way
-        raise CheckpointError(f"cannot fetch {handle}: {error}. To fix: go online, or download the folder "
-                              "and set transformer.checkpoint to its path") from None
+        raise CheckpointError(
+            f"cannot fetch {handle}: {error}. To fix: go online, or download the folder "
+            "and set transformer.checkpoint to its path"
+        ) from None
 
 
 def resolve_checkpoint(name: str, expected_sha256: str = "") -> Checkpoint:
@@ -99,31 +108,40 @@ def resolve_checkpoint(name: str, expected_sha256: str = "") -> Checkpoint:
         folder, expected = Path(name).expanduser(), expected_sha256
         fix = "point transformer.checkpoint at a Hugging Face-format BERT folder"
     if not folder.is_dir():
-        raise CheckpointError(f"checkpoint folder {folder} not found. To fix: {fix}, or use 'packaged' "
-                              f"({INSTALL_FIX})")
+        raise CheckpointError(
+            f"checkpoint folder {folder} not found. To fix: {fix}, or use 'packaged' ({INSTALL_FIX})"
+        )
     missing = [f for f in FILES if not (folder / f).is_file()]
     if missing:
-        raise CheckpointError(f"checkpoint folder {folder} lacks {', '.join(missing)} (needs {', '.join(FILES)})."
-                              f" To fix: {fix}")
+        raise CheckpointError(
+            f"checkpoint folder {folder} lacks {', '.join(missing)} (needs {', '.join(FILES)}). To fix: {fix}"
+        )
     digest = sha256_file(folder / "model.safetensors")
     if expected and digest != expected:
-        raise CheckpointError(f"{folder / 'model.safetensors'} is corrupt or another file: sha256 {digest[:12]}…"
-                              f" is not the expected {expected[:12]}…. To fix: {fix}")
+        raise CheckpointError(
+            f"{folder / 'model.safetensors'} is corrupt or another file: sha256 {digest[:12]}…"
+            f" is not the expected {expected[:12]}…. To fix: {fix}"
+        )
     try:
         from safetensors import safe_open
 
         with safe_open(str(folder / "model.safetensors"), framework="numpy") as weights:
             weights.keys()
     except Exception as error:  # a truncated or foreign file: its header does not parse
-        raise CheckpointError(f"{folder / 'model.safetensors'} is not a readable safetensors file ({error})."
-                              f" To fix: {fix}") from None
+        raise CheckpointError(
+            f"{folder / 'model.safetensors'} is not a readable safetensors file ({error}). To fix: {fix}"
+        ) from None
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{folder / 'config.json'} is not valid JSON ({error}). To fix: {fix}") from None
+        raise CheckpointError(
+            f"{folder / 'config.json'} is not valid JSON ({error}). To fix: {fix}"
+        ) from None
     if config.get("model_type") not in ("bert", None):
-        raise CheckpointError(f"{folder / 'config.json'}: model_type {config.get('model_type')!r} is not "
-                              "'bert'; only BERT-family checkpoints load here. To fix: use a BERT checkpoint")
+        raise CheckpointError(
+            f"{folder / 'config.json'}: model_type {config.get('model_type')!r} is not "
+            "'bert'; only BERT-family checkpoints load here. To fix: use a BERT checkpoint"
+        )
     label = "packaged all-MiniLM-L6-v2" if name == "packaged" else name
     return Checkpoint(label, folder, digest, _licence(folder), config)
 
@@ -137,8 +155,10 @@ class Tokenizer:
         try:
             self._tok = HFTokenizer.from_file(str(checkpoint.path / "tokenizer.json"))
         except Exception as error:
-            raise CheckpointError(f"{checkpoint.path / 'tokenizer.json'} cannot be read ({error}). "
-                                  "To fix: restore the checkpoint's tokenizer.json") from None
+            raise CheckpointError(
+                f"{checkpoint.path / 'tokenizer.json'} cannot be read ({error}). "
+                "To fix: restore the checkpoint's tokenizer.json"
+            ) from None
         self._tok.no_truncation()
         self._tok.no_padding()
         self.cls, self.sep = self._tok.token_to_id("[CLS]"), self._tok.token_to_id("[SEP]")
@@ -154,12 +174,14 @@ class Tokenizer:
             ids = enc.ids
             if len(ids) > body:
                 head = (body + 1) // 2
-                ids = ids[:head] + ids[len(ids) - (body - head):]
+                ids = ids[:head] + ids[len(ids) - (body - head) :]
             out.append(np.array([self.cls, *ids, self.sep], dtype=np.int32))
         return out
 
 
-def pad_batch(seqs: list[np.ndarray], pad: int = 0, length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def pad_batch(
+    seqs: list[np.ndarray], pad: int = 0, length: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(token_ids, padding_mask)``, right-padded to ``length`` (default: the longest)."""
     length = length or max(len(s) for s in seqs)
     ids = np.full((len(seqs), length), pad, dtype=np.int32)
@@ -205,7 +227,7 @@ class Encoder:
         out = np.zeros((len(seqs), self.model.output.shape[-1]), dtype=np.float32)
         started, last_log = time.perf_counter(), time.perf_counter()
         for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             ids, mask = pad_batch([seqs[i] for i in rows], self.tokenizer.pad)
             inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
             # A compiled call (it generalises over batch lengths): 1.5x an eager model call here.
@@ -213,8 +235,14 @@ class Encoder:
             if time.perf_counter() - last_log > 30:
                 last_log = time.perf_counter()
                 done = start + len(rows)
-                log.info("[encode %s] %d/%d texts, %.0f s, about %.0f s left", label, done, len(seqs),
-                         last_log - started, (last_log - started) / done * (len(seqs) - done))
+                log.info(
+                    "[encode %s] %d/%d texts, %.0f s, about %.0f s left",
+                    label,
+                    done,
+                    len(seqs),
+                    last_log - started,
+                    (last_log - started) / done * (len(seqs) - done),
+                )
         return out
 
     def embed(self, texts: list[str], max_tokens: int, batch_size: int = 32, label: str = "") -> np.ndarray:
@@ -226,7 +254,8 @@ def wanted(task: Task, params: Params, family: str) -> bool:
     from .models import MODELS
 
     return task.name in params.transformer.tasks and any(
-        MODELS[m].family == family for m in params.models.transformer)
+        MODELS[m].family == family for m in params.models.transformer
+    )
 
 
 def encode(task: Task, params: Params) -> dict:
@@ -239,8 +268,10 @@ def encode(task: Task, params: Params) -> dict:
     if not meta["available"]:
         record["reason"] = meta["reason"]
     elif not wanted(task, params, "frozen"):
-        record.update(available=False, reason="no frozen-features model for this task "
-                      "(models.transformer, transformer.tasks)")
+        record.update(
+            available=False,
+            reason="no frozen-features model for this task (models.transformer, transformer.tasks)",
+        )
     arrays = {}
     if record["available"]:
         checkpoint = resolve_checkpoint(p.checkpoint, p.sha256)
@@ -248,11 +279,18 @@ def encode(task: Task, params: Params) -> dict:
         encoder = Encoder(checkpoint)
         for split, frame in (("train", train_df), ("test", test_df)):
             started = time.perf_counter()
-            arrays[split] = encoder.embed(frame["text"].tolist(), p.max_tokens, p.batch_size,
-                                          f"{task.name} {split}")
+            arrays[split] = encoder.embed(
+                frame["text"].tolist(), p.max_tokens, p.batch_size, f"{task.name} {split}"
+            )
             seconds = time.perf_counter() - started
-            log.info("[encode %s] %d %s texts in %.1f s (%.1f texts/s)", task.name, len(frame), split,
-                     seconds, len(frame) / max(seconds, 1e-9))
+            log.info(
+                "[encode %s] %d %s texts in %.1f s (%.1f texts/s)",
+                task.name,
+                len(frame),
+                split,
+                seconds,
+                len(frame) / max(seconds, 1e-9),
+            )
     with atomic_path(task.encoded_dir) as out:
         out.mkdir()
         for split, values in arrays.items():
@@ -265,10 +303,14 @@ def load_encoded(task: Task) -> tuple[dict, np.ndarray, np.ndarray]:
     """``(record, train, test)`` written by :func:`encode`."""
     path = task.encoded_dir / "encode.json"
     if not path.exists():
-        raise PipelineError(f"{path} not found: run `python -m pipeline encode --task {task.name}` "
-                            "(or `dvc repro`) before training a frozen-features model")
+        raise PipelineError(
+            f"{path} not found: run `python -m pipeline encode --task {task.name}` "
+            "(or `dvc repro`) before training a frozen-features model"
+        )
     record = read_json(path)
     if not record["available"]:
-        raise PipelineError(f"{path}: no embeddings ({record.get('reason')}); add the task to "
-                            "transformer.tasks and a frozen model to models.transformer")
+        raise PipelineError(
+            f"{path}: no embeddings ({record.get('reason')}); add the task to "
+            "transformer.tasks and a frozen model to models.transformer"
+        )
     return record, np.load(task.encoded_dir / "train.npy"), np.load(task.encoded_dir / "test.npy")

@@ -69,15 +69,21 @@ def objective_of(task: Task, params: Params) -> Objective:
 def study_name(task: Task, kind: str, params: Params) -> str:
     """``<task>-<kind>-<hash>``: the hash covers the data and whatever a trial depends on."""
     vectors = task.embeddings_dir / "vectors.npy"  # trials start from these word vectors
-    measured = {"objective": objective_of(task, params).name, "space": params.tune.space.model_dump(),
-                "defaults": params.neural.defaults.model_dump(),
-                "seed": params.seed, "epochs": task.rnn_work(params).epochs,
-                "patience": params.neural.patience, "reduce_lr": params.neural.reduce_lr,
-                "processes": params.neural.processes,  # trials per round: what TPE sees when asked
-                "startup": params.tune.startup_trials, "rows": params.tune.max_train_rows,
-                "warmup": params.tune.pruner_warmup_epochs,
-                "data": sha256_file(task.features_dir / "sequences.npz"),
-                "vectors": sha256_file(vectors) if vectors.exists() else None}
+    measured = {
+        "objective": objective_of(task, params).name,
+        "space": params.tune.space.model_dump(),
+        "defaults": params.neural.defaults.model_dump(),
+        "seed": params.seed,
+        "epochs": task.rnn_work(params).epochs,
+        "patience": params.neural.patience,
+        "reduce_lr": params.neural.reduce_lr,
+        "processes": params.neural.processes,  # trials per round: what TPE sees when asked
+        "startup": params.tune.startup_trials,
+        "rows": params.tune.max_train_rows,
+        "warmup": params.tune.pruner_warmup_epochs,
+        "data": sha256_file(task.features_dir / "sequences.npz"),
+        "vectors": sha256_file(vectors) if vectors.exists() else None,
+    }
     digest = hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:10]
     return f"{task.name}-{kind}-{digest}"
 
@@ -92,8 +98,9 @@ def make_storage(url: str | None, task: Task):
             try:  # heartbeats let other workers mark trials of a dead worker as failed
                 return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
             except Exception as error:  # driver missing, server down, bad password
-                raise PipelineError(f"cannot open Optuna storage {mask_url(url)}: "
-                                    f"{mask_url(str(error)).splitlines()[0]}") from None
+                raise PipelineError(
+                    f"cannot open Optuna storage {mask_url(url)}: {mask_url(str(error)).splitlines()[0]}"
+                ) from None
         return url
     JOURNAL_DIR.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(JOURNAL_DIR / f"{task.name}.journal")))
@@ -104,9 +111,10 @@ def search_space(params: Params) -> dict:
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     space = params.tune.space
-    distributions = {name: CategoricalDistribution(list(getattr(space, name)))
-                     for name in ("embedding_dim", "units", "layers", "bidirectional", "batch_size",
-                                  "seq_len", "truncate")}
+    distributions = {
+        name: CategoricalDistribution(list(getattr(space, name)))
+        for name in ("embedding_dim", "units", "layers", "bidirectional", "batch_size", "seq_len", "truncate")
+    }
     distributions["dropout"] = FloatDistribution(*space.dropout)
     distributions["spatial_dropout"] = FloatDistribution(*space.spatial_dropout)
     distributions["learning_rate"] = FloatDistribution(*space.learning_rate, log=True)
@@ -127,8 +135,9 @@ def _pruning_callback(trial, monitor: str):
 
         def on_epoch_end(self, epoch, logs=None):
             if monitor not in (logs or {}):
-                raise PipelineError(f"pruning monitors {monitor!r}, not in the Keras logs "
-                                    f"{sorted(logs or {})}")
+                raise PipelineError(
+                    f"pruning monitors {monitor!r}, not in the Keras logs {sorted(logs or {})}"
+                )
             super().on_epoch_end(epoch, logs)
 
     return StrictPruning(trial, monitor)
@@ -158,17 +167,27 @@ def _objective(task: Task, kind: str, params: Params):
         import keras
 
         config = sample_config(trial, params)
-        config = config.model_copy(update={"seq_len": effective_length(config.seq_len, arrays["train_lengths"])})
+        config = config.model_copy(
+            update={"seq_len": effective_length(config.seq_len, arrays["train_lengths"])}
+        )
         vocab_size = min(config.vocab_size, record["vocab_size"])
-        X = to_matrix(arrays["train_values"], arrays["train_lengths"], config.seq_len,
-                      config.truncate, vocab_size)
+        X = to_matrix(
+            arrays["train_values"], arrays["train_lengths"], config.seq_len, config.truncate, vocab_size
+        )
         try:
             set_determinism(params.seed + trial.number, params.neural.threads)
             model = build_model(kind, config, n_classes, vocab_size, vectors)
-            history = fit(model, X[train_idx], y[train_idx], X[valid_idx], y[valid_idx],
-                          schedule, config.batch_size,
-                          callbacks=[_pruning_callback(trial, goal.monitor)],
-                          tag=f"tune {task.name} {kind} trial {trial.number}")
+            history = fit(
+                model,
+                X[train_idx],
+                y[train_idx],
+                X[valid_idx],
+                y[valid_idx],
+                schedule,
+                config.batch_size,
+                callbacks=[_pruning_callback(trial, goal.monitor)],
+                tag=f"tune {task.name} {kind} trial {trial.number}",
+            )
             trial.set_user_attr("epochs_run", len(history.history["loss"]))
             trial.set_user_attr("worker_pid", os.getpid())
             return score(goal.name, y[valid_idx], predict_proba(model, X[valid_idx]))
@@ -184,8 +203,9 @@ _WORKER: dict = {}
 
 def _start_worker(task: Task, kind: str, params: Params, storage_url: str | None) -> None:
     _WORKER.clear()
-    _WORKER.update(task=task, kind=kind, params=params, storage_url=storage_url,
-                   objective=_objective(task, kind, params))
+    _WORKER.update(
+        task=task, kind=kind, params=params, storage_url=storage_url, objective=_objective(task, kind, params)
+    )
 
 
 def _run_trial(trial_id: int) -> tuple[str, float | None, float]:
@@ -196,8 +216,10 @@ def _run_trial(trial_id: int) -> tuple[str, float | None, float]:
     if "study" not in _WORKER:  # one storage connection per worker, not one per trial
         task, params = _WORKER["task"], _WORKER["params"]
         _WORKER["study"] = optuna.load_study(
-            study_name=study_name(task, _WORKER["kind"], params), pruner=_pruner(params),
-            storage=make_storage(_WORKER["storage_url"], task))
+            study_name=study_name(task, _WORKER["kind"], params),
+            pruner=_pruner(params),
+            storage=make_storage(_WORKER["storage_url"], task),
+        )
     trial = optuna.trial.Trial(_WORKER["study"], trial_id)
     try:
         value = _WORKER["objective"](trial)
@@ -237,10 +259,14 @@ def create_study(task: Task, kind: str, params: Params, storage_url: str | None 
     import optuna
 
     sampler = optuna.samplers.TPESampler(seed=params.seed, n_startup_trials=params.tune.startup_trials)
-    study = optuna.create_study(study_name=study_name(task, kind, params),
-                                storage=make_storage(storage_url, task), sampler=sampler,
-                                pruner=_pruner(params), direction=objective_of(task, params).direction,
-                                load_if_exists=True)
+    study = optuna.create_study(
+        study_name=study_name(task, kind, params),
+        storage=make_storage(storage_url, task),
+        sampler=sampler,
+        pruner=_pruner(params),
+        direction=objective_of(task, params).direction,
+        load_if_exists=True,
+    )
     if not study.trials:
         defaults = params.neural.defaults.model_dump()
         space = params.tune.space.model_dump()
@@ -275,8 +301,9 @@ def _heartbeat(study, trials):
         thread.join()
 
 
-def run_trials(task: Task, kind: str, params: Params, storage_url: str | None = None,
-               processes: int = 1) -> None:
+def run_trials(
+    task: Task, kind: str, params: Params, storage_url: str | None = None, processes: int = 1
+) -> None:
     """Run the study's remaining trials in rounds of ``processes`` trials side by side.
 
     Each round asks the seeded sampler for its trials, runs them (one per process) and
@@ -296,14 +323,20 @@ def run_trials(task: Task, kind: str, params: Params, storage_url: str | None = 
     if done >= budget.n_trials:
         log.info("[tune %s] budget already used (%d trials done)", study.study_name, done)
         return
-    log.info("[tune %s] %d trial(s) done before, running up to %d more, %d at a time "
-             "(timeout %.0f s, storage %s)", study.study_name, done, budget.n_trials - done,
-             processes, budget.timeout,
-             mask_url(storage_url) if storage_url else f"journal file in {JOURNAL_DIR}/")
+    log.info(
+        "[tune %s] %d trial(s) done before, running up to %d more, %d at a time (timeout %.0f s, storage %s)",
+        study.study_name,
+        done,
+        budget.n_trials - done,
+        processes,
+        budget.timeout,
+        mask_url(storage_url) if storage_url else f"journal file in {JOURNAL_DIR}/",
+    )
     space, started = search_space(params), time.perf_counter()
     attempts = budget.n_trials - done  # failed trials use an attempt too: no endless retries
-    with worker_map(processes, _start_worker, (task, kind, params_per_process(params, processes),
-                                                  storage_url)) as run:
+    with worker_map(
+        processes, _start_worker, (task, kind, params_per_process(params, processes), storage_url)
+    ) as run:
         while attempts > 0:
             if storage_url:  # trials of a dead machine (no heartbeat) no longer count as running
                 optuna.storages.fail_stale_trials(study)
@@ -327,11 +360,20 @@ def _log_trial(study, number: int, seconds: float, started: float, budget: Budge
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     any_complete = any(t.state == TrialState.COMPLETE for t in trials)
     used = time.perf_counter() - started
-    log.info("[tune %s] trial %d %s value=%s best=%s (%.0f s; %d/%d trials, %.0f s of %.0f s budget) %s",
-             study.study_name, number, trial.state.name.lower(),
-             "-" if trial.value is None else f"{trial.value:.4f}",
-             f"{study.best_value:.4f}" if any_complete else "-", seconds, len(done), budget.n_trials, used,
-             budget.timeout, trial.params)
+    log.info(
+        "[tune %s] trial %d %s value=%s best=%s (%.0f s; %d/%d trials, %.0f s of %.0f s budget) %s",
+        study.study_name,
+        number,
+        trial.state.name.lower(),
+        "-" if trial.value is None else f"{trial.value:.4f}",
+        f"{study.best_value:.4f}" if any_complete else "-",
+        seconds,
+        len(done),
+        budget.n_trials,
+        used,
+        budget.timeout,
+        trial.params,
+    )
 
 
 def _plots(study, out: Path) -> None:
@@ -342,8 +384,10 @@ def _plots(study, out: Path) -> None:
     from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
 
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    for name, plot, needed in (("history.png", plot_optimization_history, 1),
-                               ("importance.png", plot_param_importances, 2)):
+    for name, plot, needed in (
+        ("history.png", plot_optimization_history, 1),
+        ("importance.png", plot_param_importances, 2),
+    ):
         try:
             if len(complete) < needed:
                 raise ValueError(f"{len(complete)} completed trial(s)")
@@ -357,8 +401,9 @@ def _plots(study, out: Path) -> None:
         plt.close("all")
 
 
-def tune(task: Task, kind: str, params: Params, storage: str | None = None,
-         processes: int | None = None) -> dict:
+def tune(
+    task: Task, kind: str, params: Params, storage: str | None = None, processes: int | None = None
+) -> dict:
     """Run the study for ``kind`` on ``task`` and write its outputs.
 
     ``processes`` (default ``neural.processes``) trials run side by side.
@@ -367,8 +412,10 @@ def tune(task: Task, kind: str, params: Params, storage: str | None = None,
     from .prepare import load_prepared
 
     if kind not in MODELS or MODELS[kind].family != "rnn":
-        raise ValueError(f"tune: {kind!r} is not an RNN model; known: "
-                         f"{sorted(m for m, s in MODELS.items() if s.family == 'rnn')}")
+        raise ValueError(
+            f"tune: {kind!r} is not an RNN model; known: "
+            f"{sorted(m for m, s in MODELS.items() if s.family == 'rnn')}"
+        )
     _, _, meta = load_prepared(task)
     budget, goal = task.rnn_work(params).tuning, objective_of(task, params)
     result: dict = {"task": task.name, "model": kind, "available": meta["available"]}
@@ -384,15 +431,26 @@ def tune(task: Task, kind: str, params: Params, storage: str | None = None,
         if not complete:
             failed = [t for t in study.trials if t.state.name == "FAIL"]
             why = failed[0].user_attrs.get("fail_reason", "unknown") if failed else "all trials were pruned"
-            raise PipelineError(mask_url(f"tuning {kind} on {task.name}: no trial completed; first failure: {why}"))
+            raise PipelineError(
+                mask_url(f"tuning {kind} on {task.name}: no trial completed; first failure: {why}")
+            )
         best = study.best_trial
         config = params.neural.defaults.model_copy(update=best.params)
-        result.update(study=study.study_name, best_value=best.value, best_trial=best.number,
-                      n_complete=len(complete), n_trials=len(study.trials), metric=goal.name)
+        result.update(
+            study=study.study_name,
+            best_value=best.value,
+            best_trial=best.number,
+            n_complete=len(complete),
+            n_trials=len(study.trials),
+            metric=goal.name,
+        )
     else:
         config = params.neural.defaults
-        result["note"] = ("fixed architecture, not tuned" if not MODELS[kind].tunable
-                          else "no tuning (budget n_trials is 0 or task unavailable): neural.defaults used")
+        result["note"] = (
+            "fixed architecture, not tuned"
+            if not MODELS[kind].tunable
+            else "no tuning (budget n_trials is 0 or task unavailable): neural.defaults used"
+        )
     result["config"] = config.model_dump()
     with atomic_path(task.tuning_dir(kind)) as out:
         out.mkdir()
@@ -401,8 +459,15 @@ def tune(task: Task, kind: str, params: Params, storage: str | None = None,
             _plots(study, out)
         write_json(out / "best_params.json", result)
     if study is not None:
-        log.info("[tune %s/%s] best %s=%.4f (trial %d): %s", task.name, kind, goal.name,
-                 result["best_value"], result["best_trial"], best.params)
+        log.info(
+            "[tune %s/%s] best %s=%.4f (trial %d): %s",
+            task.name,
+            kind,
+            goal.name,
+            result["best_value"],
+            result["best_trial"],
+            best.params,
+        )
     return result
 
 

@@ -65,8 +65,8 @@ def worker_map(processes: int, initializer: Callable | None = None, initargs: tu
         return
     context = multiprocessing.get_context("spawn")
     verbose = logging.getLogger().isEnabledFor(logging.DEBUG)  # -v: the workers log as much
-    with context.Pool(processes, initializer=_init_worker,
-                      initargs=(initializer, initargs, verbose)) as pool:
+    with context.Pool(processes, initializer=_init_worker, initargs=(initializer, initargs, verbose)) as pool:
+
         def run(fn: Callable, items: Iterable) -> Iterator:
             return pool.imap(fn, list(items))
 

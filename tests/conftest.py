@@ -12,8 +12,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared/data beside the repository, or beside a parent folder (git worktrees live deeper).
-SHARED_DATA = next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
-                   ROOT.parent / "shared" / "data")
+SHARED_DATA = next(
+    (p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+    ROOT.parent / "shared" / "data",
+)
 PROJECT_FILES = ("pipeline", "dvc.yaml", "params.yaml", ".dvcignore")
 
 
@@ -50,11 +52,17 @@ def _validation_without_download(params_yaml: Path) -> None:
     """Rewrite ``validation.<task>: {source: ..., local_dir: ...}`` to a source that never downloads."""
     text = params_yaml.read_text()
     for task in ("imdb", "reuters"):
-        text, found = re.subn(rf"^(\s+{task}:\s*)\{{source:\s*\w+,\s*local_dir:\s*\"[^\"]*\"\}}",
-                              r'\1{source: local, local_dir: ""}', text, flags=re.MULTILINE)
+        text, found = re.subn(
+            rf"^(\s+{task}:\s*)\{{source:\s*\w+,\s*local_dir:\s*\"[^\"]*\"\}}",
+            r'\1{source: local, local_dir: ""}',
+            text,
+            flags=re.MULTILINE,
+        )
         if found != 1:
-            raise ValueError(f"{params_yaml}: expected one line `  {task}: {{source: ..., local_dir: \"\"}}` "
-                             f"under validation, found {found}; update tests/conftest.py to the new layout")
+            raise ValueError(
+                f'{params_yaml}: expected one line `  {task}: {{source: ..., local_dir: ""}}` '
+                f"under validation, found {found}; update tests/conftest.py to the new layout"
+            )
     params_yaml.write_text(text)
 
 
@@ -64,12 +72,24 @@ def project_env(project: Path) -> dict[str, str]:
     bin_dir = str(Path(shutil.which("dvc") or ROOT / ".venv/bin/dvc").parent)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(project)
-    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@t", DVC_NO_ANALYTICS="1")
+    env.update(
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+        DVC_NO_ANALYTICS="1",
+    )
     return env
 
 
-def run(cmd: list[str], project: Path, timeout: float = 900,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=project, env={**project_env(project), **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+def run(
+    cmd: list[str], project: Path, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cmd,
+        cwd=project,
+        env={**project_env(project), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

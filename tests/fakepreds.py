@@ -29,21 +29,26 @@ def make_params(tfidf=("word_lr", "char_lr", "nbsvm"), rnn=(), **sections):
     return parse_params(raw)
 
 
-def write_prepared(task_name: str, params, n_train: int = 400, n_test: int = 100,
-                   n_classes: int = 2, seed: int = 0):
+def write_prepared(
+    task_name: str, params, n_train: int = 400, n_test: int = 100, n_classes: int = 2, seed: int = 0
+):
     """data/prepared/<task>/{train,test}.parquet + meta.json; return (task, y, folds, test_y)."""
     task = get_task(task_name, params)
     rng = np.random.default_rng(seed)
     classes = [str(c) for c in range(n_classes)]
     y = rng.integers(0, n_classes, n_train)
     folds = rng.permutation(np.arange(n_train) % N_FOLDS)
-    train = pd.DataFrame({"id": [f"tr{i}" for i in range(n_train)],
-                          "text": ["some text"] * n_train,
-                          "label": [classes[c] for c in y], "y": y.astype("int64"),
-                          "fold": folds.astype("int64")})
+    train = pd.DataFrame(
+        {
+            "id": [f"tr{i}" for i in range(n_train)],
+            "text": ["some text"] * n_train,
+            "label": [classes[c] for c in y],
+            "y": y.astype("int64"),
+            "fold": folds.astype("int64"),
+        }
+    )
     test_y = rng.integers(0, n_classes, n_test)
-    test = pd.DataFrame({"id": [str(20800 + i) for i in range(n_test)],
-                         "text": ["other text"] * n_test})
+    test = pd.DataFrame({"id": [str(20800 + i) for i in range(n_test)], "text": ["other text"] * n_test})
     if task.has_test_labels:
         test["label"] = [classes[c] for c in test_y]
         test["y"] = test_y.astype("int64")
@@ -51,10 +56,18 @@ def write_prepared(task_name: str, params, n_train: int = 400, n_test: int = 100
     folder.mkdir(parents=True, exist_ok=True)
     train.to_parquet(folder / "train.parquet", index=False)
     test.to_parquet(folder / "test.parquet", index=False)
-    write_json(folder / "meta.json", {
-        "task": task.name, "available": True, "classes": classes, "n_train": n_train,
-        "n_test": n_test, "empty_text": {"train": 0, "test": 0},
-        "class_counts": {c: int((y == i).sum()) for i, c in enumerate(classes)}})
+    write_json(
+        folder / "meta.json",
+        {
+            "task": task.name,
+            "available": True,
+            "classes": classes,
+            "n_train": n_train,
+            "n_test": n_test,
+            "empty_text": {"train": 0, "test": 0},
+            "class_counts": {c: int((y == i).sum()) for i, c in enumerate(classes)},
+        },
+    )
     return task, y, folds, test_y
 
 
@@ -65,8 +78,10 @@ def write_unavailable(task_name: str, params):
     train = pd.DataFrame({"id": [], "text": [], "label": [], "y": [], "fold": []})
     train.to_parquet(folder / "train.parquet", index=False)
     train[["id", "text"]].to_parquet(folder / "test.parquet", index=False)
-    write_json(folder / "meta.json", {"task": task.name, "available": False,
-                                      "reason": "no credentials", "fix": "set them"})
+    write_json(
+        folder / "meta.json",
+        {"task": task.name, "available": False, "reason": "no credentials", "fix": "set them"},
+    )
     return task
 
 
@@ -82,23 +97,47 @@ def noise(n: int, n_classes: int, rng) -> np.ndarray:
     return rng.dirichlet(np.ones(n_classes), n)
 
 
-def write_model(task, model: str, y: np.ndarray, oof: np.ndarray, test: np.ndarray,
-                folds_run: list[int], folds: np.ndarray) -> None:
+def write_model(
+    task,
+    model: str,
+    y: np.ndarray,
+    oof: np.ndarray,
+    test: np.ndarray,
+    folds_run: list[int],
+    folds: np.ndarray,
+) -> None:
     """``<model>.npz`` (oof with NaN rows for folds not run, test) + ``<model>.json``."""
     oof = oof.copy()
     oof[~np.isin(folds, folds_run)] = np.nan
     scored = ~np.isnan(oof[:, 0])
     arrays_path, record_path = prediction_paths(task, model)
     save_arrays(arrays_path, oof=oof, test=test)
-    write_json(record_path, {
-        "task": task.name, "model": model, "available": True, "metric": task.metric,
-        "folds": list(folds_run), "fold_scores": [0.5] * len(folds_run),
-        "n_scored": int(scored.sum()), "cv": all_scores(y[scored], oof[scored]), "seconds": 0.1})
+    write_json(
+        record_path,
+        {
+            "task": task.name,
+            "model": model,
+            "available": True,
+            "metric": task.metric,
+            "folds": list(folds_run),
+            "fold_scores": [0.5] * len(folds_run),
+            "n_scored": int(scored.sum()),
+            "cv": all_scores(y[scored], oof[scored]),
+            "seconds": 0.1,
+        },
+    )
 
 
-def write_fake_models(task, y, folds, test_y, n_classes: int = 2, seed: int = 1,
-                      rnn_folds: dict[str, list[int]] | None = None,
-                      strength: dict[str, float | None] | None = None) -> dict[str, np.ndarray]:
+def write_fake_models(
+    task,
+    y,
+    folds,
+    test_y,
+    n_classes: int = 2,
+    seed: int = 1,
+    rnn_folds: dict[str, list[int]] | None = None,
+    strength: dict[str, float | None] | None = None,
+) -> dict[str, np.ndarray]:
     """word_lr and char_lr informative (independent noise), nbsvm pure noise; plus any
     model of ``rnn_folds`` (informative, OOF only on the given folds). Returns the OOFs."""
     rng = np.random.default_rng(seed)
@@ -126,8 +165,11 @@ def write_sample_submission(task, test_ids: list[str], seed: int = 2) -> list[st
     raw = Path(task.raw_dir)
     raw.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"id": order, "label": ["0"] * len(order)}).to_csv(
-        raw / "sample_submission.csv", index=False, lineterminator="\n")
-    (raw / "source.json").write_text(json.dumps({"source": "kaggle", "competition": "fake-news", "files": {}}))
+        raw / "sample_submission.csv", index=False, lineterminator="\n"
+    )
+    (raw / "source.json").write_text(
+        json.dumps({"source": "kaggle", "competition": "fake-news", "files": {}})
+    )
     return order
 
 

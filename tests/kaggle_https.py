@@ -40,34 +40,65 @@ def make_pki(folder: Path, hosts: tuple[str, ...] = HOSTS) -> dict[str, Path]:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
     def build(subject, issuer, public_key, signing_key, extensions):
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-                   .public_key(public_key).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(hours=1))
-                   .not_valid_after(now + datetime.timedelta(days=1)))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
         for extension, critical in extensions:
             builder = builder.add_extension(extension, critical=critical)
         return builder.sign(signing_key, hashes.SHA256())
 
     ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = build(name("pipeline test CA"), name("pipeline test CA"), ca_key.public_key(), ca_key,
-               [(x509.BasicConstraints(ca=True, path_length=None), True),
-                (x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                               content_commitment=False, key_encipherment=False,
-                               data_encipherment=False, key_agreement=False,
-                               encipher_only=False, decipher_only=False), True),
-                (x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)])
-    leaf = build(name(hosts[0]), ca.subject, leaf_key.public_key(), ca_key,
-                 [(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), False),
-                  (x509.BasicConstraints(ca=False, path_length=None), True),
-                  (x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False),
-                  (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False)])
+    ca = build(
+        name("pipeline test CA"),
+        name("pipeline test CA"),
+        ca_key.public_key(),
+        ca_key,
+        [
+            (x509.BasicConstraints(ca=True, path_length=None), True),
+            (
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                True,
+            ),
+            (x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False),
+        ],
+    )
+    leaf = build(
+        name(hosts[0]),
+        ca.subject,
+        leaf_key.public_key(),
+        ca_key,
+        [
+            (x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), False),
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False),
+            (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
+        ],
+    )
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"ca": folder / "ca.pem", "cert": folder / "leaf.pem", "key": folder / "leaf.key"}
     paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths["cert"].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    paths["key"].write_bytes(leaf_key.private_bytes(serialization.Encoding.PEM,
-                                                    serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
+    paths["key"].write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return paths
 
 
@@ -121,8 +152,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fake: FakeKaggle = self.server.fake
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = self.path.split("?")[0]
-        endpoint = path.rsplit("/", 1)[-1] if path.startswith("/v1/") else \
-            "storage" if path.startswith("/data/") else "upload" if path.startswith("/upload/") else path
+        endpoint = (
+            path.rsplit("/", 1)[-1]
+            if path.startswith("/v1/")
+            else "storage"
+            if path.startswith("/data/")
+            else "upload"
+            if path.startswith("/upload/")
+            else path
+        )
         fake.calls.append((self.command, endpoint, self.headers.get("Authorization"), body))
         action = fake.next_action(endpoint)
         if action == "hang":  # accept, read the request, never answer
@@ -133,20 +171,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             return
-        status, headers = (action, {}) if isinstance(action, int) else action if \
-            isinstance(action, tuple) else (200, {})
+        status, headers = (
+            (action, {}) if isinstance(action, int) else action if isinstance(action, tuple) else (200, {})
+        )
         if status != 200:
-            return self._send(status, json.dumps({"code": status, "message": f"fake {status}"}).encode(),
-                              {"Content-Type": "application/json", **headers})
+            return self._send(
+                status,
+                json.dumps({"code": status, "message": f"fake {status}"}).encode(),
+                {"Content-Type": "application/json", **headers},
+            )
         if endpoint == "DownloadDataFiles":
             competition = json.loads(body or b"{}").get("competitionName", "x")
             return self._send(302, b"", {"Location": f"{STORAGE}/data/{competition}.zip?sig=s"})
         if endpoint == "storage":
             return self._storage(fake, action)
-        answers = {"StartSubmissionUpload": {"token": "blob-token", "createUrl": f"{STORAGE}/upload/1"},
-                   "CreateSubmission": {"message": "Successfully submitted", "ref": 7},
-                   "ListSubmissions": {"submissions": [fake.submission]},
-                   "IntrospectToken": {"active": True, "username": "someone"}}  # KAGGLE_API_TOKEN
+        answers = {
+            "StartSubmissionUpload": {"token": "blob-token", "createUrl": f"{STORAGE}/upload/1"},
+            "CreateSubmission": {"message": "Successfully submitted", "ref": 7},
+            "ListSubmissions": {"submissions": [fake.submission]},
+            "IntrospectToken": {"active": True, "username": "someone"},
+        }  # KAGGLE_API_TOKEN
         if endpoint == "upload":
             return self._send(200, b"", {})
         if endpoint not in answers:
@@ -160,7 +204,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Content-Type", "application/zip")
             self.end_headers()
-            self.wfile.write(data[:len(data) // 2])
+            self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
             self.close_connection = True
             return
@@ -194,9 +238,15 @@ class FakeKaggle:
         context.load_cert_chain(pki["cert"], pki["key"])
         self.archive, self.plan, self.calls, self.tls_errors = archive, {}, [], []
         self.tls_hang = False
-        self.submission = {"ref": 7, "date": "2024-05-01T12:00:00Z", "description": "tfidf+lr",
-                           "fileName": "ensemble.csv", "publicScore": "0.98123",
-                           "privateScore": "", "status": "COMPLETE"}
+        self.submission = {
+            "ref": 7,
+            "date": "2024-05-01T12:00:00Z",
+            "description": "tfidf+lr",
+            "fileName": "ensemble.csv",
+            "publicScore": "0.98123",
+            "privateScore": "",
+            "status": "COMPLETE",
+        }
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self.server = _Server(self, context)

@@ -87,7 +87,11 @@ def _imported(node: ast.AST, module: str) -> set[str]:
 
 
 def _is_main_guard(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and "__main__" in ast.unparse(node.test) and "__name__" in ast.unparse(node.test)
+    return (
+        isinstance(node, ast.If)
+        and "__main__" in ast.unparse(node.test)
+        and "__name__" in ast.unparse(node.test)
+    )
 
 
 def _walk(node: ast.AST, into_functions: bool):
@@ -101,7 +105,9 @@ def _walk(node: ast.AST, into_functions: bool):
         if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not into_functions:
             stack.extend(child.decorator_list)
             if isinstance(child, ast.ClassDef):
-                stack.extend(s for s in child.body if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)))
+                stack.extend(
+                    s for s in child.body if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+                )
             continue
         for name, value in ast.iter_fields(child):
             if name in ("annotation", "returns"):
@@ -120,8 +126,9 @@ def _mentions(nodes) -> set[str]:
     """Names and attributes used; a function's own variables and arguments shadow globals."""
     local = {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     local |= {n.arg for n in nodes if isinstance(n, ast.arg)}
-    return ({n.id for n in nodes if isinstance(n, ast.Name) and n.id not in local}
-            | {n.attr for n in nodes if isinstance(n, ast.Attribute)})
+    return {n.id for n in nodes if isinstance(n, ast.Name) and n.id not in local} | {
+        n.attr for n in nodes if isinstance(n, ast.Attribute)
+    }
 
 
 def _definitions(module: str) -> dict[str, list[ast.AST]]:
@@ -139,7 +146,8 @@ def _definitions(module: str) -> dict[str, list[ast.AST]]:
 
 def _runs_with_class(method: ast.AST) -> bool:
     return isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
-        bool(method.decorator_list) or (method.name.startswith("__") and method.name.endswith("__")))
+        bool(method.decorator_list) or (method.name.startswith("__") and method.name.endswith("__"))
+    )
 
 
 def reach(modules: set[str], names: set[str]) -> tuple[set[str], list[tuple[str, ast.AST]]]:
@@ -214,15 +222,24 @@ def params_read(bodies: list[tuple[str, ast.AST]]) -> set[str]:
         nodes = _body_nodes(body)
         aliases = {"params": []}
         for node in nodes:  # x = params.a.b  ->  x.c reads a.b.c
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+            ):
                 found = _chain(node.value)
                 if found and found[0] == "params" and found[1]:
                     aliases[node.targets[0].id] = found[1]
         inner = {id(n.value) for n in nodes if isinstance(n, ast.Attribute)}  # keep the longest chain
         alias_defs = {id(n.value) for n in nodes if isinstance(n, ast.Assign)}
         for node in nodes:  # an alias used bare (n = params.cv.folds; range(n)) reads it whole
-            if (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id != "params"
-                    and node.id in aliases and id(node) not in inner):
+            if (
+                isinstance(node, ast.Name)
+                and isinstance(node.ctx, ast.Load)
+                and node.id != "params"
+                and node.id in aliases
+                and id(node) not in inner
+            ):
                 key = _field_path(aliases[node.id])
                 if key:
                     reads.add(key)
@@ -319,8 +336,11 @@ def main() -> None:
         for stage in stages:
             more_files, more_keys = derive(stage.cmd)
             files, keys = files | more_files, keys | more_keys
-        print(f"{name}:\n  deps:\n" + "".join(f"    - {f}\n" for f in sorted(files))
-              + f"  params: [{', '.join(sorted(normalise(keys)))}]")
+        print(
+            f"{name}:\n  deps:\n"
+            + "".join(f"    - {f}\n" for f in sorted(files))
+            + f"  params: [{', '.join(sorted(normalise(keys)))}]"
+        )
 
 
 if __name__ == "__main__":

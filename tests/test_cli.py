@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RAW = Path("data/raw/competition")
 TINY = {  # a tiny valid competition folder, with CRLF and a BOM to check byte-for-byte copies
     "train.csv": b"\xef\xbb\xbfid,title,author,text,label\r\n1,A title,Ann,Some text,0\r\n"
-                 b"2,B title,,\"Quoted, text\",1\r\n3,C,Bob,More,0\r\n4,D,Eve,Even more,1\r\n",
+    b'2,B title,,"Quoted, text",1\r\n3,C,Bob,More,0\r\n4,D,Eve,Even more,1\r\n',
     "test.csv": b"id,title,author,text\n10,X,Ann,caf\xc3\xa9\n11,Y,,\n",
     "sample_submission.csv": b"id,label\n10,0\n11,0\n",
 }
@@ -26,8 +26,14 @@ TINY = {  # a tiny valid competition folder, with CRLF and a BOM to check byte-f
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def write_params(folder: Path, text: str = "") -> None:
@@ -85,7 +91,11 @@ def test_fetch_sample_writes_files_and_source_record(tmp_path):
 
     raw = tmp_path / RAW
     assert sorted(p.name for p in raw.iterdir()) == [
-        "sample_submission.csv", "source.json", "test.csv", "train.csv"]
+        "sample_submission.csv",
+        "source.json",
+        "test.csv",
+        "train.csv",
+    ]
     record = json.loads((raw / "source.json").read_text())
     assert record["available"] is True
     assert record["task"] == "competition" and record["source"] == "sample"
@@ -159,11 +169,14 @@ def test_fetch_local_accepts_kaggle_submit_csv(in_project):
     assert (RAW / "sample_submission.csv").read_bytes() == TINY["sample_submission.csv"]
 
 
-@pytest.mark.parametrize("name, data", [
-    ("train.csv", b""),                                                  # empty file
-    ("train.csv", b"id,title,author,text,label\n1\xe9,a,b,c,0\n"),       # latin-1 byte in an id
-    ("test.csv", b'id,title,author,text\n10,"unclosed,b,c\n'),           # unterminated quote
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("train.csv", b""),  # empty file
+        ("train.csv", b"id,title,author,text,label\n1\xe9,a,b,c,0\n"),  # latin-1 byte in an id
+        ("test.csv", b'id,title,author,text\n10,"unclosed,b,c\n'),  # unterminated quote
+    ],
+)
 def test_fetch_local_bad_file_is_a_clean_error(in_project, capsys, name, data):
     # fetch counts the rows of every copied CSV; a file pandas cannot read must give a
     # clear "error: <file> ..." and exit 2, not a pandas traceback.
@@ -218,12 +231,16 @@ def competition_with_odd_train(tmp_path: Path, make_odd) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make_odd, needle", [
-    (lambda p: p.symlink_to(p.parent / "gone.csv"), "a symbolic link to"),
-    (lambda p: p.symlink_to(p), "a symbolic link that loops"),
-    (lambda p: p.mkdir(), "a folder, not a file"),
-    (lambda p: os.mkfifo(p), "a named pipe (FIFO)")],
-    ids=["dangling symlink", "looping symlink", "folder", "fifo"])
+@pytest.mark.parametrize(
+    "make_odd, needle",
+    [
+        (lambda p: p.symlink_to(p.parent / "gone.csv"), "a symbolic link to"),
+        (lambda p: p.symlink_to(p), "a symbolic link that loops"),
+        (lambda p: p.mkdir(), "a folder, not a file"),
+        (lambda p: os.mkfifo(p), "a named pipe (FIFO)"),
+    ],
+    ids=["dangling symlink", "looping symlink", "folder", "fifo"],
+)
 def test_fetch_names_a_train_csv_that_is_not_a_file(tmp_path, make_odd, needle):
     local = competition_with_odd_train(tmp_path, make_odd)
     result = cli(tmp_path, "fetch", "--task", "competition")
@@ -264,18 +281,28 @@ def test_local_dir_with_a_tilde_is_expanded(tmp_path):
     make_local_dir(home / "comp")
     write_params(tmp_path, "competition: {source: local, local_dir: ~/comp}\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(home)}
-    result = subprocess.run([sys.executable, "-m", "pipeline", "fetch", "--task", "competition"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "fetch", "--task", "competition"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / RAW / "train.csv").read_bytes() == TINY["train.csv"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sample, needle", [
-    (b"id,label\n10,0\n", "1 ids for 2 test rows; 1 test id(s) missing (e.g. ['11'])"),
-    (b"id,label\n10,0\n11,0\n12,0\n", "1 not in test.csv e.g. '12' on line 4"),
-    (b"id,label\n10,0\n10,0\n11,0\n", "duplicate id(s) in column 'id' on line(s) 3")],
-    ids=["truncated", "unknown id", "duplicate"])
+@pytest.mark.parametrize(
+    "sample, needle",
+    [
+        (b"id,label\n10,0\n", "1 ids for 2 test rows; 1 test id(s) missing (e.g. ['11'])"),
+        (b"id,label\n10,0\n11,0\n12,0\n", "1 not in test.csv e.g. '12' on line 4"),
+        (b"id,label\n10,0\n10,0\n11,0\n", "duplicate id(s) in column 'id' on line(s) 3"),
+    ],
+    ids=["truncated", "unknown id", "duplicate"],
+)
 def test_fetch_checks_the_sample_submission_against_test(tmp_path, sample, needle):
     local = make_local_dir(tmp_path / "local", {**TINY, "sample_submission.csv": sample})
     write_params(tmp_path, f"competition: {{source: local, local_dir: {local}}}\n")
@@ -299,9 +326,11 @@ def test_train_with_an_unknown_model_names_the_known_ones(tmp_path):
 def test_temporary_folders_of_an_interrupted_stage_are_git_ignored(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, timeout=30)
     (tmp_path / ".gitignore").write_bytes((ROOT / ".gitignore").read_bytes())
-    for path in ("data/raw/.competition.k2j4h1.tmp/competition/train.csv",
-                 "data/raw/.kaggle-download-x8d2.tmp/fake-news.zip",
-                 "submissions/.fake-news.q1w2.tmp/x.csv"):
+    for path in (
+        "data/raw/.competition.k2j4h1.tmp/competition/train.csv",
+        "data/raw/.kaggle-download-x8d2.tmp/fake-news.zip",
+        "submissions/.fake-news.q1w2.tmp/x.csv",
+    ):
         result = subprocess.run(["git", "check-ignore", "-q", path], cwd=tmp_path, timeout=30)
         assert result.returncode == 0, f"{path} is not git-ignored"
 

@@ -30,8 +30,9 @@ HEADER = b"id,title,author,text,label\n"
 ROWS = b"1,T one,Ann,Body one,0\n2,T two,Bob,Body two,1\n"
 TEST_CSV = b"id,title,author,text\n101,T,A,Body\n102,T,,Body\n"
 
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def write(folder: Path, data: bytes, name: str = "train.csv") -> Path:
@@ -55,58 +56,109 @@ def assert_data_error(path: Path, *patterns: str, required=REQUIRED) -> str:
 
 # (name, bytes, patterns the message must match: the line, the defect, the fix)
 MALFORMED = [
-    ("NUL byte in a field", HEADER + b"1,T,Ann,Bo\x00dy,0\n2,T,Bob,Body,1\n",
-     [r", line 2:", "NUL byte", "re-save it as UTF-8"]),
-    ("NUL byte in the header", b"id,ti\x00tle,author,text,label\n" + ROWS,
-     [r", line 1:", "NUL byte"]),
-    ("UTF-16 with a byte-order mark", (HEADER + ROWS).decode().encode("utf-16"),
-     ["UTF-16", r"iconv -f utf-16 -t utf-8 train\.csv"]),
-    ("UTF-16 without a byte-order mark", (HEADER + ROWS).decode().encode("utf-16-le"),
-     [r", line 1:", "NUL byte", "UTF-16"]),
-    ("Windows-1252 quotes in the header", b"id,\x93title\x94,author,text,label\n" + ROWS,
-     [r", line 1:", "0x93", "not valid UTF-8", "iconv"]),
-    ("download cut inside a UTF-8 character", HEADER + ROWS + b"3,Caf\xc3",
-     [r", line 4:", "0xc3", "re-save the file as UTF-8"]),
-    ("a gzip file named .csv", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + bytes(range(200)),
-     ["this is a gzip-compressed file, not CSV text", r"gunzip -c train\.csv"]),
-    ("a zip file named .csv", b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"train.csv",
-     ["this is a zip archive", "unzip train.csv", "CSV UTF-8"]),
-    ("unclosed quote swallowing the rest of the file", HEADER + b'1,"T one,Ann,Body,0\n2,T,Bob,Body,1\n',
-     [r", line 2:", "never closed", "quoting"]),
-    ("unclosed quote in the header", b'id,"title,author,text,label\n' + ROWS,
-     [r", line 1:", "never closed"]),
-    ("text after a closing quote", HEADER + b'1,"T one" extra,Ann,Body,0\n2,T,Bob,Body,1\n',
-     [r", line 2:", "not a well-formed CSV", "quote followed by a comma"]),
-    ("row with too few fields", HEADER + ROWS + b"3,T three,Ann\n",
-     [r", line 4:", r"header has 5 fields", r"4 \(3 fields\)", "check the commas"]),
+    (
+        "NUL byte in a field",
+        HEADER + b"1,T,Ann,Bo\x00dy,0\n2,T,Bob,Body,1\n",
+        [r", line 2:", "NUL byte", "re-save it as UTF-8"],
+    ),
+    ("NUL byte in the header", b"id,ti\x00tle,author,text,label\n" + ROWS, [r", line 1:", "NUL byte"]),
+    (
+        "UTF-16 with a byte-order mark",
+        (HEADER + ROWS).decode().encode("utf-16"),
+        ["UTF-16", r"iconv -f utf-16 -t utf-8 train\.csv"],
+    ),
+    (
+        "UTF-16 without a byte-order mark",
+        (HEADER + ROWS).decode().encode("utf-16-le"),
+        [r", line 1:", "NUL byte", "UTF-16"],
+    ),
+    (
+        "Windows-1252 quotes in the header",
+        b"id,\x93title\x94,author,text,label\n" + ROWS,
+        [r", line 1:", "0x93", "not valid UTF-8", "iconv"],
+    ),
+    (
+        "download cut inside a UTF-8 character",
+        HEADER + ROWS + b"3,Caf\xc3",
+        [r", line 4:", "0xc3", "re-save the file as UTF-8"],
+    ),
+    (
+        "a gzip file named .csv",
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + bytes(range(200)),
+        ["this is a gzip-compressed file, not CSV text", r"gunzip -c train\.csv"],
+    ),
+    (
+        "a zip file named .csv",
+        b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"train.csv",
+        ["this is a zip archive", "unzip train.csv", "CSV UTF-8"],
+    ),
+    (
+        "unclosed quote swallowing the rest of the file",
+        HEADER + b'1,"T one,Ann,Body,0\n2,T,Bob,Body,1\n',
+        [r", line 2:", "never closed", "quoting"],
+    ),
+    ("unclosed quote in the header", b'id,"title,author,text,label\n' + ROWS, [r", line 1:", "never closed"]),
+    (
+        "text after a closing quote",
+        HEADER + b'1,"T one" extra,Ann,Body,0\n2,T,Bob,Body,1\n',
+        [r", line 2:", "not a well-formed CSV", "quote followed by a comma"],
+    ),
+    (
+        "row with too few fields",
+        HEADER + ROWS + b"3,T three,Ann\n",
+        [r", line 4:", r"header has 5 fields", r"4 \(3 fields\)", "check the commas"],
+    ),
     # pandas took the first field of such a row as an index and shifted every column.
-    ("extra field on the first data row", HEADER + b"1,T,Ann,Body,0,extra\n2,T,Bob,Body,1\n",
-     [r", line 2:", r"2 \(6 fields\)"]),
-    ("trailing comma on every data row", HEADER + b"1,T,Ann,Body,0,\n2,T,Bob,Body,1,\n",
-     [r", line 2:", r"line\(s\) 2 \(6 fields\), 3 \(6 fields\)"]),
-    ("ragged row after a quoted line break", HEADER + b'1,"T\none",Ann,Body,0\n2,T,Bob\n',
-     [r", line 4:", r"4 \(3 fields\)"]),
-    ("many ragged rows", HEADER + b"".join(b"%d,T\n" % i for i in range(9)),
-     [r", line 2:", r"6 \(2 fields\) and 4 more"]),
-    ("duplicate column names", b"id,title,author,text,text,label\n1,T,A,B,C,0\n",
-     [r", line 1:", r"duplicate column name\(s\) \['text'\]", "rename or remove"]),
-    ("duplicate column names once stripped", b"id,title ,title,author,text,label\n1,T,T,A,B,0\n",
-     [r"duplicate column name\(s\) \['title'\]"]),
-    ("semicolon-separated", b"id;title;author;text;label\n1;T;A;B;0\n",
-     [r", line 1:", "separated by semicolons, not commas", "comma-separated"]),
+    (
+        "extra field on the first data row",
+        HEADER + b"1,T,Ann,Body,0,extra\n2,T,Bob,Body,1\n",
+        [r", line 2:", r"2 \(6 fields\)"],
+    ),
+    (
+        "trailing comma on every data row",
+        HEADER + b"1,T,Ann,Body,0,\n2,T,Bob,Body,1,\n",
+        [r", line 2:", r"line\(s\) 2 \(6 fields\), 3 \(6 fields\)"],
+    ),
+    (
+        "ragged row after a quoted line break",
+        HEADER + b'1,"T\none",Ann,Body,0\n2,T,Bob\n',
+        [r", line 4:", r"4 \(3 fields\)"],
+    ),
+    (
+        "many ragged rows",
+        HEADER + b"".join(b"%d,T\n" % i for i in range(9)),
+        [r", line 2:", r"6 \(2 fields\) and 4 more"],
+    ),
+    (
+        "duplicate column names",
+        b"id,title,author,text,text,label\n1,T,A,B,C,0\n",
+        [r", line 1:", r"duplicate column name\(s\) \['text'\]", "rename or remove"],
+    ),
+    (
+        "duplicate column names once stripped",
+        b"id,title ,title,author,text,label\n1,T,T,A,B,0\n",
+        [r"duplicate column name\(s\) \['title'\]"],
+    ),
+    (
+        "semicolon-separated",
+        b"id;title;author;text;label\n1;T;A;B;0\n",
+        [r", line 1:", "separated by semicolons, not commas", "comma-separated"],
+    ),
     # The commas inside the texts used to give advice about quoting instead.
-    ("semicolon-separated, commas in the text", b"id;title;author;text;label\n1;T;A;B, c;0\n",
-     ["separated by semicolons"]),
-    ("tab-separated", b"id\ttitle\tauthor\ttext\tlabel\n1\tT\tA\tB, c\t0\n",
-     ["separated by tabs, not commas"]),
-    ("header only, no final line break", HEADER.rstrip(),
-     ["no data rows", "at least one row"]),
-    ("header followed by blank lines only", HEADER + b"\n\r\n\n",
-     ["no data rows"]),
-    ("whitespace only", b" \t\r\n  \n",
-     ["file is empty"]),
-    ("a lone empty quoted field", b'""\n\n',
-     ["only blank lines", "expected a header row"]),
+    (
+        "semicolon-separated, commas in the text",
+        b"id;title;author;text;label\n1;T;A;B, c;0\n",
+        ["separated by semicolons"],
+    ),
+    (
+        "tab-separated",
+        b"id\ttitle\tauthor\ttext\tlabel\n1\tT\tA\tB, c\t0\n",
+        ["separated by tabs, not commas"],
+    ),
+    ("header only, no final line break", HEADER.rstrip(), ["no data rows", "at least one row"]),
+    ("header followed by blank lines only", HEADER + b"\n\r\n\n", ["no data rows"]),
+    ("whitespace only", b" \t\r\n  \n", ["file is empty"]),
+    ("a lone empty quoted field", b'""\n\n', ["only blank lines", "expected a header row"]),
 ]
 
 
@@ -177,11 +229,15 @@ def test_row_numbers_in_later_checks_are_file_lines(tmp_path, monkeypatch):
         load_task_csvs(get_task("competition", parse_params({})))
 
 
-@pytest.mark.parametrize("data, line", [
-    (HEADER + b"1,T,Ann,Bo\x00dy,0\n", 2),
-    (HEADER + b"1,T,Ann\n", 2),
-    (b"id,title,author,text,text,label\n1,T,A,B,C,0\n", 1),
-], ids=["NUL byte", "ragged row", "duplicate column"])
+@pytest.mark.parametrize(
+    "data, line",
+    [
+        (HEADER + b"1,T,Ann,Bo\x00dy,0\n", 2),
+        (HEADER + b"1,T,Ann\n", 2),
+        (b"id,title,author,text,text,label\n1,T,A,B,C,0\n", 1),
+    ],
+    ids=["NUL byte", "ragged row", "duplicate column"],
+)
 def test_prepare_cli_exits_2_with_one_message(tmp_path, monkeypatch, capsys, data, line):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")  # main() sets it; restore afterwards
@@ -240,8 +296,9 @@ def test_random_csv_like_text(fuzz_dir, header, body):
         assert list(frame.columns) == ["id", "label"]
 
 
-GOOD_TRAIN = HEADER + b"".join(b'%d,"Title, %d",Author %d,"Body ""%d""\nmore",%d\n' % (i, i, i, i, i % 2)
-                               for i in range(1, 9))
+GOOD_TRAIN = HEADER + b"".join(
+    b'%d,"Title, %d",Author %d,"Body ""%d""\nmore",%d\n' % (i, i, i, i, i % 2) for i in range(1, 9)
+)
 
 
 @st.composite
@@ -260,7 +317,7 @@ def mutated(draw, data: bytes) -> bytes:
             else:
                 out[at] = draw(noise)
     if draw(st.booleans()):
-        del out[draw(st.integers(0, len(out))):]
+        del out[draw(st.integers(0, len(out))) :]
     return bytes(out)
 
 
@@ -287,8 +344,11 @@ CELL = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x0
 
 
 @FUZZ
-@given(rows=st.lists(st.tuples(CELL, CELL, CELL), min_size=1, max_size=6),
-       line_end=st.sampled_from(["\n", "\r\n"]), bom=st.booleans())
+@given(
+    rows=st.lists(st.tuples(CELL, CELL, CELL), min_size=1, max_size=6),
+    line_end=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+)
 def test_any_frame_pandas_writes_reads_back_exactly(fuzz_dir, rows, line_end, bom):
     # No false alarms: quotes, commas, line breaks, unicode spaces and control characters in
     # cells written by pandas (as Kaggle's files are) come back unchanged.

@@ -46,6 +46,7 @@ def _frames(texts, y, test_texts):
 
 # --- duplicates -----------------------------------------------------------------------------
 
+
 def test_duplicate_report_counts_conflicting_twins():
     texts, y, story = twins(30)
     test_texts, _, _ = twins(10, seed=1)
@@ -66,12 +67,14 @@ def test_duplicate_report_quiet_without_duplicates():
 
     X = text_vectors(texts)
     groups = near_duplicate_groups(texts, 0.7, X=X)
-    record = diag.duplicate_report(texts, np.array([], dtype=object), np.arange(40) % 2, groups,
-                                   similar_pairs(X, 0.7)[:2], 0.7)
+    record = diag.duplicate_report(
+        texts, np.array([], dtype=object), np.arange(40) % 2, groups, similar_pairs(X, 0.7)[:2], 0.7
+    )
     assert record["near_groups"] == 0 and not record["warn"]
 
 
 # --- adversarial validation -----------------------------------------------------------------
+
 
 def test_adversarial_unshifted_split_looks_alike():
     rng = np.random.default_rng(0)
@@ -108,6 +111,7 @@ def test_adversarial_too_few_rows():
 
 # --- fold resemblance, chance -----------------------------------------------------------------
 
+
 def test_resemblance_flags_closer_validation_rows():
     rng = np.random.default_rng(0)
     record = diag.resemblance(rng.uniform(0.8, 1.0, 300), rng.uniform(0.1, 0.3, 300))
@@ -117,10 +121,13 @@ def test_resemblance_flags_closer_validation_rows():
     assert not same["differs"] and "look like" in diag.resemblance_verdict("stratified", same)
 
 
-@pytest.mark.parametrize("metric, y, expected", [
-    ("accuracy", np.array([0] * 70 + [1] * 30), 0.70),
-    ("accuracy", np.array([0, 1] * 50), 0.50),
-])
+@pytest.mark.parametrize(
+    "metric, y, expected",
+    [
+        ("accuracy", np.array([0] * 70 + [1] * 30), 0.70),
+        ("accuracy", np.array([0, 1] * 50), 0.50),
+    ],
+)
 def test_chance_score(metric, y, expected):
     assert diag.chance_score(metric, y, 2) == pytest.approx(expected, abs=0.03)
 
@@ -132,6 +139,7 @@ def test_at_or_below_chance():
 
 
 # --- the CV plan --------------------------------------------------------------------------------
+
 
 def _plan(texts, y, test_texts, raw=None, **cv):
     params = parse_params({"seed": 0, "cv": {"folds": 4, "near_duplicate": 0.6, **cv}})
@@ -215,5 +223,7 @@ def test_choose_prefers_near_duplicate_on_a_tie():
 def test_params_need_the_column_of_their_strategy(strategy):
     from pipeline.errors import ParamsError
 
-    with pytest.raises(ParamsError, match=f"cv.{strategy}: .*strategy is '{strategy}' but cv.{strategy} is empty"):
+    with pytest.raises(
+        ParamsError, match=f"cv.{strategy}: .*strategy is '{strategy}' but cv.{strategy} is empty"
+    ):
         parse_params({"cv": {"strategy": strategy}})

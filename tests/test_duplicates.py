@@ -14,13 +14,13 @@ from pipeline.duplicates import (
 )
 
 CORPUS = [
-    "the senate passed the budget bill on tuesday after a long debate",       # 0
-    "The Senate passed the budget bill on Tuesday after a long debate!",      # 1 exact (case, punct.)
-    "the senate passed the budget bill on tuesday after a short debate",      # 2 near 0
-    "scientists found water on a distant moon orbiting saturn",                # 3
-    "a recipe for lemon cake with fresh berries and cream",                   # 4
-    "scientists found water on a distant moon orbiting saturn last year",     # 5 near 3
-    "",                                                                        # 6 empty
+    "the senate passed the budget bill on tuesday after a long debate",  # 0
+    "The Senate passed the budget bill on Tuesday after a long debate!",  # 1 exact (case, punct.)
+    "the senate passed the budget bill on tuesday after a short debate",  # 2 near 0
+    "scientists found water on a distant moon orbiting saturn",  # 3
+    "a recipe for lemon cake with fresh berries and cream",  # 4
+    "scientists found water on a distant moon orbiting saturn last year",  # 5 near 3
+    "",  # 6 empty
 ]
 
 

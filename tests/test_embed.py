@@ -73,12 +73,15 @@ def test_skipgram_and_bad_architecture():
 @pytest.mark.slow
 def test_same_seed_gives_the_same_vectors_in_another_process(tmp_path):
     # gensim would seed each word's start vector from Python's per-process string hash.
-    script = ("import sys, numpy as np; sys.path[:0] = ['.', 'tests']\n"
-              "from test_embed import _vectors\n"
-              f"np.save({str(tmp_path / 'v.npy')!r}, _vectors()[0])\n")
+    script = (
+        "import sys, numpy as np; sys.path[:0] = ['.', 'tests']\n"
+        "from test_embed import _vectors\n"
+        f"np.save({str(tmp_path / 'v.npy')!r}, _vectors()[0])\n"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    subprocess.run([sys.executable, "-c", script], check=True, env=env,
-                   cwd=os.path.dirname(os.path.dirname(__file__)))
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, env=env, cwd=os.path.dirname(os.path.dirname(__file__))
+    )
     np.testing.assert_array_equal(np.load(tmp_path / "v.npy"), _vectors()[0])
     assert not np.array_equal(_vectors(seed=4)[0], _vectors()[0])
 
@@ -105,8 +108,11 @@ def test_rerun_writes_byte_identical_outputs(tmp_path, monkeypatch):
     task = get_task("competition", params)
 
     def outputs():
-        return {path.name: path.read_bytes() for folder in (task.features_dir, task.embeddings_dir)
-                for path in sorted(folder.iterdir())}
+        return {
+            path.name: path.read_bytes()
+            for folder in (task.features_dir, task.embeddings_dir)
+            for path in sorted(folder.iterdir())
+        }
 
     featurize(task, params)
     first = outputs()
@@ -135,8 +141,11 @@ def test_training_before_the_embed_stage_names_the_command(tmp_path, monkeypatch
 def test_vectors_narrower_than_the_embedding_are_rejected_in_params():
     with pytest.raises(ParamsError, match="embed.dim=4 is narrower than embedding_dim=8"):
         tiny_params(neural={"defaults": {"embedding_dim": 8}}, tune={"space": {"embedding_dim": [8]}})
-    tiny_params(embed={"method": "none", "dim": 4}, neural={"defaults": {"embedding_dim": 8}},
-                tune={"space": {"embedding_dim": [8]}})  # random start: any width
+    tiny_params(
+        embed={"method": "none", "dim": 4},
+        neural={"defaults": {"embedding_dim": 8}},
+        tune={"space": {"embedding_dim": [8]}},
+    )  # random start: any width
 
 
 def test_model_embedding_starts_from_the_leading_rows_and_columns():

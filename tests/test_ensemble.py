@@ -196,8 +196,11 @@ def test_best_single_ranks_models_by_the_tasks_metric(tmp_path, monkeypatch):
     """On a validation task the headline metric is accuracy whatever competition.metric is;
     best_single must pick the most accurate model, as every other score of the task does."""
     monkeypatch.chdir(tmp_path)
-    params = make_params(tfidf=["word_lr", "char_lr"], competition={"metric": "f1_macro"},
-                         ensemble={"methods": ["best_single"]})
+    params = make_params(
+        tfidf=["word_lr", "char_lr"],
+        competition={"metric": "f1_macro"},
+        ensemble={"methods": ["best_single"]},
+    )
     task, _, folds, test_y = write_prepared("reuters", params, n_classes=2)
     assert task.metric == "accuracy"
     rng = np.random.default_rng(3)
@@ -230,14 +233,18 @@ def write_near_twin_models(params, spread: float):
     for model in ("word_lr", "char_lr"):
         p = np.clip(base[:, 1] + rng.normal(0, spread, len(y)), 0.01, 0.99)
         write_model(task, model, y, np.column_stack([1 - p, p]), base_test, list(range(N_FOLDS)), folds)
-    write_model(task, "nbsvm", y, noise(len(y), 2, rng), noise(len(test_y), 2, rng),
-                list(range(N_FOLDS)), folds)
+    write_model(
+        task, "nbsvm", y, noise(len(y), 2, rng), noise(len(test_y), 2, rng), list(range(N_FOLDS)), folds
+    )
     return task, base_test
 
 
-@pytest.mark.xfail(strict=True, reason="documented claim does not hold: best_single's inner CV "
-                   "re-selects the model per fold, so it can score below the best model's OOF score "
-                   "(which is optimistic by selection); see the report")
+@pytest.mark.xfail(
+    strict=True,
+    reason="documented claim does not hold: best_single's inner CV "
+    "re-selects the model per fold, so it can score below the best model's OOF score "
+    "(which is optimistic by selection); see the report",
+)
 def test_never_worse_than_best_single_even_without_blending_gain(tmp_path, monkeypatch):
     """The module docstring: "best_single — the best base model alone, so the ensemble is
     never worse in CV". Two near-duplicate models leave the blends nothing to gain."""

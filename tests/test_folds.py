@@ -44,12 +44,15 @@ def test_every_row_gets_a_fold_in_range(n_folds):
     assert set(folds) == set(range(n_folds))  # no empty fold
 
 
-@pytest.mark.parametrize("counts, n_folds", [
-    ({"a": 50, "b": 50}, 5),
-    ({"a": 83, "b": 17}, 5),
-    ({"a": 40, "b": 31, "c": 9}, 3),
-    ({0: 101, 1: 47}, 10),
-])
+@pytest.mark.parametrize(
+    "counts, n_folds",
+    [
+        ({"a": 50, "b": 50}, 5),
+        ({"a": 83, "b": 17}, 5),
+        ({"a": 40, "b": 31, "c": 9}, 3),
+        ({0: 101, 1: 47}, 10),
+    ],
+)
 def test_stratified_class_proportions(counts, n_folds):
     y = _labels(counts)
     folds = make_folds(y, n_folds, seed=3)

@@ -40,8 +40,15 @@ def make_aclimdb(root: Path) -> Path:
 def make_csvs(root: Path, suffix: str = ".csv.gz") -> Path:
     for split in ("train", "test"):
         rows = [
-            {"review_id": rid, "rating": rating, "label": int(label == "pos"), "sentiment": label, "text": text}
-            for (s, label, rid, rating), text in REVIEWS.items() if s == split
+            {
+                "review_id": rid,
+                "rating": rating,
+                "label": int(label == "pos"),
+                "sentiment": label,
+                "text": text,
+            }
+            for (s, label, rid, rating), text in REVIEWS.items()
+            if s == split
         ]
         pd.DataFrame(rows).to_csv(root / f"aclImdb_{split}{suffix}", index=False)
     return root
@@ -113,7 +120,11 @@ def test_real_imdb_counts():
         assert frame["label"].value_counts().to_dict() == {"neg": 12_500, "pos": 12_500}
         assert frame["id"].is_unique
     assert not set(train["id"]) & set(test["id"])
-    assert train.loc[train["id"] == "train_pos_0", "text"].iloc[0].startswith("Bromwell High is a cartoon comedy.")
+    assert (
+        train.loc[train["id"] == "train_pos_0", "text"]
+        .iloc[0]
+        .startswith("Bromwell High is a cartoon comedy.")
+    )
 
 
 def test_download_offline_raises_source_unavailable(tmp_path):

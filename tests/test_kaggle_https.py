@@ -27,8 +27,12 @@ pytestmark = pytest.mark.slow  # make test-fast skips these
 ROOT = Path(__file__).resolve().parents[1]
 USER, KEY = "someone", "KGLKEY-https-7c2e9b41d0"
 PARAMS = "competition:\n  source: kaggle\n  name: fake-news\n"
-FAST = {"PIPELINE_KAGGLE_CONNECT_TIMEOUT": "3", "PIPELINE_KAGGLE_READ_TIMEOUT": "1",
-        "PIPELINE_KAGGLE_RETRIES": "1", "PIPELINE_KAGGLE_BACKOFF": "0.1"}
+FAST = {
+    "PIPELINE_KAGGLE_CONNECT_TIMEOUT": "3",
+    "PIPELINE_KAGGLE_READ_TIMEOUT": "1",
+    "PIPELINE_KAGGLE_RETRIES": "1",
+    "PIPELINE_KAGGLE_BACKOFF": "0.1",
+}
 
 
 @pytest.fixture(scope="module")
@@ -61,23 +65,39 @@ def project(tmp_path):
     return tmp_path / "project"
 
 
-def kaggle_env(project: Path, kaggle: FakeKaggle, pki, base: dict | None = None,
-               **env_overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in (os.environ if base is None else base).items()
-           if not k.startswith(("KAGGLE_", "PIPELINE_KAGGLE_")) and not k.lower().endswith("_proxy")}
+def kaggle_env(
+    project: Path, kaggle: FakeKaggle, pki, base: dict | None = None, **env_overrides: str
+) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in (os.environ if base is None else base).items()
+        if not k.startswith(("KAGGLE_", "PIPELINE_KAGGLE_")) and not k.lower().endswith("_proxy")
+    }
     env.setdefault("PYTHONPATH", str(ROOT))
-    env.update(HOME=str(project.parent / "home"), TF_CPP_MIN_LOG_LEVEL="2",
-               HTTPS_PROXY=f"http://127.0.0.1:{kaggle.proxy.port}", REQUESTS_CA_BUNDLE=str(pki["ca"]),
-               KAGGLE_USERNAME=USER, KAGGLE_KEY=KEY, **FAST)
+    env.update(
+        HOME=str(project.parent / "home"),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        HTTPS_PROXY=f"http://127.0.0.1:{kaggle.proxy.port}",
+        REQUESTS_CA_BUNDLE=str(pki["ca"]),
+        KAGGLE_USERNAME=USER,
+        KAGGLE_KEY=KEY,
+        **FAST,
+    )
     env.update(env_overrides)
     return {k: v for k, v in env.items() if v != "<unset>"}
 
 
-def run(project: Path, kaggle: FakeKaggle, pki, *args: str, timeout: float = 90,
-        **env_overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=project,
-                          env=kaggle_env(project, kaggle, pki, **env_overrides),
-                          capture_output=True, text=True, timeout=timeout)
+def run(
+    project: Path, kaggle: FakeKaggle, pki, *args: str, timeout: float = 90, **env_overrides: str
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=project,
+        env=kaggle_env(project, kaggle, pki, **env_overrides),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_no_leak(result: subprocess.CompletedProcess, project: Path, kaggle: FakeKaggle) -> None:
@@ -110,10 +130,12 @@ def write_raw(project: Path, files: dict[str, bytes]) -> None:
 
 
 @pytest.mark.parametrize("credentials", ["key", "token"])
-def test_fetch_downloads_unpacks_and_prepare_reads_it(project, kaggle, pki, competition_files,
-                                                      credentials):
-    env = {"KAGGLE_USERNAME": "<unset>", "KAGGLE_KEY": "<unset>", "KAGGLE_API_TOKEN": KEY} \
-        if credentials == "token" else {}
+def test_fetch_downloads_unpacks_and_prepare_reads_it(project, kaggle, pki, competition_files, credentials):
+    env = (
+        {"KAGGLE_USERNAME": "<unset>", "KAGGLE_KEY": "<unset>", "KAGGLE_API_TOKEN": KEY}
+        if credentials == "token"
+        else {}
+    )
     result = fetch(project, kaggle, pki, **env)
     assert result.returncode == 0, result.stderr
     raw = project / "data/raw/competition"
@@ -122,18 +144,24 @@ def test_fetch_downloads_unpacks_and_prepare_reads_it(project, kaggle, pki, comp
     calls = [c for c in kaggle.calls if c[1] != "IntrospectToken"]  # the token is checked first
     assert [c[:2] for c in calls] == [("POST", "DownloadDataFiles"), ("GET", "storage")]
     assert calls[0][2].startswith("Bearer " if credentials == "token" else "Basic ")
-    assert all(line.startswith(("CONNECT api.kaggle.com:443", "CONNECT storage.googleapis.com:443"))
-               for line in kaggle.proxy.connects)
+    assert all(
+        line.startswith(("CONNECT api.kaggle.com:443", "CONNECT storage.googleapis.com:443"))
+        for line in kaggle.proxy.connects
+    )
     assert not list(project.rglob("*.tmp")) and not list(project.rglob("*.zip"))
     assert_no_leak(result, project, kaggle)
     prepared = run(project, kaggle, pki, "prepare", "--task", "competition")
     assert prepared.returncode == 0, prepared.stderr
 
 
-@pytest.mark.parametrize("status, needle", [
-    (401, "Kaggle rejected the credentials (HTTP 401)"),
-    (403, "you have not accepted the competition rules"),
-    (404, "unknown competition 'fake-news' (HTTP 404)")])
+@pytest.mark.parametrize(
+    "status, needle",
+    [
+        (401, "Kaggle rejected the credentials (HTTP 401)"),
+        (403, "you have not accepted the competition rules"),
+        (404, "unknown competition 'fake-news' (HTTP 404)"),
+    ],
+)
 def test_fetch_http_errors_say_what_to_do(project, kaggle, pki, status, needle):
     kaggle.plan["DownloadDataFiles"] = [status]
     result = fetch(project, kaggle, pki)
@@ -220,8 +248,10 @@ def test_fetch_from_a_server_that_never_answers_times_out(project, kaggle, pki):
     result = fetch(project, kaggle, pki)
     elapsed = time.monotonic() - start
     assert result.returncode == 2, result.stderr
-    assert "api.kaggle.com accepted the connection but sent nothing for 1 s (read timeout, " \
-           "2 attempts)" in result.stderr
+    assert (
+        "api.kaggle.com accepted the connection but sent nothing for 1 s (read timeout, "
+        "2 attempts)" in result.stderr
+    )
     assert "PIPELINE_KAGGLE_READ_TIMEOUT" in result.stderr
     assert elapsed < 30
     assert_nothing_left(project)
@@ -238,8 +268,10 @@ def test_fetch_through_a_hanging_handshake_or_proxy_times_out(project, kaggle, p
     result = fetch(project, kaggle, pki)
     assert result.returncode == 2, result.stderr
     assert time.monotonic() - start < 40
-    assert "no answer from api.kaggle.com while opening the connection (proxy CONNECT or TLS " \
-           "handshake) within 3 s, 2 attempts" in result.stderr
+    assert (
+        "no answer from api.kaggle.com while opening the connection (proxy CONNECT or TLS "
+        "handshake) within 3 s, 2 attempts" in result.stderr
+    )
     assert_nothing_left(project)
 
 
@@ -281,12 +313,17 @@ def test_corrupt_zip_is_named_without_a_temp_path(project, kaggle, pki):
 
 
 def test_zip_without_test_csv_lists_what_it_held(project, kaggle, pki, competition_files):
-    kaggle.archive = zip_bytes({"train.csv": competition_files["train.csv"],
-                                "sample_submission.csv": competition_files["sample_submission.csv"]})
+    kaggle.archive = zip_bytes(
+        {
+            "train.csv": competition_files["train.csv"],
+            "sample_submission.csv": competition_files["sample_submission.csv"],
+        }
+    )
     result = fetch(project, kaggle, pki)
     assert result.returncode == 2
-    assert "the Kaggle archive has no test.csv (it contained: train.csv, sample_submission.csv)" \
-        in result.stderr
+    assert (
+        "the Kaggle archive has no test.csv (it contained: train.csv, sample_submission.csv)" in result.stderr
+    )
     assert_nothing_left(project)
 
 
@@ -309,25 +346,34 @@ def test_a_bad_timeout_variable_is_named(project, kaggle, pki):
     assert kaggle.calls == []
 
 
-def test_failed_refetch_under_dvc_repro_keeps_the_data_fetched_earlier(tmp_path, kaggle, pki,
-                                                                     competition_files):
+def test_failed_refetch_under_dvc_repro_keeps_the_data_fetched_earlier(
+    tmp_path, kaggle, pki, competition_files
+):
     project = make_project_copy(tmp_path / "project")
     (tmp_path / "home").mkdir()
-    (project / "params.yaml").write_text((project / "params.yaml").read_text()
-                                         .replace("source: sample", "source: kaggle"))
+    (project / "params.yaml").write_text(
+        (project / "params.yaml").read_text().replace("source: sample", "source: kaggle")
+    )
     env = kaggle_env(project, kaggle, pki, base=project_env(project))
 
     def repro():
-        return subprocess.run(["dvc", "repro", "fetch@competition"], cwd=project, env=env,
-                              capture_output=True, text=True, timeout=180)
+        return subprocess.run(
+            ["dvc", "repro", "fetch@competition"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
 
     first = repro()
     assert first.returncode == 0, first.stderr + first.stdout
     train = project / "data/raw/competition/train.csv"
     assert train.read_bytes() == competition_files["train.csv"]
     kaggle.plan["DownloadDataFiles"] = [500]  # Kaggle is down when the stage reruns
-    (project / "params.yaml").write_text((project / "params.yaml").read_text()
-                                         .replace("seed: ", "seed: 1", 1))
+    (project / "params.yaml").write_text(
+        (project / "params.yaml").read_text().replace("seed: ", "seed: 1", 1)
+    )
     second = repro()
     assert second.returncode != 0
     assert "Kaggle answered HTTP 500" in second.stdout + second.stderr
@@ -353,8 +399,11 @@ def submit(project, kaggle, pki, file: Path, **env):
 def test_submit_uploads_the_file_and_creates_one_submission(project, kaggle, pki, submission):
     result = submit(project, kaggle, pki, submission)
     assert result.returncode == 0, result.stderr
-    assert [c[:2] for c in kaggle.calls] == [("POST", "StartSubmissionUpload"), ("PUT", "upload"),
-                                              ("POST", "CreateSubmission")]
+    assert [c[:2] for c in kaggle.calls] == [
+        ("POST", "StartSubmissionUpload"),
+        ("PUT", "upload"),
+        ("POST", "CreateSubmission"),
+    ]
     assert kaggle.calls[1][3] == submission.read_bytes()
     assert b'"submissionDescription": "m1"' in kaggle.calls[2][3]
     assert "submitted" in result.stdout

@@ -95,8 +95,9 @@ def test_username_without_key_is_not_enough(tmp_path):
 
 
 def test_kaggle_json_in_home(tmp_path):
-    config = write_secret(tmp_path / ".kaggle" / "kaggle.json",
-                          json.dumps({"username": "u", "key": SENTINEL}))
+    config = write_secret(
+        tmp_path / ".kaggle" / "kaggle.json", json.dumps({"username": "u", "key": SENTINEL})
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # mode 600: no warning
         assert ks.find_credentials(env={}, home=tmp_path) == str(config)
@@ -111,8 +112,9 @@ def test_kaggle_json_in_kaggle_config_dir(tmp_path):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kaggle uses XDG only on Linux")
 def test_kaggle_json_in_xdg_config_when_dot_kaggle_is_absent(tmp_path):
-    config = write_secret(tmp_path / ".config" / "kaggle" / "kaggle.json",
-                          json.dumps({"username": "u", "key": "k"}))
+    config = write_secret(
+        tmp_path / ".config" / "kaggle" / "kaggle.json", json.dumps({"username": "u", "key": "k"})
+    )
     assert ks.find_credentials(env={}, home=tmp_path) == str(config)
 
 
@@ -135,8 +137,9 @@ def test_kaggle_json_without_key_says_what_is_missing(tmp_path):
 
 
 def test_world_readable_kaggle_json_warns_to_chmod_600(tmp_path):
-    config = write_secret(tmp_path / ".kaggle" / "kaggle.json",
-                          json.dumps({"username": "u", "key": "k"}), mode=0o644)
+    config = write_secret(
+        tmp_path / ".kaggle" / "kaggle.json", json.dumps({"username": "u", "key": "k"}), mode=0o644
+    )
     with pytest.warns(UserWarning, match=f"chmod 600 {config}"):
         ks.find_credentials(env={}, home=tmp_path)
 
@@ -145,8 +148,16 @@ def test_missing_credentials_message_lists_the_three_ways(tmp_path):
     with pytest.raises(SourceUnavailable) as info:
         ks.require_credentials(env={}, home=tmp_path)
     message = str(info.value)
-    for needle in ("KAGGLE_USERNAME", "KAGGLE_KEY", "~/.kaggle/kaggle.json", "KAGGLE_CONFIG_DIR",
-                   "chmod 600", "KAGGLE_API_TOKEN", "access_token", "https://www.kaggle.com/settings"):
+    for needle in (
+        "KAGGLE_USERNAME",
+        "KAGGLE_KEY",
+        "~/.kaggle/kaggle.json",
+        "KAGGLE_CONFIG_DIR",
+        "chmod 600",
+        "KAGGLE_API_TOKEN",
+        "access_token",
+        "https://www.kaggle.com/settings",
+    ):
         assert needle in message
 
 
@@ -182,8 +193,9 @@ def test_extract_zip_rejects_a_corrupt_archive(tmp_path):
 
 
 def test_unpack_renames_submit_csv_to_sample_submission(tmp_path):
-    archive = make_zip(tmp_path / "fake-news.zip",
-                       {"train.csv": TRAIN, "test.csv": TEST, "submit.csv": SUBMIT})
+    archive = make_zip(
+        tmp_path / "fake-news.zip", {"train.csv": TRAIN, "test.csv": TEST, "submit.csv": SUBMIT}
+    )
     ks.unpack_competition([archive], tmp_path / "raw")
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == list(sorted(ks.REQUIRED_FILES))
     assert (tmp_path / "raw" / "sample_submission.csv").read_text() == SUBMIT
@@ -305,9 +317,16 @@ def test_download_without_network_fails_fast_and_never_shows_the_key(monkeypatch
 def test_key_never_appears_in_messages(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("KAGGLE_KEY", SENTINEL)
     monkeypatch.setenv("KAGGLE_API_TOKEN", SENTINEL)
-    messages = [str(ks._translate_kaggle_error(exc, "c")) for exc in (
-        http_error(401), http_error(403), http_error(404), SystemExit(1),
-        requests.exceptions.HTTPError(f"bad token {SENTINEL}", response=http_error(400).response))]
+    messages = [
+        str(ks._translate_kaggle_error(exc, "c"))
+        for exc in (
+            http_error(401),
+            http_error(403),
+            http_error(404),
+            SystemExit(1),
+            requests.exceptions.HTTPError(f"bad token {SENTINEL}", response=http_error(400).response),
+        )
+    ]
     write_secret(tmp_path / ".kaggle" / "kaggle.json", f'{{"username": "u", "key": {SENTINEL}}}')
     with pytest.raises(SourceUnavailable) as info:
         ks.find_credentials(env={}, home=tmp_path)
@@ -337,22 +356,40 @@ class FakeApi:
     def competition_download_files(self, competition, path=None, force=False, quiet=True, unzip=False):
         if self.fail is not None:
             raise self.fail
-        make_zip(Path(path) / f"{competition}.zip",
-                 {"data/train.csv": TRAIN, "data/test.csv": TEST, "data/submit.csv": SUBMIT})
+        make_zip(
+            Path(path) / f"{competition}.zip",
+            {"data/train.csv": TRAIN, "data/test.csv": TEST, "data/submit.csv": SUBMIT},
+        )
 
-    def download_file(self, response, outfile, http_client, quiet=True, resume=False,
-                      chunk_size=1048576, max_retries=5, timeout=300):
+    def download_file(
+        self,
+        response,
+        outfile,
+        http_client,
+        quiet=True,
+        resume=False,
+        chunk_size=1048576,
+        max_retries=5,
+        timeout=300,
+    ):
         raise AssertionError("only competition_download_files calls it")
 
     def competition_submit(self, file_name, message, competition, quiet=False, sandbox=False):
         FakeApi.calls.append((file_name, message, competition))
         return types.SimpleNamespace(message="Successfully submitted", ref=1)
 
-    def competition_submissions(self, competition, group=None, sort=None, page_number=-1,
-                                page_token="", page_size=20):
+    def competition_submissions(
+        self, competition, group=None, sort=None, page_number=-1, page_token="", page_size=20
+    ):
         row = types.SimpleNamespace(
-            date=datetime.datetime(2024, 5, 1, 12, 0), description="tfidf+lr", status=Status.COMPLETE,
-            public_score="0.98123", private_score="", file_name="submission.csv", ref=7)
+            date=datetime.datetime(2024, 5, 1, 12, 0),
+            description="tfidf+lr",
+            status=Status.COMPLETE,
+            public_score="0.98123",
+            private_score="",
+            file_name="submission.csv",
+            ref=7,
+        )
         return [row] * 3
 
 
@@ -361,9 +398,11 @@ def fake_kaggle(monkeypatch):
     """Install FakeApi as kaggle.api.kaggle_api_extended.KaggleApi; skip the network check."""
     module = types.ModuleType("kaggle.api.kaggle_api_extended")
     module.KaggleApi = FakeApi
-    for name, mod in (("kaggle", types.ModuleType("kaggle")),
-                      ("kaggle.api", types.ModuleType("kaggle.api")),
-                      ("kaggle.api.kaggle_api_extended", module)):
+    for name, mod in (
+        ("kaggle", types.ModuleType("kaggle")),
+        ("kaggle.api", types.ModuleType("kaggle.api")),
+        ("kaggle.api.kaggle_api_extended", module),
+    ):
         monkeypatch.setitem(sys.modules, name, mod)
     monkeypatch.setattr(ks, "check_network", lambda *a, **k: None)
     monkeypatch.setattr(FakeApi, "fail", None)
@@ -375,8 +414,11 @@ def fake_kaggle(monkeypatch):
 
 def test_download_competition_returns_the_record_and_the_kaggle_layout(fake_kaggle, tmp_path):
     record = ks.download_competition("fake-news", tmp_path / "raw")
-    assert record == {"source": "kaggle", "competition": "fake-news",
-                      "credentials": "KAGGLE_USERNAME/KAGGLE_KEY environment variables"}
+    assert record == {
+        "source": "kaggle",
+        "competition": "fake-news",
+        "credentials": "KAGGLE_USERNAME/KAGGLE_KEY environment variables",
+    }
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted(ks.REQUIRED_FILES)
     assert not list(tmp_path.glob(".kaggle-*"))  # the download folder is gone
 
@@ -415,8 +457,20 @@ def test_submit_missing_file_fails_before_any_network(fake_kaggle, tmp_path):
 
 def test_list_submissions_maps_kaggle_attributes(fake_kaggle):
     rows = ks.list_submissions("fake-news", limit=2)
-    assert rows == [{"date": "2024-05-01T12:00:00", "description": "tfidf+lr", "status": "COMPLETE",
-                     "public_score": "0.98123", "private_score": "", "file_name": "submission.csv"}] * 2
+    assert (
+        rows
+        == [
+            {
+                "date": "2024-05-01T12:00:00",
+                "description": "tfidf+lr",
+                "status": "COMPLETE",
+                "public_score": "0.98123",
+                "private_score": "",
+                "file_name": "submission.csv",
+            }
+        ]
+        * 2
+    )
 
 
 @pytest.mark.slow
@@ -452,15 +506,24 @@ def test_http_limits_default_and_from_the_environment():
     from pipeline.sources._kaggle_http import Limits, limits_from_env
 
     assert limits_from_env({}) == Limits(connect=10.0, read=60.0, retries=3, backoff=2.0)
-    env = {"PIPELINE_KAGGLE_CONNECT_TIMEOUT": "2.5", "PIPELINE_KAGGLE_READ_TIMEOUT": "30",
-           "PIPELINE_KAGGLE_RETRIES": "0", "PIPELINE_KAGGLE_BACKOFF": "0"}
+    env = {
+        "PIPELINE_KAGGLE_CONNECT_TIMEOUT": "2.5",
+        "PIPELINE_KAGGLE_READ_TIMEOUT": "30",
+        "PIPELINE_KAGGLE_RETRIES": "0",
+        "PIPELINE_KAGGLE_BACKOFF": "0",
+    }
     assert limits_from_env(env) == Limits(connect=2.5, read=30.0, retries=0, backoff=0.0)
 
 
-@pytest.mark.parametrize("name, value", [("PIPELINE_KAGGLE_READ_TIMEOUT", "0"),
-                                         ("PIPELINE_KAGGLE_CONNECT_TIMEOUT", "-1"),
-                                         ("PIPELINE_KAGGLE_RETRIES", "2.5"),
-                                         ("PIPELINE_KAGGLE_BACKOFF", "x")])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("PIPELINE_KAGGLE_READ_TIMEOUT", "0"),
+        ("PIPELINE_KAGGLE_CONNECT_TIMEOUT", "-1"),
+        ("PIPELINE_KAGGLE_RETRIES", "2.5"),
+        ("PIPELINE_KAGGLE_BACKOFF", "x"),
+    ],
+)
 def test_http_limits_reject_a_bad_value_naming_the_variable(name, value):
     from pipeline.errors import ParamsError
     from pipeline.sources._kaggle_http import limits_from_env
@@ -481,7 +544,8 @@ def test_tls_failure_is_not_reported_as_no_network():
     exc = requests.exceptions.SSLError(
         "HTTPSConnectionPool(host='api.kaggle.com', port=443): Max retries exceeded (Caused by "
         "SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify "
-        "failed: self-signed certificate in certificate chain (_ssl.c:1006)')))")
+        "failed: self-signed certificate in certificate chain (_ssl.c:1006)')))"
+    )
     message = str(ks._translate_kaggle_error(exc, "fake-news"))
     assert "certificate verify failed: self-signed certificate in certificate chain" in message
     assert "REQUESTS_CA_BUNDLE" in message and "no network" not in message

@@ -78,12 +78,20 @@ class Stage:
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
         # A shell's background job (CI under nohup or `&`) inherits SIGINT ignored, and Python
         # then never raises KeyboardInterrupt: give the stage a terminal's default handler.
-        self.proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        self.proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=cwd,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         self.lines: dict[str, list[str]] = {"out": [], "err": []}
-        self.readers = [threading.Thread(target=self._read, args=(stream, self.lines[name]), daemon=True)
-                        for name, stream in (("out", self.proc.stdout), ("err", self.proc.stderr))]
+        self.readers = [
+            threading.Thread(target=self._read, args=(stream, self.lines[name]), daemon=True)
+            for name, stream in (("out", self.proc.stdout), ("err", self.proc.stderr))
+        ]
         for reader in self.readers:
             reader.start()
 
@@ -135,8 +143,14 @@ def stages():
 
 def run_stage(project: Path, *argv: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "pipeline", *argv], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *argv],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def write_params(project: Path, **overrides) -> dict:
@@ -158,14 +172,23 @@ def write_features(project: Path) -> None:
         arrays[f"{split}_values"] = np.concatenate(rows).astype(np.int32)
         arrays[f"{split}_lengths"] = np.array([len(r) for r in rows], np.int32)
     np.savez(features / "sequences.npz", **arrays)
-    (features / "vocab.json").write_text(json.dumps(
-        {"task": "competition", "available": True, "tokens": list(ids), "vocab_size": 5,
-         "settings": TINY["tokenize"]}))
+    (features / "vocab.json").write_text(
+        json.dumps(
+            {
+                "task": "competition",
+                "available": True,
+                "tokens": list(ids),
+                "vocab_size": 5,
+                "settings": TINY["tokenize"],
+            }
+        )
+    )
     # The embed stage's record for `embed.method: none` (random embeddings).
     embeddings = project / "data/embeddings/competition"
     embeddings.mkdir(parents=True)
-    (embeddings / "embed.json").write_text(json.dumps({"task": "competition", "method": "none",
-                                                       "available": False}))
+    (embeddings / "embed.json").write_text(
+        json.dumps({"task": "competition", "method": "none", "available": False})
+    )
 
 
 def temp_leftovers(folder: Path) -> list[str]:
@@ -290,8 +313,9 @@ def test_sigkill_mid_npz_write_keeps_previous_outputs_then_rerun_replaces_them(p
     assert stage.signal_and_wait(signal.SIGKILL) == -signal.SIGKILL
     # The torn .npz sits in a hidden temporary folder; the old arrays are intact and the old
     # record was removed first (an incomplete output: dvc reruns, readers fail loudly).
-    assert {p.name: p.read_bytes() for p in (project / PREDICTIONS).iterdir() if not p.name.startswith(".")} \
-        == {"word_lr.npz": before["word_lr.npz"]}
+    assert {
+        p.name: p.read_bytes() for p in (project / PREDICTIONS).iterdir() if not p.name.startswith(".")
+    } == {"word_lr.npz": before["word_lr.npz"]}
     leftovers = temp_leftovers(project / PREDICTIONS)
     assert len(leftovers) == 1 and leftovers[0].startswith(".word_lr.npz.")
 
@@ -309,8 +333,9 @@ def test_sigkill_before_a_folder_output_is_renamed_leaves_no_folder(folder, stag
     write_params(project)
     raw = project / "data/raw/competition"
     raw.mkdir(parents=True)
-    (raw / "train.csv").write_text("id,title,author,text,label\n"
-                                   + "".join(f"{i},t{i},a,body {i % 2},{i % 2}\n" for i in range(12)))
+    (raw / "train.csv").write_text(
+        "id,title,author,text,label\n" + "".join(f"{i},t{i},a,body {i % 2},{i % 2}\n" for i in range(12))
+    )
     (raw / "test.csv").write_text("id,title,author,text\nx,t,a,body\n")
     (raw / "source.json").write_text('{"available": true, "task": "competition"}')
 
@@ -324,8 +349,12 @@ def test_sigkill_before_a_folder_output_is_renamed_leaves_no_folder(folder, stag
 
     rerun = run_stage(project, "prepare", "--task", "competition")
     assert rerun.returncode == 0, rerun.stderr
-    assert sorted(p.name for p in (project / PREPARED).iterdir()) == ["diagnostics.json", "meta.json",
-                                                                     "test.parquet", "train.parquet"]
+    assert sorted(p.name for p in (project / PREPARED).iterdir()) == [
+        "diagnostics.json",
+        "meta.json",
+        "test.parquet",
+        "train.parquet",
+    ]
     assert json.loads((project / PREPARED / "meta.json").read_text())["n_train"] == 12
     assert len(pd.read_parquet(project / PREPARED / "train.parquet")) == 12
     assert temp_leftovers(project / PREPARED.parent) == []
@@ -350,8 +379,7 @@ def test_sigkill_between_the_two_train_outputs_leaves_no_mismatched_pair(project
     before = {p.name: p.read_bytes() for p in (project / PREDICTIONS).iterdir()}
 
     write_params(project, tfidf={"word": {"C": 0.01}})
-    args, marker = stalled(project, "between_outputs", "train", "--task", "competition",
-                           "--model", "word_lr")
+    args, marker = stalled(project, "between_outputs", "train", "--task", "competition", "--model", "word_lr")
     stage = stages(args, project)
     stage.wait_until(marker.exists, "arrays saved, record not yet")
     assert stage.signal_and_wait(signal.SIGKILL) == -signal.SIGKILL

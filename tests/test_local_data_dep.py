@@ -20,9 +20,16 @@ def _frame(ids: range, with_label: bool) -> pd.DataFrame:
     rows = []
     for i in ids:
         label = i % 2
-        rows.append({"id": i, "title": f"{WORDS[i % len(WORDS)]} news {i}", "author": f"writer {i % 3}",
-                     "text": ("shocking secret they hide " if label else "officials report data on ") * 3
-                     + WORDS[(i * 3) % len(WORDS)], **({"label": label} if with_label else {})})
+        rows.append(
+            {
+                "id": i,
+                "title": f"{WORDS[i % len(WORDS)]} news {i}",
+                "author": f"writer {i % 3}",
+                "text": ("shocking secret they hide " if label else "officials report data on ") * 3
+                + WORDS[(i * 3) % len(WORDS)],
+                **({"label": label} if with_label else {}),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -52,8 +52,7 @@ def test_params_are_frozen():
 
 
 def test_one_error_lists_every_bad_key():
-    raw = {"cv": {"folds": 1}, "competition": {"metric": "auc"}, "bogus": 1,
-           "text": {"urls": "maybe"}}
+    raw = {"cv": {"folds": 1}, "competition": {"metric": "auc"}, "bogus": 1, "text": {"urls": "maybe"}}
     with pytest.raises(ParamsError) as info:
         parse_params(raw)
     message = str(info.value)
@@ -73,29 +72,32 @@ def test_one_error_lists_field_and_cross_field_problems():
     assert "local_dir" in message
 
 
-@pytest.mark.parametrize("raw, key", [
-    ({"cv": {"folds": 1}}, "cv.folds"),
-    ({"cv": {"folds": 21}}, "cv.folds"),
-    ({"competition": {"source": "ftp"}}, "competition.source"),
-    ({"competition": {"name": ""}}, "competition.name"),
-    ({"text": {"max_chars": 10}}, "text.max_chars"),
-    ({"text": {"lowercase": "sometimes"}}, "text.lowercase"),
-    ({"tfidf": {"word": {"C": 0}}}, "tfidf.word.C"),
-    ({"tfidf": {"word": {"typo": 1}}}, "tfidf.word.typo"),
-    ({"validation": {"tasks": ["imdb", "mnist"]}}, "validation.tasks"),
-    ({"validation": {"imdb": {"source": "s3"}}}, "validation.imdb.source"),
-    ({"seed": "abc"}, "seed"),
-    ({"neural": {"seeds": 0}}, "neural.seeds"),
-    ({"neural": {"seeds": 21}}, "neural.seeds"),
-    ({"neural": {"reduce_lr": 1.0}}, "neural.reduce_lr"),
-    ({"neural": {"reduce_lr": -0.1}}, "neural.reduce_lr"),
-    ({"validation": {"neural_seeds": 0}}, "validation.neural_seeds"),
-    ({"validation": {"neural_epochs": 0}}, "validation.neural_epochs"),
-    ({"tune": {"objective": "accuracy"}}, "tune.objective"),
-    ({"tfidf": {"test_predictions": "mean"}}, "tfidf.test_predictions"),
-    ({"tfidf": {"wordchar_svc": {"C": 0}}}, "tfidf.wordchar_svc.C"),
-    ({"tfidf": {"wordchar_svc": {"class_weight": "auto"}}}, "tfidf.wordchar_svc.class_weight"),
-])
+@pytest.mark.parametrize(
+    "raw, key",
+    [
+        ({"cv": {"folds": 1}}, "cv.folds"),
+        ({"cv": {"folds": 21}}, "cv.folds"),
+        ({"competition": {"source": "ftp"}}, "competition.source"),
+        ({"competition": {"name": ""}}, "competition.name"),
+        ({"text": {"max_chars": 10}}, "text.max_chars"),
+        ({"text": {"lowercase": "sometimes"}}, "text.lowercase"),
+        ({"tfidf": {"word": {"C": 0}}}, "tfidf.word.C"),
+        ({"tfidf": {"word": {"typo": 1}}}, "tfidf.word.typo"),
+        ({"validation": {"tasks": ["imdb", "mnist"]}}, "validation.tasks"),
+        ({"validation": {"imdb": {"source": "s3"}}}, "validation.imdb.source"),
+        ({"seed": "abc"}, "seed"),
+        ({"neural": {"seeds": 0}}, "neural.seeds"),
+        ({"neural": {"seeds": 21}}, "neural.seeds"),
+        ({"neural": {"reduce_lr": 1.0}}, "neural.reduce_lr"),
+        ({"neural": {"reduce_lr": -0.1}}, "neural.reduce_lr"),
+        ({"validation": {"neural_seeds": 0}}, "validation.neural_seeds"),
+        ({"validation": {"neural_epochs": 0}}, "validation.neural_epochs"),
+        ({"tune": {"objective": "accuracy"}}, "tune.objective"),
+        ({"tfidf": {"test_predictions": "mean"}}, "tfidf.test_predictions"),
+        ({"tfidf": {"wordchar_svc": {"C": 0}}}, "tfidf.wordchar_svc.C"),
+        ({"tfidf": {"wordchar_svc": {"class_weight": "auto"}}}, "tfidf.wordchar_svc.class_weight"),
+    ],
+)
 def test_bad_key_is_named(raw, key):
     with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
         parse_params(raw)

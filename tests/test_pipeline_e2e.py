@@ -66,7 +66,9 @@ def test_dvc_plots_show_loads_every_plot_with_data(sample_project):
     assert not plots.get("errors"), plots.get("errors")
     by_folder = {}
     for name, renders in plots["data"].items():
-        rows = [row for render in renders for row in render.get("content", {}).get("data", {}).get("values", [])]
+        rows = [
+            row for render in renders for row in render.get("content", {}).get("data", {}).get("values", [])
+        ]
         by_folder.setdefault(name.rsplit("/", 1)[0], []).append(len(rows))
     for folder in ("roc", "confusion", "epochs", "trials"):
         counts = by_folder.get(f"metrics/competition/{folder}")
@@ -85,8 +87,12 @@ def test_editing_a_module_marks_exactly_the_stages_that_import_it(sample_project
     finally:
         tune_py.write_text(original)
     changed = {name for name in status if not name.startswith("fingerprint@")}  # those always run
-    assert changed == {f"{stage}@{task}-{kind}" for stage in ("tune", "train_rnn")
-                       for task in ("competition", "imdb", "reuters") for kind in ("lstm", "gru")}
+    assert changed == {
+        f"{stage}@{task}-{kind}"
+        for stage in ("tune", "train_rnn")
+        for task in ("competition", "imdb", "reuters")
+        for kind in ("lstm", "gru")
+    }
 
 
 def test_validation_tasks_without_data_are_recorded_unavailable(sample_project):
@@ -134,8 +140,9 @@ def test_experiment_with_other_params_shows_in_metrics_diff(sample_project):
     assert exp.returncode == 0, exp.stderr[-3000:]
     # Only the stages that depend on tfidf params ran again, not the RNN tuning.
     assert "Running stage 'tune@competition-lstm'" not in exp.stdout
-    diff = json.loads(run(["dvc", "metrics", "diff", "--json", "--targets", "metrics/competition.json"],
-                          project).stdout)
+    diff = json.loads(
+        run(["dvc", "metrics", "diff", "--json", "--targets", "metrics/competition.json"], project).stdout
+    )
     changed = diff["metrics/competition.json"]
     assert "cv.word_lr.accuracy" in changed
     assert changed["cv.word_lr.accuracy"]["old"] != changed["cv.word_lr.accuracy"]["new"]
@@ -144,8 +151,11 @@ def test_experiment_with_other_params_shows_in_metrics_diff(sample_project):
     assert "weak-word-lr" in json.dumps(shown)
 
     # Two experiments side by side stay readable in 120 columns (the README command).
-    table = run(["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", ".*/.*"], project,
-                env={"COLUMNS": "120"}).stdout
+    table = run(
+        ["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", ".*/.*"],
+        project,
+        env={"COLUMNS": "120"},
+    ).stdout
     assert "weak-word-lr" in table and "tfidf.word.C" in table  # headline columns show if they changed
     assert max(len(line) for line in table.splitlines()) <= 120
     assert "…" not in table
@@ -164,9 +174,13 @@ def test_plots_render_from_a_fresh_clone(sample_project, tmp_path):
     assert run(["git", "clone", "-q", str(project), str(clone)], tmp_path).returncode == 0
     shown = json.loads(run(["dvc", "plots", "show", "--json"], clone).stdout)  # no DVC cache here
     assert not shown.get("errors"), shown.get("errors")
-    folders = {name.rsplit("/", 1)[0] for name, renders in shown["data"].items()
-               if any(render["content"]["data"]["values"] for render in renders)}
+    folders = {
+        name.rsplit("/", 1)[0]
+        for name, renders in shown["data"].items()
+        if any(render["content"]["data"]["values"] for render in renders)
+    }
     assert folders == {f"metrics/competition/{f}" for f in ("roc", "confusion", "epochs", "trials")}
+
 
 def test_frozen_transformer_model_encoded_trained_and_submitted(sample_project):
     project, _ = sample_project

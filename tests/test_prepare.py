@@ -23,8 +23,10 @@ PREPARED = Path("data/prepared/competition")
 
 def _rows(n: int = 12, start: int = 1) -> bytes:
     """``n`` train rows, labels alternating 0/1; file line of row i is i + 1."""
-    return b"".join(b"%d,Title %d,Author %d,Body of article %d,%d\n" % (i, i, i % 3, i, i % 2)
-                    for i in range(start, start + n))
+    return b"".join(
+        b"%d,Title %d,Author %d,Body of article %d,%d\n" % (i, i, i % 3, i, i % 2)
+        for i in range(start, start + n)
+    )
 
 
 GOOD_TRAIN = HEADER + _rows()
@@ -44,8 +46,9 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
-def write_raw(root: Path, task: str = "competition", files: dict[str, bytes] | None = None,
-              **overrides: bytes | None) -> Path:
+def write_raw(
+    root: Path, task: str = "competition", files: dict[str, bytes] | None = None, **overrides: bytes | None
+) -> Path:
     """Write data/raw/<task>/ with the given files (None = leave the file out) and source.json."""
     if files is None:
         files = {"train.csv": GOOD_TRAIN, "test.csv": GOOD_TEST, "sample_submission.csv": GOOD_SAMPLE}
@@ -95,8 +98,12 @@ def test_missing_source_record(project, params):
 
 def test_missing_text_column_lists_found_columns(project, params):
     write_raw(project, train=b"id,title,author,body,label\n1,a,b,c,0\n2,a,b,c,1\n")
-    assert_fails(params, r"train\.csv", r"missing column\(s\) \['text'\]",
-                 re.escape("['id', 'title', 'author', 'body', 'label']"))
+    assert_fails(
+        params,
+        r"train\.csv",
+        r"missing column\(s\) \['text'\]",
+        re.escape("['id', 'title', 'author', 'body', 'label']"),
+    )
 
 
 def test_missing_label_column(project, params):
@@ -254,10 +261,14 @@ def test_text_reduced_to_nothing_by_cleaning_counts_as_empty(project, params):
 
 
 def test_empty_text_single_field_task_kept_as_empty_string(project, params, caplog):
-    write_raw(project, task="reuters", files={
-        "train.csv": b"id,text,label\na,first text,x\nb,,y\nc,third,x\nd,fourth,y\ne,  ,x\n",
-        "test.csv": b"id,text,label\nt1,,x\nt2,some text,y\n",
-    })
+    write_raw(
+        project,
+        task="reuters",
+        files={
+            "train.csv": b"id,text,label\na,first text,x\nb,,y\nc,third,x\nd,fourth,y\ne,  ,x\n",
+            "test.csv": b"id,text,label\nt1,,x\nt2,some text,y\n",
+        },
+    )
     with caplog.at_level(logging.WARNING):
         meta = run(params, task="reuters")
     train, test, _ = load_prepared(get_task("reuters", params))
@@ -282,14 +293,18 @@ def test_crlf_and_bom_parse_like_lf(tmp_path, monkeypatch, params):
         "lf": (train, test),
         "crlf": (train.replace(b"\n", b"\r\n"), test.replace(b"\n", b"\r\n")),
         "bom": (b"\xef\xbb\xbf" + train, b"\xef\xbb\xbf" + test),
-        "bom_crlf": (b"\xef\xbb\xbf" + train.replace(b"\n", b"\r\n"),
-                     b"\xef\xbb\xbf" + test.replace(b"\n", b"\r\n")),
+        "bom_crlf": (
+            b"\xef\xbb\xbf" + train.replace(b"\n", b"\r\n"),
+            b"\xef\xbb\xbf" + test.replace(b"\n", b"\r\n"),
+        ),
     }
-    results = {name: _prepare_bytes(tmp_path / name, monkeypatch, params, *data)
-               for name, data in variants.items()}
+    results = {
+        name: _prepare_bytes(tmp_path / name, monkeypatch, params, *data) for name, data in variants.items()
+    }
     reference_train, reference_test, reference_meta = results["lf"]
     assert reference_train["text"].iloc[-1] == (
-        "xxtitle multi line title xxauthor a xxtext body with new lines")
+        "xxtitle multi line title xxauthor a xxtext body with new lines"
+    )
     for name, (train_df, test_df, meta) in results.items():
         pd.testing.assert_frame_equal(train_df, reference_train, obj=name)
         pd.testing.assert_frame_equal(test_df, reference_test, obj=name)
@@ -320,8 +335,11 @@ def test_whitespace_around_ids_and_labels_stripped(project, params):
 
 def test_cleaning_options_from_params(project):
     params = parse_params({"cv": {"folds": 2}, "text": {"lowercase": False, "urls": "drop"}})
-    write_raw(project, train=HEADER + b"1,Hello http://x.y,A,B,0\n2,T,A,B,1\n4,T,A,B,0\n5,T,A,B,1\n",
-              test=TEST_HEADER + b"3,a,b,c\n")
+    write_raw(
+        project,
+        train=HEADER + b"1,Hello http://x.y,A,B,0\n2,T,A,B,1\n4,T,A,B,0\n5,T,A,B,1\n",
+        test=TEST_HEADER + b"3,a,b,c\n",
+    )
     run(params)
     train, _, _ = load_prepared(get_task("competition", params))
     assert train["text"].iloc[0] == "xxtitle Hello xxauthor A xxtext B"
@@ -330,8 +348,9 @@ def test_cleaning_options_from_params(project):
 def test_unavailable_source_prepares_empty_outputs(project, params):
     folder = project / "data" / "raw" / "imdb"
     folder.mkdir(parents=True)
-    (folder / "source.json").write_text(json.dumps(
-        {"available": False, "reason": "offline", "fix": "set local_dir", "task": "imdb"}))
+    (folder / "source.json").write_text(
+        json.dumps({"available": False, "reason": "offline", "fix": "set local_dir", "task": "imdb"})
+    )
     meta = prepare(get_task("imdb", params), params)
     assert meta == {"task": "imdb", "available": False, "reason": "offline", "fix": "set local_dir"}
     train, test, _ = load_prepared(get_task("imdb", params))
@@ -340,10 +359,12 @@ def test_unavailable_source_prepares_empty_outputs(project, params):
 
 # ------------------------------------------------------- multi-class validation task
 
-REUTERS_TRAIN = (b"id,text,label\n"
-                 + b"".join(b"tr%d,earnings rose %d percent,earn\n" % (i, i) for i in range(5))
-                 + b"".join(b"ta%d,company acquires firm %d,acq\n" % (i, i) for i in range(4))
-                 + b"tg1,wheat harvest,grain\n")  # a label that appears only once
+REUTERS_TRAIN = (
+    b"id,text,label\n"
+    + b"".join(b"tr%d,earnings rose %d percent,earn\n" % (i, i) for i in range(5))
+    + b"".join(b"ta%d,company acquires firm %d,acq\n" % (i, i) for i in range(4))
+    + b"tg1,wheat harvest,grain\n"
+)  # a label that appears only once
 
 
 def test_multiclass_task_prepares(project, params):
@@ -368,13 +389,17 @@ def test_multiclass_test_label_unseen_in_train(project, params):
 
 
 def test_multiclass_test_without_label_column(project, params):
-    write_raw(project, task="reuters", files={"train.csv": REUTERS_TRAIN,
-                                               "test.csv": b"id,text\nx1,a\n"})
+    write_raw(project, task="reuters", files={"train.csv": REUTERS_TRAIN, "test.csv": b"id,text\nx1,a\n"})
     assert_fails(params, r"test\.csv", r"\['label'\]", task="reuters")
 
 
 def test_multiclass_single_class_train(project, params):
-    write_raw(project, task="reuters", files={
-        "train.csv": b"id,text,label\na,t,earn\nb,t,earn\nc,t,earn\n",
-        "test.csv": b"id,text,label\nx,t,earn\n"})
+    write_raw(
+        project,
+        task="reuters",
+        files={
+            "train.csv": b"id,text,label\na,t,earn\nb,t,earn\nc,t,earn\n",
+            "test.csv": b"id,text,label\nx,t,earn\n",
+        },
+    )
     assert_fails(params, r"train\.csv", "single class", task="reuters")

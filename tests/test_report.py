@@ -35,7 +35,9 @@ def _write_trials(task, kind: str, values: list, states: list[str], metric: str 
 
     tuning = task.tuning_dir(kind)
     tuning.mkdir(parents=True)
-    pd.DataFrame({"number": range(len(values)), "value": values, "state": states}).to_csv(tuning / "trials.csv")
+    pd.DataFrame({"number": range(len(values)), "value": values, "state": states}).to_csv(
+        tuning / "trials.csv"
+    )
     write_json(tuning / "best_params.json", {"metric": metric})
 
 
@@ -48,8 +50,13 @@ def assert_valid_markdown(text: str) -> None:
     html = parser.render(text)
     outside_code = re.sub(r"<code>.*?</code>", "", html, flags=re.DOTALL)
     assert "`" not in outside_code, [line for line in text.splitlines() if line.count("`") % 2]
-    spans = [child.content for token in parser.parse(text) if token.type == "inline"
-             for child in token.children if child.type == "code_inline"]
+    spans = [
+        child.content
+        for token in parser.parse(text)
+        if token.type == "inline"
+        for child in token.children
+        if child.type == "code_inline"
+    ]
     assert all(span == span.strip() for span in spans), [s for s in spans if s != s.strip()]
     table: list[str] = []
     for line in text.splitlines() + [""]:
@@ -81,12 +88,23 @@ def competition(tmp_path_factory):
         write_fake_models(task, y, folds, test_y, rnn_folds={"lstm": [0, 1]})
         test_ids = list(pd.read_parquet(task.prepared_dir / "test.parquet")["id"])
         sample_order = write_sample_submission(task, test_ids)
-        _write_trials(task, "lstm", [0.6, 0.5, None, 0.55, 0.4], ["COMPLETE", "COMPLETE", "FAIL", "PRUNED", "COMPLETE"])
+        _write_trials(
+            task, "lstm", [0.6, 0.5, None, 0.55, 0.4], ["COMPLETE", "COMPLETE", "FAIL", "PRUNED", "COMPLETE"]
+        )
         ens = ensemble(task, params)
         metrics = report(task, params)
         index = write_submissions(params)
-    return {"root": root, "params": params, "task": task, "y": y, "ensemble": ens,
-            "metrics": metrics, "index": index, "test_ids": test_ids, "sample_order": sample_order}
+    return {
+        "root": root,
+        "params": params,
+        "task": task,
+        "y": y,
+        "ensemble": ens,
+        "metrics": metrics,
+        "index": index,
+        "test_ids": test_ids,
+        "sample_order": sample_order,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +194,11 @@ def test_report_markdown_renders_with_whole_tables(competition, reuters, tmp_pat
     meta["fix"] = "download it when online, or set `validation.imdb.source: local` and `local_dir`"
     write_json(task.prepared_dir / "meta.json", meta)  # a fix naming keys in backticks
     report(task, params)
-    for markdown in (competition["root"] / "reports/competition.md", reuters["root"] / "reports/reuters.md",
-                     tmp_path / "reports/imdb.md"):
+    for markdown in (
+        competition["root"] / "reports/competition.md",
+        reuters["root"] / "reports/reuters.md",
+        tmp_path / "reports/imdb.md",
+    ):
         assert_valid_markdown(markdown.read_text(encoding="utf-8"))
 
 
@@ -230,7 +251,8 @@ def test_validation_task_reports_test_scores(reuters):
         assert "roc_auc" not in metrics["cv"][model]  # multi-class
         test = load_arrays(reuters["root"] / prediction_paths(reuters["task"], model)[0])["test"]
         assert metrics["test"][model]["accuracy"] == pytest.approx(
-            score("accuracy", reuters["test_y"], test), abs=1e-6)
+            score("accuracy", reuters["test_y"], test), abs=1e-6
+        )
     assert metrics["test"]["word_lr"]["accuracy"] > 0.6 > metrics["test"]["nbsvm"]["accuracy"]
 
     plots, series = reuters["root"] / "plots" / "reuters", reuters["root"] / "metrics" / "reuters"
@@ -310,8 +332,9 @@ def test_submissions_index(competition):
     assert saved == index
     assert saved["competition"] == "fake-news" and saved["metric"] == "accuracy"
     assert saved["git_commit"] == "abc1234"
-    expected_hash = hashlib.sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True)
-                                   .encode()).hexdigest()[:12]
+    expected_hash = hashlib.sha256(
+        json.dumps(params.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()[:12]
     assert saved["params_sha256"] == expected_hash
     assert set(saved["files"]) == {f"fake-news/{m}.csv" for m in COMPETITION_MODELS}
     for name, entry in saved["files"].items():
@@ -328,10 +351,14 @@ def test_headline_holds_the_few_numbers_exp_show_lists(tmp_path, monkeypatch):
     from pipeline.report import headline
 
     monkeypatch.chdir(tmp_path)
-    write_json("metrics/competition.json", {"cv": {"word_lr": {"accuracy": 0.8}, "nbsvm": {"accuracy": 0.85},
-                                                   "ensemble": {"accuracy": 0.86}}})
+    write_json(
+        "metrics/competition.json",
+        {"cv": {"word_lr": {"accuracy": 0.8}, "nbsvm": {"accuracy": 0.85}, "ensemble": {"accuracy": 0.86}}},
+    )
     write_json("metrics/imdb.json", {"available": 0})
-    write_json("metrics/reuters.json", {"test": {"ensemble": {"accuracy": 0.95}, "word_lr": {"accuracy": 0.9}}})
+    write_json(
+        "metrics/reuters.json", {"test": {"ensemble": {"accuracy": 0.95}, "word_lr": {"accuracy": 0.9}}}
+    )
     expected = {"cv": 0.86, "cv_single": 0.85, "imdb_test": None, "reuters_test": 0.95}
     assert headline(make_params()) == expected == read_json("metrics/headline.json")
 
@@ -346,18 +373,29 @@ def test_training_curves_average_epochs_and_track_the_best_trial(tmp_path, monke
     task = get_task("competition", params)
     tuning = task.tuning_dir("lstm")
     tuning.mkdir(parents=True)
-    pd.DataFrame({"number": [0, 1, 2, 3, 4], "value": [0.6, 0.5, None, 0.55, 0.4],
-                  "state": ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]}).to_csv(tuning / "trials.csv")
+    pd.DataFrame(
+        {
+            "number": [0, 1, 2, 3, 4],
+            "value": [0.6, 0.5, None, 0.55, 0.4],
+            "state": ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"],
+        }
+    ).to_csv(tuning / "trials.csv")
     write_json(tuning / "best_params.json", {"metric": "log_loss"})
-    runs = [{"fold": 0, "seed": 1, "epoch": 1, "loss": 0.6, "val_loss": 0.7},
-            {"fold": 1, "seed": 1, "epoch": 1, "loss": 0.4, "val_loss": 0.5},
-            {"fold": 0, "seed": 1, "epoch": 2, "loss": 0.3, "val_loss": 0.6}]
+    runs = [
+        {"fold": 0, "seed": 1, "epoch": 1, "loss": 0.6, "val_loss": 0.7},
+        {"fold": 1, "seed": 1, "epoch": 1, "loss": 0.4, "val_loss": 0.5},
+        {"fold": 0, "seed": 1, "epoch": 2, "loss": 0.3, "val_loss": 0.6},
+    ]
     _training_curves(task, params, {"lstm": {"epochs": runs}, "word_lr": {}}, tmp_path / "plots")
-    assert read_json(tmp_path / "plots/epochs/lstm.json") == [{"epoch": 1, "loss": 0.5, "val_loss": 0.6},
-                                                              {"epoch": 2, "loss": 0.3, "val_loss": 0.6}]
+    assert read_json(tmp_path / "plots/epochs/lstm.json") == [
+        {"epoch": 1, "loss": 0.5, "val_loss": 0.6},
+        {"epoch": 2, "loss": 0.3, "val_loss": 0.6},
+    ]
     assert not (tmp_path / "plots/epochs/word_lr.json").exists()
     assert read_json(tmp_path / "plots/trials/lstm.json") == [
-        {"trial": n, "value": v, "best": b} for n, v, b in ((0, 0.6, 0.6), (1, 0.5, 0.5), (3, 0.55, 0.5), (4, 0.4, 0.4))]
+        {"trial": n, "value": v, "best": b}
+        for n, v, b in ((0, 0.6, 0.6), (1, 0.5, 0.5), (3, 0.55, 0.5), (4, 0.4, 0.4))
+    ]
 
 
 @pytest.mark.parametrize("flipped", [True, False])
@@ -373,8 +411,15 @@ def test_report_warns_when_every_model_is_at_or_below_chance(tmp_path, monkeypat
     rng = np.random.default_rng(5)
     for model in ("word_lr", "char_lr", "nbsvm"):
         target = 1 - y if flipped else y
-        write_model(task, model, y, informative(target, 2, 1.5, rng), informative(test_y, 2, 1.5, rng),
-                    list(range(5)), folds)
+        write_model(
+            task,
+            model,
+            y,
+            informative(target, 2, 1.5, rng),
+            informative(test_y, 2, 1.5, rng),
+            list(range(5)),
+            folds,
+        )
     with caplog.at_level("WARNING", logger="pipeline.report"):
         metrics = report(task, params)
     markdown = (tmp_path / "reports" / "competition.md").read_text(encoding="utf-8")
@@ -391,13 +436,26 @@ def test_report_shows_prepares_checks_and_their_warnings(tmp_path, monkeypatch, 
     params = make_params()
     task, y, folds, test_y = write_prepared("competition", params)
     write_fake_models(task, y, folds, test_y)
-    fold = {"ks": 0.49, "critical": 0.15, "noise": 0.06, "valid_median": 0.9, "test_median": 0.2,
-            "differs": True, "verdict": "stratified folds differ from the test split"}
-    write_json(task.prepared_dir / "diagnostics.json", {
-        "strategy": "stratified", "chosen": "stratified", "folds": {"stratified": fold},
-        "duplicates": {"verdict": "12 rows in 6 groups", "warn": False},
-        "adversarial": {"verdict": "train and test look alike", "warn": False},
-        "warnings": ["folds (stratified): stratified folds differ from the test split"]})
+    fold = {
+        "ks": 0.49,
+        "critical": 0.15,
+        "noise": 0.06,
+        "valid_median": 0.9,
+        "test_median": 0.2,
+        "differs": True,
+        "verdict": "stratified folds differ from the test split",
+    }
+    write_json(
+        task.prepared_dir / "diagnostics.json",
+        {
+            "strategy": "stratified",
+            "chosen": "stratified",
+            "folds": {"stratified": fold},
+            "duplicates": {"verdict": "12 rows in 6 groups", "warn": False},
+            "adversarial": {"verdict": "train and test look alike", "warn": False},
+            "warnings": ["folds (stratified): stratified folds differ from the test split"],
+        },
+    )
     with caplog.at_level("WARNING", logger="pipeline.report"):
         metrics = report(task, params)
     markdown = (tmp_path / "reports" / "competition.md").read_text(encoding="utf-8")

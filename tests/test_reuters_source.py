@@ -23,7 +23,10 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def doc(newid, split, topics, title=None, body=None, topics_attr="YES", text_type=""):
-    parts = [f"<TITLE>{title}</TITLE>" if title is not None else "", f"<BODY>{body}</BODY>" if body is not None else ""]
+    parts = [
+        f"<TITLE>{title}</TITLE>" if title is not None else "",
+        f"<BODY>{body}</BODY>" if body is not None else "",
+    ]
     return (
         f'<REUTERS TOPICS="{topics_attr}" LEWISSPLIT="{split}" CGISPLIT="TRAINING-SET" OLDID="{newid + 5000}" NEWID="{newid}">\n'
         f"<DATE>26-FEB-1987 15:01:01.79</DATE>\n<TOPICS>{''.join(f'<D>{t}</D>' for t in topics)}</TOPICS>\n"
@@ -37,7 +40,7 @@ SGML = (
     + doc(1, "TRAIN", ["earn"], "AMERICAN &lt;AMX> Q1 NET", "Profit &amp; sales rose.\n Reuter\n&#3;")
     + doc(2, "TEST", ["acq", "earn"], "BRIEF TITLE ONLY", None, text_type=' TYPE="BRIEF"')
     + '<REUTERS TOPICS="NO" LEWISSPLIT="NOT-USED" CGISPLIT="TRAINING-SET" OLDID="1" NEWID="3">\n'
-    "<TOPICS></TOPICS>\n<TEXT TYPE=\"UNPROC\">&#2;\nFED WEEKLY REPORT\n Net reserves 644 vs 1,337\n&#3;</TEXT>\n</REUTERS>\n"
+    '<TOPICS></TOPICS>\n<TEXT TYPE="UNPROC">&#2;\nFED WEEKLY REPORT\n Net reserves 644 vs 1,337\n&#3;</TEXT>\n</REUTERS>\n'
 )
 
 
@@ -75,18 +78,24 @@ def test_parse_sgml_unprocessed_text_becomes_body():
 
 @pytest.fixture
 def tiny_corpus(tmp_path):
-    (tmp_path / "reut2-000.sgm").write_bytes((
-        doc(10, "TRAIN", ["earn"], "EARN A", "Body a.")
-        + doc(11, "TRAIN", ["acq"], "ACQ B", "Body b \xe9.")  # latin-1 byte
-        + doc(12, "TRAIN", ["grain", "wheat"], "MULTI", "dropped: two topics")
-        + doc(13, "TRAIN", ["cocoa"], "COCOA", "dropped: topic not in test")
-        + doc(14, "TRAIN", ["earn"], "NO", "dropped: TOPICS=NO", topics_attr="NO")
-    ).encode("latin-1"))
-    (tmp_path / "reut2-001.sgm.gz").write_bytes(gzip.compress((
-        doc(20, "TEST", ["earn"], "EARN BRIEF", None, text_type=' TYPE="BRIEF"')
-        + doc(21, "TEST", ["acq"], "ACQ C", "Body c.")
-        + doc(22, "NOT-USED", ["earn"], "UNUSED", "dropped: not ModApte")
-    ).encode("latin-1")))
+    (tmp_path / "reut2-000.sgm").write_bytes(
+        (
+            doc(10, "TRAIN", ["earn"], "EARN A", "Body a.")
+            + doc(11, "TRAIN", ["acq"], "ACQ B", "Body b \xe9.")  # latin-1 byte
+            + doc(12, "TRAIN", ["grain", "wheat"], "MULTI", "dropped: two topics")
+            + doc(13, "TRAIN", ["cocoa"], "COCOA", "dropped: topic not in test")
+            + doc(14, "TRAIN", ["earn"], "NO", "dropped: TOPICS=NO", topics_attr="NO")
+        ).encode("latin-1")
+    )
+    (tmp_path / "reut2-001.sgm.gz").write_bytes(
+        gzip.compress(
+            (
+                doc(20, "TEST", ["earn"], "EARN BRIEF", None, text_type=' TYPE="BRIEF"')
+                + doc(21, "TEST", ["acq"], "ACQ C", "Body c.")
+                + doc(22, "NOT-USED", ["earn"], "UNUSED", "dropped: not ModApte")
+            ).encode("latin-1")
+        )
+    )
     return tmp_path
 
 

@@ -19,9 +19,20 @@ N = 6
 
 
 def _config(**overrides) -> RNNConfig:
-    base = dict(embedding_dim=4, units=4, layers=1, bidirectional=False, dropout=0.1,
-                spatial_dropout=0.1, dense_units=4, learning_rate=0.01, batch_size=4, seq_len=8,
-                vocab_size=100, truncate="head")
+    base = dict(
+        embedding_dim=4,
+        units=4,
+        layers=1,
+        bidirectional=False,
+        dropout=0.1,
+        spatial_dropout=0.1,
+        dense_units=4,
+        learning_rate=0.01,
+        batch_size=4,
+        seq_len=8,
+        vocab_size=100,
+        truncate="head",
+    )
     return RNNConfig(**{**base, **overrides})
 
 
@@ -40,9 +51,15 @@ def _concat_width(model) -> int:
     return concat.output.shape[-1]
 
 
-@pytest.mark.parametrize("kind, bidirectional, layers", [
-    ("lstm", True, 1), ("lstm", False, 2), ("gru", True, 2), ("gru", False, 1),
-])
+@pytest.mark.parametrize(
+    "kind, bidirectional, layers",
+    [
+        ("lstm", True, 1),
+        ("lstm", False, 2),
+        ("gru", True, 2),
+        ("gru", False, 1),
+    ],
+)
 def test_binary_model_has_one_sigmoid_output(kind, bidirectional, layers):
     model = rnn.build_model(kind, _config(bidirectional=bidirectional, layers=layers), 2, VOCAB)
     assert model.output_shape == (None, 1)
@@ -65,8 +82,9 @@ def test_binary_model_has_one_sigmoid_output(kind, bidirectional, layers):
 
 @pytest.mark.parametrize("kind, bidirectional, layers", [("lstm", True, 2), ("gru", False, 1)])
 def test_multiclass_model_has_softmax_over_classes(kind, bidirectional, layers):
-    model = rnn.build_model(kind, _config(bidirectional=bidirectional, layers=layers, dense_units=0), 5,
-                            VOCAB)
+    model = rnn.build_model(
+        kind, _config(bidirectional=bidirectional, layers=layers, dense_units=0), 5, VOCAB
+    )
     assert model.output_shape == (None, 5)
     assert _head(model).activation.__name__ == "softmax"
     assert model.loss == "sparse_categorical_crossentropy"
@@ -97,8 +115,14 @@ def test_baseline(n_classes, width, activation):
 
 def test_baseline_config_is_the_lecture_reference():
     b = rnn.BASELINE
-    assert (b.vocab_size, b.seq_len, b.embedding_dim, b.units, b.layers, b.truncate) == \
-        (5000, 300, 100, 100, 1, "tail")
+    assert (b.vocab_size, b.seq_len, b.embedding_dim, b.units, b.layers, b.truncate) == (
+        5000,
+        300,
+        100,
+        100,
+        1,
+        "tail",
+    )
 
 
 @pytest.mark.parametrize("kind", ["rnn", "LSTM", ""])
@@ -114,8 +138,12 @@ def test_full_train_is_reproducible(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_learnable(tmp_path, n=32)
     # Dropout and batch shuffling both draw random numbers: the seed must fix them all.
-    params = tiny_params(neural={"epochs": 1, "defaults": {
-        "dropout": 0.2, "spatial_dropout": 0.2, "dense_units": 4, "learning_rate": 0.01}})
+    params = tiny_params(
+        neural={
+            "epochs": 1,
+            "defaults": {"dropout": 0.2, "spatial_dropout": 0.2, "dense_units": 4, "learning_rate": 0.01},
+        }
+    )
     task = get_task("competition", params)
     featurize(task, params)
     arrays_path, record_path = prediction_paths(task, "lstm")
@@ -162,12 +190,18 @@ def test_seeds_average_one_model_per_seed(tmp_path, monkeypatch):
 
 
 def test_validation_tasks_take_their_own_rnn_work():
-    params = tiny_params(neural={"seeds": 3, "folds": 4, "epochs": 8, "patience": 3},
-                         tune={"budget": {"n_trials": 5}},
-                         validation={"neural_seeds": 1, "neural_folds": 2, "neural_epochs": 4,
-                                     "budget": {"n_trials": 0}})
+    params = tiny_params(
+        neural={"seeds": 3, "folds": 4, "epochs": 8, "patience": 3},
+        tune={"budget": {"n_trials": 5}},
+        validation={"neural_seeds": 1, "neural_folds": 2, "neural_epochs": 4, "budget": {"n_trials": 0}},
+    )
     competition, imdb = (get_task(name, params).rnn_work(params) for name in ("competition", "imdb"))
-    assert (competition.seeds, competition.folds, competition.tuning.n_trials, competition.epochs) == (3, 4, 5, 8)
+    assert (competition.seeds, competition.folds, competition.tuning.n_trials, competition.epochs) == (
+        3,
+        4,
+        5,
+        8,
+    )
     assert (imdb.seeds, imdb.folds, imdb.tuning.n_trials, imdb.epochs) == (1, 2, 0, 4)
     schedule = imdb.schedule(params.neural)  # the epoch limit changes, the rest of neural stays
     assert (schedule.epochs, schedule.patience) == (4, 3) and params.neural.epochs == 8
@@ -182,8 +216,10 @@ def test_validation_tasks_train_at_most_their_epochs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_learnable(tmp_path, n=16)
     shutil.copytree(tmp_path / PREPARED, tmp_path / PREPARED.parent / "imdb")
-    params = tiny_params(neural={"epochs": 3, "patience": 5, "reduce_lr": 0.0},
-                         validation={"neural_epochs": 1, "neural_folds": 1})
+    params = tiny_params(
+        neural={"epochs": 3, "patience": 5, "reduce_lr": 0.0},
+        validation={"neural_epochs": 1, "neural_folds": 1},
+    )
     epochs_run, real_fit = {}, rnn.fit
 
     def counting_fit(*args, **kwargs):
@@ -230,7 +266,7 @@ def test_learning_rate_drops_after_an_epoch_without_gain(reduce_lr):
     model = rnn.build_model("gru", _config(learning_rate=0.05, dropout=0.0, spatial_dropout=0.0), 2, VOCAB)
     neural = tiny_params(neural={"epochs": 4, "patience": 4, "reduce_lr": reduce_lr}).neural
     rnn.fit(model, X, y, X, 1 - y, neural, batch_size=8)
-    expected = 0.05 * reduce_lr ** 3 if reduce_lr else 0.05
+    expected = 0.05 * reduce_lr**3 if reduce_lr else 0.05
     assert float(model.optimizer.learning_rate) == pytest.approx(expected, rel=1e-4)
 
 
@@ -244,13 +280,15 @@ def test_fit_logs_one_tagged_line_per_epoch_and_no_progress_bar(caplog, capsys):
         rnn.fit(model, X, y, X, y, neural, batch_size=8, tag="train competition gru fold 1 seed 2")
     lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
     assert [line.split()[:7] for line in lines] == [
-        ["[train", "competition", "gru", "fold", "1", "seed", "2]"]] * 3
+        ["[train", "competition", "gru", "fold", "1", "seed", "2]"]
+    ] * 3
     assert [line.split()[7:9] for line in lines] == [["epoch", f"{k}/3"] for k in (1, 2, 3)]
     assert all(" loss " in line and " val_loss " in line and line.endswith("s") for line in lines)
     assert capsys.readouterr().out == ""  # Keras printed no progress bar
 
 
 def test_epoch_line_formats_losses_and_learning_rate():
-    line = rnn.epoch_line("tune imdb lstm trial 4", 2, 8,
-                          {"loss": 0.41234, "val_loss": 0.5, "learning_rate": 0.0005}, 4.12)
+    line = rnn.epoch_line(
+        "tune imdb lstm trial 4", 2, 8, {"loss": 0.41234, "val_loss": 0.5, "learning_rate": 0.0005}, 4.12
+    )
     assert line == "[tune imdb lstm trial 4] epoch 2/8 loss 0.4123 val_loss 0.5000 learning_rate 0.0005 4.1s"

@@ -99,7 +99,8 @@ def test_class_balance(sample_dir):
 def test_learnable_but_not_trivial(sample_dir):
     train = _read(sample_dir, "train.csv")
     x = train["title"] + " " + train["author"] + " " + train["text"]
-    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                          LogisticRegression(max_iter=1000))
+    model = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=1000)
+    )
     accuracy = cross_val_score(model, x, train["label"], cv=5).mean()
     assert 0.7 <= accuracy <= 0.95, accuracy

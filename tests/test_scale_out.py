@@ -24,8 +24,14 @@ N_TRIALS, WORKERS = 6, 2
 
 def _project(tmp_path) -> dict:
     # A fresh seed gives a fresh study name, so reruns on one database never collide.
-    raw = merge(TINY, {"seed": random.randrange(1, 10**6), "neural": {"epochs": 3},
-                       "tune": {"budget": {"n_trials": N_TRIALS}, "startup_trials": 2}})
+    raw = merge(
+        TINY,
+        {
+            "seed": random.randrange(1, 10**6),
+            "neural": {"epochs": 3},
+            "tune": {"budget": {"n_trials": N_TRIALS}, "startup_trials": 2},
+        },
+    )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     write_learnable(tmp_path, n=160)
     from pipeline.tasks import get_task
@@ -41,8 +47,18 @@ def _project(tmp_path) -> dict:
 
 
 def _tune(tmp_path, storage: str | None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pipeline", "tune", "--task", "competition", "--model", "gru",
-           "--workers", str(WORKERS)] + (["--storage", storage] if storage else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "tune",
+        "--task",
+        "competition",
+        "--model",
+        "gru",
+        "--workers",
+        str(WORKERS),
+    ] + (["--storage", storage] if storage else [])
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
 
@@ -58,8 +74,9 @@ def _check_study(tmp_path, raw: dict, storage: str | None) -> None:
     try:
         params = tiny_params(**raw)
         task = get_task("competition", params)
-        study = optuna.load_study(study_name=study_name(task, "gru", params),
-                                  storage=make_storage(storage, task))
+        study = optuna.load_study(
+            study_name=study_name(task, "gru", params), storage=make_storage(storage, task)
+        )
         trials = study.trials  # read here: the journal path is relative to the project
     finally:
         os.chdir(cwd)

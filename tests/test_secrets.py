@@ -22,12 +22,15 @@ def test_mask_url_inside_a_message_and_without_password():
 PASSWORD = "Pw-9f3e1c"  # distinctive: found in a message only if it leaked
 
 
-@pytest.mark.parametrize("url", [
-    f"postgresql+psycopg://optuna:ab/{PASSWORD}@db:5432/studies",    # "/" unescaped in the password
-    f"postgresql+psycopg://optuna:{PASSWORD}:x@db/studies",          # ":" in the password
-    f"postgresql+psycopg://optuna@db/studies?password={PASSWORD}",   # libpq query parameter
-    f"mysql+pymysql://optuna@db/studies?charset=utf8&PWD={PASSWORD}&x=1",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql+psycopg://optuna:ab/{PASSWORD}@db:5432/studies",  # "/" unescaped in the password
+        f"postgresql+psycopg://optuna:{PASSWORD}:x@db/studies",  # ":" in the password
+        f"postgresql+psycopg://optuna@db/studies?password={PASSWORD}",  # libpq query parameter
+        f"mysql+pymysql://optuna@db/studies?charset=utf8&PWD={PASSWORD}&x=1",
+    ],
+)
 def test_mask_url_hides_every_form_of_password(url):
     masked = mask_url(f"cannot open {url} (refused)")
     assert PASSWORD not in masked and "***" in masked
@@ -39,12 +42,15 @@ def test_mask_url_keeps_urls_without_password():
     assert mask_url(text) == text
 
 
-@pytest.mark.parametrize("url", [
-    f"postgresql+psycopg://optuna:{PASSWORD}@127.0.0.1:1/nodb",
-    f"postgresql+psycopg://optuna:ab/{PASSWORD}@127.0.0.1:1/nodb",
-    f"postgresql+psycopg://optuna@127.0.0.1:1/nodb?password={PASSWORD}",
-    f"mysql://optuna:{PASSWORD}@127.0.0.1:1/nodb",  # driver not installed: another error path
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql+psycopg://optuna:{PASSWORD}@127.0.0.1:1/nodb",
+        f"postgresql+psycopg://optuna:ab/{PASSWORD}@127.0.0.1:1/nodb",
+        f"postgresql+psycopg://optuna@127.0.0.1:1/nodb?password={PASSWORD}",
+        f"mysql://optuna:{PASSWORD}@127.0.0.1:1/nodb",  # driver not installed: another error path
+    ],
+)
 def test_storage_error_never_shows_the_password(tmp_path, monkeypatch, url):
     from pipeline.errors import PipelineError
     from pipeline.params import parse_params
@@ -139,10 +145,14 @@ def test_storage_url_from_the_environment_wins_over_params(tmp_path, monkeypatch
     monkeypatch.setenv("PIPELINE_OPTUNA_STORAGE", "postgresql+psycopg://optuna:hunter2@127.0.0.1:9/none")
     params = parse_params({"models": {"rnn": ["lstm"]}})
     opened = []
-    monkeypatch.setattr(tune_module, "make_storage",
-                        lambda url, task: opened.append(url) or (_ for _ in ()).throw(PipelineError("stop")))
+    monkeypatch.setattr(
+        tune_module,
+        "make_storage",
+        lambda url, task: opened.append(url) or (_ for _ in ()).throw(PipelineError("stop")),
+    )
     monkeypatch.setattr(tune_module, "study_name", lambda *a: "study")
     with pytest.raises(PipelineError):
-        tune_module.create_study(get_task("competition", params), "lstm", params,
-                                 tune_module.resolve_storage(None, params))
+        tune_module.create_study(
+            get_task("competition", params), "lstm", params, tune_module.resolve_storage(None, params)
+        )
     assert opened == ["postgresql+psycopg://optuna:hunter2@127.0.0.1:9/none"]

@@ -40,6 +40,7 @@ KAGGLE_PARAMS = "competition:\n  source: kaggle\n  name: fake-news\n"
 
 def plant(method: str, tmp: Path) -> tuple[dict[str, str], list[Path]]:
     """Credentials holding KEY by ``method``: (environment variables, secret files written)."""
+
     def secret_file(path: Path, text: str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -60,16 +61,21 @@ def plant(method: str, tmp: Path) -> tuple[dict[str, str], list[Path]]:
     raise ValueError(method)
 
 
-def clean_environ(home: Path, proxy_port: int, extra: dict[str, str],
-                  base: dict[str, str] | None = None) -> dict[str, str]:
+def clean_environ(
+    home: Path, proxy_port: int, extra: dict[str, str], base: dict[str, str] | None = None
+) -> dict[str, str]:
     """``base`` (default os.environ) without the caller's Kaggle variables or proxies, with
     HOME = ``home``, HTTPS_PROXY on ``proxy_port`` and ``extra``."""
-    env = {k: v for k, v in (os.environ if base is None else base).items()
-           if not k.startswith("KAGGLE_") and not k.lower().endswith("_proxy")}
+    env = {
+        k: v
+        for k, v in (os.environ if base is None else base).items()
+        if not k.startswith("KAGGLE_") and not k.lower().endswith("_proxy")
+    }
     if base is None:
         env["PYTHONPATH"] = str(ROOT)
-    env.update(HOME=str(home), HTTPS_PROXY=f"http://127.0.0.1:{proxy_port}",
-               TF_CPP_MIN_LOG_LEVEL="2", **extra)
+    env.update(
+        HOME=str(home), HTTPS_PROXY=f"http://127.0.0.1:{proxy_port}", TF_CPP_MIN_LOG_LEVEL="2", **extra
+    )
     return env
 
 
@@ -126,17 +132,23 @@ def assert_no_key(*texts: str) -> None:
 # ------------------------------------------------------------------- CLI, every method
 
 
-@pytest.mark.parametrize("method", ["env", "kaggle_config_dir", "home_kaggle_json", "api_token",
-                                    "access_token_file"])
+@pytest.mark.parametrize(
+    "method", ["env", "kaggle_config_dir", "home_kaggle_json", "api_token", "access_token_file"]
+)
 def test_failed_kaggle_fetch_never_prints_or_stores_the_key(tmp_path, proxy, method):
     env_vars, secrets = plant(method, tmp_path)
     home, project = tmp_path / "home", tmp_path / "project"
     home.mkdir(exist_ok=True)
     project.mkdir()
     (project / "params.yaml").write_text(KAGGLE_PARAMS)
-    result = subprocess.run([sys.executable, "-m", "pipeline", "-v", "fetch", "--task", "competition"],
-                            cwd=project, env=clean_environ(home, proxy.port, env_vars),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "-v", "fetch", "--task", "competition"],
+        cwd=project,
+        env=clean_environ(home, proxy.port, env_vars),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert "error: cannot reach Kaggle" in result.stderr  # the kaggle package ran to its request
     assert "Traceback" not in result.stderr
@@ -152,9 +164,14 @@ def test_submit_list_offline_never_prints_the_key(tmp_path):
     env_vars, _ = plant("env", tmp_path)
     (tmp_path / "home").mkdir()
     (tmp_path / "params.yaml").write_text(KAGGLE_PARAMS)
-    result = subprocess.run([sys.executable, "-m", "pipeline", "-v", "submit", "--list"],
-                            cwd=tmp_path, env=clean_environ(tmp_path / "home", closed_port(), env_vars),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "-v", "submit", "--list"],
+        cwd=tmp_path,
+        env=clean_environ(tmp_path / "home", closed_port(), env_vars),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert "cannot reach" in result.stderr and "no network" in result.stderr
     assert_no_key(result.stdout, result.stderr)
@@ -178,8 +195,14 @@ def test_dvc_repro_with_kaggle_source_stores_no_key(tmp_path):
         env_vars.update(more_env)
         secrets += more_files
     env = clean_environ(tmp_path / "home", closed_port(), env_vars, base=project_env(project))
-    result = subprocess.run(["dvc", "repro", "fetch@competition"], cwd=project, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["dvc", "repro", "fetch@competition"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0, result.stdout
     output = result.stdout + result.stderr
     assert "cannot reach" in output
@@ -232,14 +255,26 @@ def test_successful_fetch_records_the_method_not_the_key(tmp_path, monkeypatch, 
                 archive.writestr("test.csv", "id,title,author,text\n3,a,b,c\n")
                 archive.writestr("sample_submission.csv", "id,label\n3,0\n")
 
-        def download_file(self, response, outfile, http_client, quiet=True, resume=False,
-                          chunk_size=1048576, max_retries=5, timeout=300):
+        def download_file(
+            self,
+            response,
+            outfile,
+            http_client,
+            quiet=True,
+            resume=False,
+            chunk_size=1048576,
+            max_retries=5,
+            timeout=300,
+        ):
             raise AssertionError("only competition_download_files calls it")
 
     module = types.ModuleType("kaggle.api.kaggle_api_extended")
     module.KaggleApi = Api
-    for name, mod in (("kaggle", types.ModuleType("kaggle")), ("kaggle.api", types.ModuleType("kaggle.api")),
-                      ("kaggle.api.kaggle_api_extended", module)):
+    for name, mod in (
+        ("kaggle", types.ModuleType("kaggle")),
+        ("kaggle.api", types.ModuleType("kaggle.api")),
+        ("kaggle.api.kaggle_api_extended", module),
+    ):
         monkeypatch.setitem(sys.modules, name, mod)
     monkeypatch.setattr(ks, "check_network", lambda *a, **k: None)
     for name in [n for n in os.environ if n.startswith("KAGGLE_")]:
@@ -268,10 +303,26 @@ def test_tune_with_a_password_in_the_storage_url_never_prints_it(tmp_path):
     (features / "sequences.npz").write_bytes(b"stand-in")  # only hashed (study name) before the storage opens
     (tmp_path / "params.yaml").write_text("tune:\n  budget: {n_trials: 1, timeout: 60}\n")
     url = f"postgresql+psycopg://optuna:{KEY}@127.0.0.1:{closed_port()}/studies"
-    result = subprocess.run([sys.executable, "-m", "pipeline", "-v", "tune", "--task", "competition",
-                             "--model", "lstm", "--storage", url], cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "-v",
+            "tune",
+            "--task",
+            "competition",
+            "--model",
+            "lstm",
+            "--storage",
+            url,
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert "cannot open Optuna storage postgresql+psycopg://optuna:***@" in result.stderr
     assert_no_key(result.stdout, result.stderr)

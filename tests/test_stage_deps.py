@@ -34,10 +34,14 @@ def _where(key: str) -> str:
 def test_code_deps_are_the_modules_each_stage_imports(stages):
     problems = []
     for name, (files, _, listed_files, _) in stages.items():
-        problems += [f"dvc.yaml stage {name!r}: add `- {f}` to its deps (the stage imports it)"
-                     for f in sorted(files - listed_files)]
-        problems += [f"dvc.yaml stage {name!r}: remove `- {f}` from its deps (the stage never imports it)"
-                     for f in sorted(listed_files - files)]
+        problems += [
+            f"dvc.yaml stage {name!r}: add `- {f}` to its deps (the stage imports it)"
+            for f in sorted(files - listed_files)
+        ]
+        problems += [
+            f"dvc.yaml stage {name!r}: remove `- {f}` from its deps (the stage never imports it)"
+            for f in sorted(listed_files - files)
+        ]
     assert not problems, "\n".join(problems)
 
 
@@ -49,11 +53,16 @@ def test_params_are_the_keys_each_stage_reads(stages):
     # A listed section (``tune``) covers the keys read below it (``tune.space``).
     problems = []
     for name, (_, keys, _, listed_keys) in stages.items():
-        problems += [f"dvc.yaml stage {name!r}: add {_where(k)} to its params (the stage reads it)"
-                     for k in sorted(keys) if not any(_covers(had, k) for had in listed_keys)]
-        problems += [f"dvc.yaml stage {name!r}: remove {_where(k)} from its params (the stage never reads it)"
-                     for k in sorted(listed_keys)
-                     if not any(_covers(k, read) or _covers(read, k) for read in keys)]
+        problems += [
+            f"dvc.yaml stage {name!r}: add {_where(k)} to its params (the stage reads it)"
+            for k in sorted(keys)
+            if not any(_covers(had, k) for had in listed_keys)
+        ]
+        problems += [
+            f"dvc.yaml stage {name!r}: remove {_where(k)} from its params (the stage never reads it)"
+            for k in sorted(listed_keys)
+            if not any(_covers(k, read) or _covers(read, k) for read in keys)
+        ]
     assert not problems, "\n".join(problems)
 
 
@@ -77,4 +86,7 @@ def test_a_hash_of_all_params_depends_on_every_key():
 
 
 def test_keys_are_cut_to_two_levels_and_covered_keys_dropped():
-    assert normalise({"tfidf.word.C", "tfidf.word.min_df", "neural", "neural.threads"}) == {"tfidf.word", "neural"}
+    assert normalise({"tfidf.word.C", "tfidf.word.min_df", "neural", "neural.threads"}) == {
+        "tfidf.word",
+        "neural",
+    }

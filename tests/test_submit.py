@@ -117,8 +117,9 @@ def test_build_submission_uses_sample_column_names():
 
 
 def test_build_submission_matches_ids_after_strip(sample):
-    frame = build_submission(pd.Series([" 20800", "20801 ", "20802", "20803"]),
-                             np.array(["1", "1", "0", "0"]), sample)
+    frame = build_submission(
+        pd.Series([" 20800", "20801 ", "20802", "20803"]), np.array(["1", "1", "0", "0"]), sample
+    )
     assert list(frame["label"]) == ["1", "1", "0", "0"]
 
 
@@ -145,13 +146,20 @@ def repo(tmp_path, monkeypatch):
     """A committed project: code, params, dvc.lock and an output, as after `dvc repro`."""
     import subprocess
 
-    for name, text in (("pipeline/stage.py", "x = 1\n"), ("params.yaml", "seed: 1\n"),
-                       ("dvc.lock", "schema: '2.0'\n"), ("metrics/competition.json", "{}\n")):
+    for name, text in (
+        ("pipeline/stage.py", "x = 1\n"),
+        ("params.yaml", "seed: 1\n"),
+        ("dvc.lock", "schema: '2.0'\n"),
+        ("metrics/competition.json", "{}\n"),
+    ):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     monkeypatch.chdir(tmp_path)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"],
+    ):
         subprocess.run(cmd, check=True, capture_output=True)
     return tmp_path
 

@@ -51,8 +51,10 @@ def template(tmp_path_factory):
 
 def write_source(task, kind: str, **where) -> None:
     """The ``source.json`` that ``fetch`` writes, for data from ``kind``."""
-    write_json(task.raw_dir / "source.json", {"source": kind, **where, "available": True,
-                                              "files": {"test.csv": {"sha256": "f" * 64, "rows": 40}}})
+    write_json(
+        task.raw_dir / "source.json",
+        {"source": kind, **where, "available": True, "files": {"test.csv": {"sha256": "f" * 64, "rows": 40}}},
+    )
 
 
 @pytest.fixture
@@ -64,8 +66,7 @@ def project(template, tmp_path, monkeypatch):
     monkeypatch.chdir(root)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")  # main() sets it; keep it test-local
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR",
-                 "XDG_CONFIG_HOME"):
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
         monkeypatch.delenv(name, raising=False)
     sent = []
 
@@ -159,8 +160,9 @@ def test_rejects_missing_file(project, capsys):
 def test_rejects_unknown_file_unless_forced(project, capsys, where):
     path = Path("mine.csv") if where == "outside" else Path("submissions/fake-news/copy.csv")
     shutil.copyfile(ENSEMBLE_CSV, path)
-    err = rejected(capsys, str(path), "unknown file", "index.json", "--force",
-                   args=("--dry-run", "--file", str(path)))
+    err = rejected(
+        capsys, str(path), "unknown file", "index.json", "--force", args=("--dry-run", "--file", str(path))
+    )
     assert "sha256" not in err
 
     code, out, err = submit(capsys, "--dry-run", "--force", "--file", str(path))
@@ -169,8 +171,10 @@ def test_rejects_unknown_file_unless_forced(project, capsys, where):
 
 
 def test_rejects_file_edited_after_the_pipeline_unless_forced(project, capsys):
-    edit(ENSEMBLE_CSV, lambda f: f.assign(label=f["label"].where(f.index != 0,
-                                                                 "1" if f["label"][0] == "0" else "0")))
+    edit(
+        ENSEMBLE_CSV,
+        lambda f: f.assign(label=f["label"].where(f.index != 0, "1" if f["label"][0] == "0" else "0")),
+    )
     rejected(capsys, str(ENSEMBLE_CSV), "modified", "sha256", "--force")
 
     code, out, err = submit(capsys, "--dry-run", "--force")
@@ -183,8 +187,15 @@ def test_rejected_when_no_index(project, capsys):
     rejected(capsys, "unknown file")
 
 
-HOW_TO = ("no Kaggle credentials found", "https://www.kaggle.com/settings", "KAGGLE_USERNAME",
-          "KAGGLE_KEY", "kaggle.json", "chmod 600", "KAGGLE_API_TOKEN")
+HOW_TO = (
+    "no Kaggle credentials found",
+    "https://www.kaggle.com/settings",
+    "KAGGLE_USERNAME",
+    "KAGGLE_KEY",
+    "kaggle.json",
+    "chmod 600",
+    "KAGGLE_API_TOKEN",
+)
 
 
 def test_submit_without_credentials_sends_nothing(project, capsys):

@@ -11,19 +11,23 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from pipeline.text import EMPTY_TOKEN, URL_TOKEN, clean_text, join_fields
 
 # Fast and reproducible on a shared 2-core machine: a fixed example set, no timing limit.
-PROPERTY = settings(max_examples=150, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 # --------------------------------------------------------------------------- clean_text
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("ＡＢＣ１２３", "abc123"),            # full-width letters and digits
-    ("ﬁne", "fine"),                      # "fi" ligature
-    ("x²", "x2"),                         # superscript
-    ("cafe\u0301", "café"),               # combining accent composed
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("ＡＢＣ１２３", "abc123"),  # full-width letters and digits
+        ("ﬁne", "fine"),  # "fi" ligature
+        ("x²", "x2"),  # superscript
+        ("cafe\u0301", "café"),  # combining accent composed
+    ],
+)
 def test_nfkc_normalisation(raw, expected):
     assert clean_text(raw) == expected
 
@@ -34,7 +38,8 @@ def test_html_entities_decoded():
 
 def test_html_tags_removed():
     assert clean_text("first line<br />second<br/>third <b>bold</b> <p class='x'>par</p>") == (
-        "first line second third bold par")
+        "first line second third bold par"
+    )
 
 
 def test_entity_encoded_tags_removed():
@@ -44,7 +49,8 @@ def test_entity_encoded_tags_removed():
 
 def test_urls_token():
     assert clean_text("see https://example.com/a?b=1 and www.test.org now", urls="token") == (
-        f"see {URL_TOKEN} and {URL_TOKEN} now")
+        f"see {URL_TOKEN} and {URL_TOKEN} now"
+    )
 
 
 def test_urls_drop():
@@ -91,8 +97,7 @@ def test_lowercase_off():
 
 
 def test_keep_digits_false_maps_digit_runs_to_zero():
-    assert clean_text("in 2024 about 15.5% of 3 people", keep_digits=False) == (
-        "in 0 about 0.0% of 0 people")
+    assert clean_text("in 2024 about 15.5% of 3 people", keep_digits=False) == ("in 0 about 0.0% of 0 people")
 
 
 def test_keep_digits_false_maps_non_ascii_digits():
@@ -105,7 +110,8 @@ def test_keep_digits_true_keeps_digits():
 
 def test_keep_punctuation_false():
     assert clean_text("Hello, world! It's-a_test... (ok?)", keep_punctuation=False) == (
-        "hello world it s a test ok")
+        "hello world it s a test ok"
+    )
 
 
 def test_keep_punctuation_false_keeps_letters_of_any_script():
@@ -145,11 +151,14 @@ def test_empty_and_blank_strings():
     assert clean_text(" \t\n ") == ""
 
 
-@pytest.mark.parametrize("raw", [
-    "<" * 7 + "x" + ">" * 7,             # nested angle brackets: one level removed per pass
-    "&" + "amp;" * 6 + "lt;b&gt;bold",   # entity escaped seven times
-    "&" + "amp;" * 10 + "quot;",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "<" * 7 + "x" + ">" * 7,  # nested angle brackets: one level removed per pass
+        "&" + "amp;" * 6 + "lt;b&gt;bold",  # entity escaped seven times
+        "&" + "amp;" * 10 + "quot;",
+    ],
+)
 def test_idempotent_on_deeply_nested_markup(raw):
     # clean_text iterates its cleaning to a fixed point, but stops after 5 passes;
     # deeper nesting then needs another call: clean_text(clean_text(x)) != clean_text(x).
@@ -159,53 +168,109 @@ def test_idempotent_on_deeply_nested_markup(raw):
 
 # --------------------------------------------------------------------- properties
 
-OPTIONS = st.fixed_dictionaries({
-    "lowercase": st.booleans(),
-    "keep_digits": st.booleans(),
-    "keep_punctuation": st.booleans(),
-    "urls": st.sampled_from(["token", "keep", "drop"]),
-    "max_chars": st.one_of(st.integers(1, 300), st.just(100_000)),
-})
+OPTIONS = st.fixed_dictionaries(
+    {
+        "lowercase": st.booleans(),
+        "keep_digits": st.booleans(),
+        "keep_punctuation": st.booleans(),
+        "urls": st.sampled_from(["token", "keep", "drop"]),
+        "max_chars": st.one_of(st.integers(1, 300), st.just(100_000)),
+    }
+)
 
 # Pieces that exercise every cleaning step and their interactions.
-FRAGMENTS = st.sampled_from([
-    "<", ">", "<b>", "</p>", "<br />", "&", "amp;", "lt;", "gt;", "&amp;", "&#x41;", "&#65;",
-    "&nbsp;", "http://", "https://a.b/c?d=1", "www.", "www.x.org", URL_TOKEN, EMPTY_TOKEN,
-    " ", "\t", "\n", "\r\n", "\x00", "\x1b", "\x85", "\x9f", "\u00a0", "\u2028", "\ufeff",
-    "ﬁ", "Ａ", "İ", "ẞ", "²", "١٢", "123", "_", "-", ".", "é", "e\u0301", "ß", "Σ", "ǅ", "😀",
-])
+FRAGMENTS = st.sampled_from(
+    [
+        "<",
+        ">",
+        "<b>",
+        "</p>",
+        "<br />",
+        "&",
+        "amp;",
+        "lt;",
+        "gt;",
+        "&amp;",
+        "&#x41;",
+        "&#65;",
+        "&nbsp;",
+        "http://",
+        "https://a.b/c?d=1",
+        "www.",
+        "www.x.org",
+        URL_TOKEN,
+        EMPTY_TOKEN,
+        " ",
+        "\t",
+        "\n",
+        "\r\n",
+        "\x00",
+        "\x1b",
+        "\x85",
+        "\x9f",
+        "\u00a0",
+        "\u2028",
+        "\ufeff",
+        "ﬁ",
+        "Ａ",
+        "İ",
+        "ẞ",
+        "²",
+        "١٢",
+        "123",
+        "_",
+        "-",
+        ".",
+        "é",
+        "e\u0301",
+        "ß",
+        "Σ",
+        "ǅ",
+        "😀",
+    ]
+)
 MARKUP = st.lists(st.one_of(FRAGMENTS, st.text(max_size=5)), max_size=40).map("".join)
 LONG_TOKEN = st.builds(lambda ch, n: ch * n, st.characters(), st.integers(200, 3000))
 TEXTS = st.one_of(
-    st.text(),                                             # arbitrary unicode, control chars, ""
+    st.text(),  # arbitrary unicode, control chars, ""
     st.text(st.characters(codec="utf-8"), min_size=1, max_size=500),
     MARKUP,
-    LONG_TOKEN,                                            # one very long token
+    LONG_TOKEN,  # one very long token
     st.just(""),
 )
 
 
 @PROPERTY
 @given(TEXTS, OPTIONS)
-@example("", {"lowercase": True, "keep_digits": True, "keep_punctuation": True,
-              "urls": "token", "max_chars": 100_000})
+@example(
+    "",
+    {"lowercase": True, "keep_digits": True, "keep_punctuation": True, "urls": "token", "max_chars": 100_000},
+)
 def test_clean_text_is_idempotent_and_never_raises(text, options):
     once = clean_text(text, **options)
     assert isinstance(once, str)
     assert clean_text(once, **options) == once
 
 
-SAMPLE = ("ＦＵＬＬ ﬁne &amp;lt;b&amp;gt; <br /> See https://x.org/a?b=1 &#169; \x00\x9f "
-          "Ünïcödé 2024 ٣ _snake_ case... " + "z" * 300)
+SAMPLE = (
+    "ＦＵＬＬ ﬁne &amp;lt;b&amp;gt; <br /> See https://x.org/a?b=1 &#169; \x00\x9f "
+    "Ünïcödé 2024 ٣ _snake_ case... " + "z" * 300
+)
 
 
-@pytest.mark.parametrize("lowercase, keep_digits, keep_punctuation, urls", list(
-    itertools.product([True, False], [True, False], [True, False], ["token", "keep", "drop"])))
+@pytest.mark.parametrize(
+    "lowercase, keep_digits, keep_punctuation, urls",
+    list(itertools.product([True, False], [True, False], [True, False], ["token", "keep", "drop"])),
+)
 @pytest.mark.parametrize("max_chars", [5, 100, 100_000])
-def test_every_option_combination_is_idempotent(lowercase, keep_digits, keep_punctuation, urls,
-                                                max_chars):
-    options = dict(lowercase=lowercase, keep_digits=keep_digits,
-                   keep_punctuation=keep_punctuation, urls=urls, max_chars=max_chars)
+def test_every_option_combination_is_idempotent(lowercase, keep_digits, keep_punctuation, urls, max_chars):
+    options = dict(
+        lowercase=lowercase,
+        keep_digits=keep_digits,
+        keep_punctuation=keep_punctuation,
+        urls=urls,
+        max_chars=max_chars,
+    )
     once = clean_text(SAMPLE, **options)
     assert clean_text(once, **options) == once
     assert len(once) <= max_chars
@@ -235,7 +300,8 @@ def test_clean_text_output_invariants(text, options):
 
 def test_join_fields_markers():
     assert join_fields({"title": "big news", "author": "ann", "text": "body"}) == (
-        "xxtitle big news xxauthor ann xxtext body")
+        "xxtitle big news xxauthor ann xxtext body"
+    )
 
 
 def test_join_fields_marker_from_column_name():
@@ -244,7 +310,8 @@ def test_join_fields_marker_from_column_name():
 
 def test_join_fields_empty_field_becomes_xxempty():
     assert join_fields({"title": "t", "author": "", "text": "b"}) == (
-        f"xxtitle t xxauthor {EMPTY_TOKEN} xxtext b")
+        f"xxtitle t xxauthor {EMPTY_TOKEN} xxtext b"
+    )
 
 
 def test_join_fields_all_empty():

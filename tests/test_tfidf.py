@@ -21,24 +21,31 @@ from pipeline.models.tfidf import (
 )
 from pipeline.params import Params
 
-CORPUS = pd.Series([
-    "the cat sat on the mat", "the cat ate the rat", "a dog sat on a log",
-    "the dog ate the cat food", "fake news shocking !", "shocking fake claim !",
-    "real report on the mat", "the rat sat",
-])
+CORPUS = pd.Series(
+    [
+        "the cat sat on the mat",
+        "the cat ate the rat",
+        "a dog sat on a log",
+        "the dog ate the cat food",
+        "fake news shocking !",
+        "shocking fake claim !",
+        "real report on the mat",
+        "the rat sat",
+    ]
+)
 
 
 def test_hashed_counts_keep_the_ngrams_countvectorizer_keeps():
     # 2**20 columns for a few dozen n-grams: collisions are practically impossible.
     for min_df in (1, 2, 3):
-        hashed = hashed_counts(CORPUS, min_df, 20, n_jobs=1, ngram_range=(1, 2),
-                               token_pattern=TOKEN_PATTERN)
+        hashed = hashed_counts(CORPUS, min_df, 20, n_jobs=1, ngram_range=(1, 2), token_pattern=TOKEN_PATTERN)
         exact = CountVectorizer(ngram_range=(1, 2), min_df=min_df, token_pattern=TOKEN_PATTERN)
         exact_counts = exact.fit_transform(CORPUS)
         assert hashed.shape == exact_counts.shape, min_df
         # Same multiset of column totals: the same n-grams with the same counts.
         assert sorted(np.asarray(hashed.sum(axis=0)).ravel()) == sorted(
-            np.asarray(exact_counts.sum(axis=0)).ravel())
+            np.asarray(exact_counts.sum(axis=0)).ravel()
+        )
 
 
 @pytest.mark.slow
@@ -74,8 +81,12 @@ def _frames(texts, labels):
 
 def test_wordchar_svc_adds_char_columns_to_the_word_svc_features():
     # Misspelt words share no word with the training texts, only character n-grams.
-    texts = ["stock markets rallied today", "shares rose on the exchange",
-             "the team won the match", "a late goal won the cup"] * 3
+    texts = [
+        "stock markets rallied today",
+        "shares rose on the exchange",
+        "the team won the match",
+        "a late goal won the cup",
+    ] * 3
     train, test = _frames(texts, np.array([0, 0, 1, 1] * 3))
     unseen = pd.DataFrame({"text": ["stocks marketing rallying", "teams winning matches"]})
     every_row = np.arange(len(train))
@@ -90,8 +101,14 @@ def test_wordchar_svc_adds_char_columns_to_the_word_svc_features():
 
 
 def test_wordchar_svc_multiclass_fold_misses_a_class():
-    texts = ["wheat crop harvest", "grain wheat export", "oil crude barrel", "crude oil price",
-             "gold mine ounce", "interest rate bank"]
+    texts = [
+        "wheat crop harvest",
+        "grain wheat export",
+        "oil crude barrel",
+        "crude oil price",
+        "gold mine ounce",
+        "interest rate bank",
+    ]
     labels = np.array([0, 0, 1, 1, 2, 3])
     train, test = _frames(texts, labels)
     fit_predict = wordchar_svc(None, Params(), train, test, n_classes=4)

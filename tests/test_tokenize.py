@@ -36,7 +36,7 @@ def _run(project, train=TRAIN, test=TEST, y=None, **tokenize_params):
 def _rows(arrays: dict, split: str) -> list[list[int]]:
     values, lengths = arrays[f"{split}_values"], arrays[f"{split}_lengths"]
     ends = np.cumsum(lengths)
-    return [values[end - n:end].tolist() for end, n in zip(ends, lengths)]
+    return [values[end - n : end].tolist() for end, n in zip(ends, lengths)]
 
 
 def _decode(record: dict, rows):
@@ -70,8 +70,11 @@ def test_min_count_drops_rare_words(project):
     _, task, record = _run(project, min_count=2)
     _, arrays = load_sequences(task)
     assert set(record["tokens"]) == {"the", "cat", "sat"}  # dog, ran, ! occur once
-    assert _decode(record, _rows(arrays, "train")) == [["the", "cat", "sat"], ["the", "<oov>", "sat"],
-                                                       ["the", "cat", "<oov>", "<oov>"]]
+    assert _decode(record, _rows(arrays, "train")) == [
+        ["the", "cat", "sat"],
+        ["the", "<oov>", "sat"],
+        ["the", "cat", "<oov>", "<oov>"],
+    ]
 
 
 def test_fit_vocabulary_keeps_the_most_frequent(project):
@@ -91,8 +94,11 @@ def test_vocab_json_holds_tokens_and_settings(project):
     params, _, record = _run(project, max_tokens=10)
     saved = json.loads((FEATURES / "vocab.json").read_text())
     assert saved["tokens"] == record["tokens"]
-    assert saved["settings"] == params.tokenize.model_dump() == {"vocab_size": 100, "min_count": 1,
-                                                                "max_tokens": 10}
+    assert (
+        saved["settings"]
+        == params.tokenize.model_dump()
+        == {"vocab_size": 100, "min_count": 1, "max_tokens": 10}
+    )
     assert saved["available"] is True
     assert saved["vocab_size"] == len(saved["tokens"]) + 2
     assert (FEATURES / "sequences.npz").exists()
@@ -126,11 +132,14 @@ VALUES = np.array([5, 6, 7, 8, 9, 10, 11, 12], dtype=np.int32)
 LENGTHS = np.array([6, 2, 0], dtype=np.int32)
 
 
-@pytest.mark.parametrize("truncate, first_row", [
-    ("head", [5, 6, 7, 8]),
-    ("tail", [7, 8, 9, 10]),
-    ("head_tail", [5, 6, 9, 10]),
-])
+@pytest.mark.parametrize(
+    "truncate, first_row",
+    [
+        ("head", [5, 6, 7, 8]),
+        ("tail", [7, 8, 9, 10]),
+        ("head_tail", [5, 6, 9, 10]),
+    ],
+)
 def test_to_matrix_truncation_and_pre_padding(truncate, first_row):
     out = to_matrix(VALUES, LENGTHS, 4, truncate)
     assert out.dtype == np.int32
@@ -144,7 +153,10 @@ def test_to_matrix_head_tail_odd_length_keeps_more_tail():
 def test_to_matrix_short_rows_are_pre_padded_whatever_the_truncation():
     for truncate in ("head", "tail", "head_tail"):
         assert to_matrix(VALUES, LENGTHS, 8, truncate).tolist() == [
-            [0, 0, 5, 6, 7, 8, 9, 10], [0] * 6 + [11, 12], [0] * 8]
+            [0, 0, 5, 6, 7, 8, 9, 10],
+            [0] * 6 + [11, 12],
+            [0] * 8,
+        ]
 
 
 def test_to_matrix_vocab_size_maps_rare_ids_to_oov():
@@ -158,6 +170,7 @@ def test_to_matrix_invalid_truncate():
 
 
 # ---------------------------------------------------------------- effective_length
+
 
 def test_effective_length_caps_at_95th_percentile_rounded_up_to_8():
     lengths = np.arange(1, 101)  # 95th percentile 95.05 -> 96

@@ -37,11 +37,19 @@ from pipeline.tokenize import (
 from tiny_data import tiny_params, write_prepared
 
 # Reproducible and cheap on a shared 2-core machine: fixed examples, no timing limit.
-KERAS = settings(max_examples=40, deadline=None, derandomize=True,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+KERAS = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 NUMPY = settings(max_examples=200, deadline=None, derandomize=True)
-STAGE = settings(max_examples=12, deadline=None, derandomize=True,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+STAGE = settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 _PUNCT = re.compile(r"([!?.,;:\"()\[\]])")
 _SEPARATORS = re.compile(r"[ \t\n\r\x0b\x0c\x00]+")
@@ -55,7 +63,7 @@ def reference_tokens(text: str) -> list[str]:
 
 CHAR = st.characters(exclude_categories=("Cs",))  # any code point a UTF-8 file can hold
 WORD = st.one_of(
-    st.text(CHAR, min_size=1, max_size=12),                           # arbitrary unicode
+    st.text(CHAR, min_size=1, max_size=12),  # arbitrary unicode
     st.text(st.characters(categories=("Cc", "Cf", "Zs", "Zl", "Zp")), min_size=1, max_size=4),
     st.sampled_from(["the", "cat", "!", "wow!?", "(x)", "[UNK]", "\x00", "a\u00a0b", "é", "e\u0301"]),
     st.builds(lambda ch, n: ch * n, CHAR, st.integers(2_000, 20_000)),  # very long token
@@ -80,8 +88,8 @@ def encode(vocabulary: list[str], texts: list[str]) -> list[list[int]]:
 
 @KERAS
 @given(corpus=CORPUS, vocab_size=st.integers(1, 8), min_count=st.integers(1, 3))
-@example(corpus=[""], vocab_size=5, min_count=1)          # no token at all
-@example(corpus=[" \t\n"], vocab_size=5, min_count=1)     # whitespace only
+@example(corpus=[""], vocab_size=5, min_count=1)  # no token at all
+@example(corpus=[" \t\n"], vocab_size=5, min_count=1)  # whitespace only
 @example(corpus=["a b", "c"], vocab_size=5, min_count=2)  # every token rarer than min_count
 @example(corpus=["a\x00 a", "\x00"], vocab_size=5, min_count=1)  # numpy drops trailing NULs
 def test_vocabulary_holds_distinct_frequent_train_tokens(corpus, vocab_size, min_count):
@@ -118,7 +126,7 @@ def test_ids_match_the_reference_tokens(corpus, unseen):
     for text, row in zip(texts, rows):
         assert row == [ids_of.get(t, OOV) for t in reference_tokens(text)], repr(text)
         assert all(1 <= i < len(vocabulary) + 2 for i in row)
-    for row in rows[:len(corpus)]:
+    for row in rows[: len(corpus)]:
         assert OOV not in row and PAD not in row
 
 
@@ -138,8 +146,7 @@ def test_empty_or_blank_text_encodes_to_an_empty_row(corpus, blank):
 
 # ------------------------------------------------------------------- _keep_ends (numpy)
 
-ROWS = st.lists(st.lists(st.integers(1, 50), max_size=40).map(lambda r: np.array(r, np.int32)),
-                max_size=6)
+ROWS = st.lists(st.lists(st.integers(1, 50), max_size=40).map(lambda r: np.array(r, np.int32)), max_size=6)
 
 
 @NUMPY
@@ -152,12 +159,12 @@ def test_keep_ends_caps_rows_and_keeps_head_and_tail(rows, max_tokens):
     ends = np.cumsum(lengths)
     half = max_tokens // 2
     for row, end, length in zip(rows, ends, lengths):
-        stored = values[end - length:end].tolist()
+        stored = values[end - length : end].tolist()
         if len(row) <= max_tokens:
             assert stored == row.tolist()  # short rows are kept whole
         else:
             assert length == max_tokens
-            assert stored == row[:half].tolist() + row[len(row) - (max_tokens - half):].tolist()
+            assert stored == row[:half].tolist() + row[len(row) - (max_tokens - half) :].tolist()
 
 
 # ------------------------------------------------------------------ the tokenize stage
@@ -166,16 +173,16 @@ def test_keep_ends_caps_rows_and_keeps_head_and_tail(rows, max_tokens):
 def _run_stage(folder, train, test, min_count, max_tokens):
     with contextlib.chdir(folder):
         write_prepared(folder, train, [i % 2 for i in range(len(train))], test)
-        params = tiny_params(tokenize={"vocab_size": 100, "min_count": min_count,
-                                       "max_tokens": max_tokens})
+        params = tiny_params(tokenize={"vocab_size": 100, "min_count": min_count, "max_tokens": max_tokens})
         task = get_task("competition", params)
         tokenize(task, params)
         return load_sequences(task)
 
 
 @STAGE
-@given(train=CORPUS, test=st.lists(TEXT, max_size=3), min_count=st.integers(1, 2),
-       max_tokens=st.integers(10, 14))
+@given(
+    train=CORPUS, test=st.lists(TEXT, max_size=3), min_count=st.integers(1, 2), max_tokens=st.integers(10, 14)
+)
 @example(train=[""], test=[""], min_count=1, max_tokens=10)
 @example(train=["one two", "three"], test=["one"], min_count=2, max_tokens=10)
 def test_stage_outputs_keep_their_invariants(tmp_path_factory, train, test, min_count, max_tokens):
@@ -198,8 +205,9 @@ def test_stage_outputs_keep_their_invariants(tmp_path_factory, train, test, min_
 def test_empty_vocabulary_encodes_every_token_as_oov(tmp_path):
     # min_count above every count (or a train set without a single token) leaves no vocabulary;
     # the stage must still write sequences -- all OOV -- instead of a Keras error.
-    record, arrays = _run_stage(tmp_path, ["alpha beta", "gamma", "   "], ["alpha delta", ""],
-                                min_count=2, max_tokens=10)
+    record, arrays = _run_stage(
+        tmp_path, ["alpha beta", "gamma", "   "], ["alpha delta", ""], min_count=2, max_tokens=10
+    )
     assert record["tokens"] == [] and record["vocab_size"] == 2
     assert arrays["train_values"].tolist() == [OOV] * 3 and arrays["train_lengths"].tolist() == [2, 1, 0]
     assert arrays["test_values"].tolist() == [OOV] * 2 and arrays["test_lengths"].tolist() == [2, 0]

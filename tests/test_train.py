@@ -13,9 +13,18 @@ from pipeline.tasks import get_task
 from pipeline.train import prediction_paths, train
 from tiny_data import tiny_params, write_prepared
 
-TEXTS = ["wheat crop harvest", "grain wheat export", "wheat grain prices", "harvest of grain",
-         "oil crude barrel", "crude oil price", "barrel of crude", "oil output cut",
-         "gold mine ounce", "gold price ounce"]
+TEXTS = [
+    "wheat crop harvest",
+    "grain wheat export",
+    "wheat grain prices",
+    "harvest of grain",
+    "oil crude barrel",
+    "crude oil price",
+    "barrel of crude",
+    "oil output cut",
+    "gold mine ounce",
+    "gold price ounce",
+]
 LABELS = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]  # gold: one row per fold, so each fold model sees it once
 TEST = ["wheat harvest", "crude barrel", "gold ounce"]
 
@@ -44,7 +53,10 @@ def test_refit_predicts_test_from_a_model_fitted_on_every_train_row(tmp_path, mo
     folds = train_df["fold"].to_numpy()
     fold_tests = [fit_predict(np.flatnonzero(folds != f), np.flatnonzero(folds == f))[1] for f in (0, 1)]
 
-    (refit_record, refit_oof, refit_saved), (mean_record, mean_oof, mean_saved) = runs["refit"], runs["fold_mean"]
+    (refit_record, refit_oof, refit_saved), (mean_record, mean_oof, mean_saved) = (
+        runs["refit"],
+        runs["fold_mean"],
+    )
     assert valid_proba.shape == (0, 3)
     assert (refit_record["test_predictions"], mean_record["test_predictions"]) == ("refit", "fold_mean")
     np.testing.assert_allclose(refit_saved, refit_test)

@@ -20,8 +20,12 @@ from pipeline.tasks import get_task  # noqa: E402
 from pipeline.transformer import CheckpointError, Encoder, Tokenizer, resolve_checkpoint  # noqa: E402
 from tiny_data import learnable_texts, tiny_params, write_prepared  # noqa: E402
 
-SENTENCES = ["Vaccines do not cause autism.", "BREAKING: 5G towers spread the virus!!! 😱 #covid19",
-             "Müller's café — naïve résumé", "word " * 400]
+SENTENCES = [
+    "Vaccines do not cause autism.",
+    "BREAKING: 5G towers spread the virus!!! 😱 #covid19",
+    "Müller's café — naïve résumé",
+    "word " * 400,
+]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,7 @@ def test_token_ids_equal_tokenizer_json_and_long_texts_keep_head_and_tail(checkp
         assert ids.tolist() == reference.encode(text).ids
     full = reference.encode("one two three " * 50).ids  # 150 words + [CLS], [SEP]
     cut = ours.encode(["one two three " * 50], 11)[0].tolist()
-    assert cut == full[:1 + 5] + full[-(4 + 1):] and len(cut) == 11
+    assert cut == full[: 1 + 5] + full[-(4 + 1) :] and len(cut) == 11
 
 
 def test_embeddings_equal_an_independent_numpy_forward_pass(checkpoint, encoder):
@@ -97,10 +101,16 @@ def test_bad_checkpoint_exits_2_and_writes_nothing(tmp_path, checkpoint):
     texts, y = learnable_texts(8)
     write_prepared(tmp_path, texts, y, texts[:2])
     folder = _bad_folder(tmp_path, checkpoint, garbage=True)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
-        {"models": {"transformer": ["frozen_lr"]}, "transformer": {"checkpoint": str(folder)}}))
-    done = subprocess.run([sys.executable, "-m", "pipeline", "encode", "--task", "competition"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"models": {"transformer": ["frozen_lr"]}, "transformer": {"checkpoint": str(folder)}})
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "encode", "--task", "competition"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2, done.stderr
     assert str(folder / "model.safetensors") in done.stderr and "To fix" in done.stderr
     assert not (tmp_path / "data" / "encoded").exists()
@@ -139,8 +149,10 @@ def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, caplo
     texts, y = learnable_texts(24, filler=2)
     y = np.where(np.arange(24) % 4 == 0, 2, y) if n_classes == 3 else y
     write_prepared(tmp_path, texts, y, texts[:3], folds=2, classes=("a", "b", "c")[:n_classes])
-    params = tiny_params(models={"transformer": ["finetune"]}, transformer={"finetune": {
-        "folds": 1, "epochs": 1, "batch_size": 8, "max_tokens": 8}})
+    params = tiny_params(
+        models={"transformer": ["finetune"]},
+        transformer={"finetune": {"folds": 1, "epochs": 1, "batch_size": 8, "max_tokens": 8}},
+    )
     task = get_task("competition", params)
     with caplog.at_level("INFO"):
         train(task, "finetune", params)
@@ -159,9 +171,18 @@ def test_finetune_tuning_trials_are_recorded_and_the_best_is_used(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     texts, y = learnable_texts(16, filler=2)
     write_prepared(tmp_path, texts, y, texts[:2])
-    params = tiny_params(models={"transformer": ["finetune"]}, transformer={"finetune": {
-        "epochs": 1, "batch_size": 8, "max_tokens": 8, "budget": {"n_trials": 2, "timeout": 600},
-        "space": {"learning_rate": [1e-5, 1e-4], "epochs": [1], "max_tokens": [8, 16]}}})
+    params = tiny_params(
+        models={"transformer": ["finetune"]},
+        transformer={
+            "finetune": {
+                "epochs": 1,
+                "batch_size": 8,
+                "max_tokens": 8,
+                "budget": {"n_trials": 2, "timeout": 600},
+                "space": {"learning_rate": [1e-5, 1e-4], "epochs": [1], "max_tokens": [8, 16]},
+            }
+        },
+    )
     record = train(get_task("competition", params), "finetune", params)
     trials = record["finetune"]["tuning_trials"]
     assert len(trials) == 2 and trials[0]["params"]["max_tokens"] == 8

@@ -36,8 +36,9 @@ LN2 = float(np.log(2))  # the least log loss of one prediction for all rows of a
 
 def _budget(n_trials: int, **overrides):
     # One epoch: neural.defaults reach val_accuracy 1.0 in it, so the pruner decides at step 0.
-    return tiny_params(**merge({"neural": {"epochs": 1}},
-                               merge(overrides, {"tune": {"budget": {"n_trials": n_trials}}})))
+    return tiny_params(
+        **merge({"neural": {"epochs": 1}}, merge(overrides, {"tune": {"budget": {"n_trials": n_trials}}}))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +62,14 @@ def resumed(tmp_path_factory):
         before.enqueue_trial(HEAD)  # the next trial (after resume) is a bad one again
         result = tune_mod.tune(task, "lstm", params3)
         after = tune_mod.create_study(task, "lstm", params3)
-        yield {"root": root, "params": params3, "task": task, "result": result, "study": after,
-               "states_before": states_before}
+        yield {
+            "root": root,
+            "params": params3,
+            "task": task,
+            "result": result,
+            "study": after,
+            "states_before": states_before,
+        }
 
 
 @pytest.mark.slow
@@ -134,8 +141,12 @@ def test_metric_objective_maximises_the_task_metric(tmp_path, monkeypatch):
 def test_resume_fails_stale_trial_and_runs_only_the_remainder(resumed):
     assert resumed["states_before"] == [TrialState.COMPLETE, TrialState.COMPLETE]
     trials = resumed["study"].trials
-    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL,
-                                         TrialState.PRUNED]
+    assert [t.state for t in trials] == [
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+        TrialState.FAIL,
+        TrialState.PRUNED,
+    ]
     assert len([t for t in trials if t.state in COUNTED]) == 3
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
@@ -158,6 +169,7 @@ def test_budget_already_used_runs_nothing(resumed, monkeypatch):
 
 # ---------------------------------------------------------------- cheap tests (no training)
 
+
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -172,10 +184,13 @@ def _fake_features(root: Path) -> None:
     np.savez(folder / "sequences.npz", x=np.arange(3))
 
 
-@pytest.mark.parametrize("objective, expected", [
-    ("log_loss", tune_mod.Objective("log_loss", "minimize", "val_loss")),
-    ("metric", tune_mod.Objective("f1_macro", "maximize", "val_accuracy")),
-])
+@pytest.mark.parametrize(
+    "objective, expected",
+    [
+        ("log_loss", tune_mod.Objective("log_loss", "minimize", "val_loss")),
+        ("metric", tune_mod.Objective("f1_macro", "maximize", "val_accuracy")),
+    ],
+)
 def test_objective_of(objective, expected):
     params = tiny_params(tune={"objective": objective}, competition={"metric": "f1_macro"})
     assert tune_mod.objective_of(get_task("competition", params), params) == expected
@@ -339,8 +354,7 @@ def test_defaults_outside_the_space_do_not_silently_lose_the_first_trial(project
 
 
 def _trial_story(study) -> list:
-    return [(t.number, t.state.name, t.value, t.params, t.user_attrs.get("worker_pid"))
-            for t in study.trials]
+    return [(t.number, t.state.name, t.value, t.params, t.user_attrs.get("worker_pid")) for t in study.trials]
 
 
 @pytest.mark.slow

@@ -41,11 +41,19 @@ def _run(root, train, test, test_y, strategy):
         for model in MODELS + ["ensemble"]:
             record = run_train(task, model, params) if model != "ensemble" else ensemble(task, params)
             arrays = load_predictions(task, model)[1]
-            cv[model], scores[model] = record["cv"]["accuracy"], float(np.mean(arrays["test"].argmax(1) == test_y))
+            cv[model], scores[model] = (
+                record["cv"]["accuracy"],
+                float(np.mean(arrays["test"].argmax(1) == test_y)),
+            )
         report(task, params)
         markdown = (root / "reports/competition.md").read_text(encoding="utf-8")
-        return {"cv": cv, "test": scores, "checks": load_diagnostics(task), "markdown": markdown,
-                "ensemble": record}
+        return {
+            "cv": cv,
+            "test": scores,
+            "checks": load_diagnostics(task),
+            "markdown": markdown,
+            "ensemble": record,
+        }
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +72,19 @@ def test_random_folds_mislead(runs):
     for model in MODELS:
         # below chance in CV, 15+ points better on the test split
         assert strat["cv"][model] < 0.5 and strat["test"][model] > strat["cv"][model] + 0.15, (
-            model, strat["cv"], strat["test"])
+            model,
+            strat["cv"],
+            strat["test"],
+        )
 
 
 def test_warning_fires_under_stratified(runs):
     strat = runs["stratified"]
     assert any(w.startswith("folds (stratified)") for w in strat["checks"]["warnings"])
-    assert "WARNING — CV may not predict test:** every model's CV accuracy is at or below chance" in strat["markdown"]
+    assert (
+        "WARNING — CV may not predict test:** every model's CV accuracy is at or below chance"
+        in strat["markdown"]
+    )
     auto = runs["auto"]
     assert not any(w.startswith("folds (") for w in auto["checks"]["warnings"])
     assert "at or below chance" not in auto["markdown"]

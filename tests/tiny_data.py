@@ -20,22 +20,44 @@ TINY = {
     # Narrow vectors, few epochs: word2vec on the tiny corpora takes milliseconds.
     "embed": {"method": "word2vec", "dim": 4, "epochs": 2, "window": 2},
     "neural": {
-        "folds": 1, "epochs": 2, "patience": 2, "threads": 1, "processes": 1,
+        "folds": 1,
+        "epochs": 2,
+        "patience": 2,
+        "threads": 1,
+        "processes": 1,
         # Learns the tiny corpus below to val_accuracy 1.0 within the first epoch.
-        "defaults": {"embedding_dim": 4, "units": 4, "layers": 1, "bidirectional": False,
-                     "dropout": 0.0, "spatial_dropout": 0.0, "dense_units": 0,
-                     "learning_rate": 0.1, "batch_size": 4, "seq_len": 8, "vocab_size": 100,
-                     "truncate": "head_tail"},
+        "defaults": {
+            "embedding_dim": 4,
+            "units": 4,
+            "layers": 1,
+            "bidirectional": False,
+            "dropout": 0.0,
+            "spatial_dropout": 0.0,
+            "dense_units": 0,
+            "learning_rate": 0.1,
+            "batch_size": 4,
+            "seq_len": 8,
+            "vocab_size": 100,
+            "truncate": "head_tail",
+        },
     },
     "tune": {
         "budget": {"n_trials": 3, "timeout": 600},
         "startup_trials": 1,
         "pruner_warmup_epochs": 0,
         "max_train_rows": 100,
-        "space": {"embedding_dim": [4], "units": [4], "layers": [1], "bidirectional": [False],
-                  "dropout": [0.0, 0.1], "spatial_dropout": [0.0, 0.1],
-                  "learning_rate": [0.05, 0.1], "batch_size": [4], "seq_len": [8],
-                  "truncate": ["head_tail", "head"]},
+        "space": {
+            "embedding_dim": [4],
+            "units": [4],
+            "layers": [1],
+            "bidirectional": [False],
+            "dropout": [0.0, 0.1],
+            "spatial_dropout": [0.0, 0.1],
+            "learning_rate": [0.05, 0.1],
+            "batch_size": [4],
+            "seq_len": [8],
+            "truncate": ["head_tail", "head"],
+        },
     },
 }
 
@@ -52,8 +74,9 @@ def featurize(task, params) -> None:
 def merge(base: dict, override: dict) -> dict:
     out = dict(base)
     for key, value in override.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
-            else value
+        out[key] = (
+            merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
@@ -74,8 +97,9 @@ def learnable_texts(n: int, seed: int = 0, filler: int = 3) -> tuple[list[str], 
     return texts, y
 
 
-def write_prepared(root: Path, texts, y, test_texts, folds: int = 2, classes=("0", "1"),
-                   available: bool = True) -> None:
+def write_prepared(
+    root: Path, texts, y, test_texts, folds: int = 2, classes=("0", "1"), available: bool = True
+) -> None:
     """``data/prepared/competition/{train,test}.parquet`` + ``meta.json`` under ``root``."""
     out = root / PREPARED
     out.mkdir(parents=True, exist_ok=True)
@@ -85,15 +109,27 @@ def write_prepared(root: Path, texts, y, test_texts, folds: int = 2, classes=("0
     for label in np.unique(y):
         rows = np.flatnonzero(y == label)
         fold[rows] = np.arange(len(rows)) % folds
-    train = pd.DataFrame({"id": [f"r{i}" for i in range(len(y))], "text": list(texts),
-                          "label": [classes[v] for v in y], "y": y, "fold": fold})
+    train = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(len(y))],
+            "text": list(texts),
+            "label": [classes[v] for v in y],
+            "y": y,
+            "fold": fold,
+        }
+    )
     test = pd.DataFrame({"id": [f"t{i}" for i in range(len(test_texts))], "text": list(test_texts)})
     if not available:
         train, test = train.iloc[:0], test.iloc[:0]
     train.to_parquet(out / "train.parquet", index=False)
     test.to_parquet(out / "test.parquet", index=False)
-    meta = {"task": "competition", "available": available, "classes": list(classes),
-            "n_train": len(train), "n_test": len(test)}
+    meta = {
+        "task": "competition",
+        "available": available,
+        "classes": list(classes),
+        "n_train": len(train),
+        "n_test": len(test),
+    }
     if not available:
         meta.update(reason="offline", fix="go online")
     (out / "meta.json").write_text(json.dumps(meta))

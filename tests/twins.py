@@ -27,8 +27,14 @@ def rewrite(text: str, donors: list[str], share: float, rng: np.random.Generator
     return " ".join(words)
 
 
-def twin_competition(source: Path, n_stories: int, twin_share: float, rewrite_share: float = 0.1,
-                     test_share: float = 0.2, seed: int = 0):
+def twin_competition(
+    source: Path,
+    n_stories: int,
+    twin_share: float,
+    rewrite_share: float = 0.1,
+    test_share: float = 0.2,
+    seed: int = 0,
+):
     """``(train, test, test_labels)`` frames in the Kaggle fake-news layout."""
     rng = np.random.default_rng(seed)
     rows = pd.read_csv(source / "train.csv", dtype=str, keep_default_na=False)
@@ -38,8 +44,12 @@ def twin_competition(source: Path, n_stories: int, twin_share: float, rewrite_sh
     for story, row in rows.iterrows():
         out.append({**row, "story": story})
         if rng.random() < twin_share:
-            twin = {**row, "text": rewrite(row["text"], donors, rewrite_share, rng),
-                    "label": str(1 - int(row["label"])), "story": story}
+            twin = {
+                **row,
+                "text": rewrite(row["text"], donors, rewrite_share, rng),
+                "label": str(1 - int(row["label"])),
+                "story": story,
+            }
             out.append(twin)
     frame = pd.DataFrame(out)
     frame["id"] = [str(i) for i in rng.permutation(len(frame))]

@@ -37,21 +37,54 @@ def _lazy(module: str, function: str) -> Callable[..., FitPredict]:
     return factory
 
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
-    ModelSpec("word_lr", "tfidf", "word 1-2-gram TF-IDF + logistic regression", _lazy("tfidf", "word_lr")),
-    ModelSpec("char_lr", "tfidf", "char 2-5-gram TF-IDF + logistic regression", _lazy("tfidf", "char_lr")),
-    ModelSpec("nbsvm", "tfidf", "NB-weighted logistic regression (Wang & Manning)", _lazy("tfidf", "nbsvm")),
-    ModelSpec("word_svc", "tfidf", "plain word TF-IDF + LinearSVC (reference baseline)", _lazy("tfidf", "word_svc")),
-    ModelSpec("wordchar_svc", "tfidf", "word and char TF-IDF side by side + LinearSVC",
-              _lazy("tfidf", "wordchar_svc")),
-    ModelSpec("lstm", "rnn", "stacked (Bi)LSTM tuned with Optuna", _lazy("rnn", "lstm")),
-    ModelSpec("gru", "rnn", "stacked (Bi)GRU tuned with Optuna", _lazy("rnn", "gru")),
-    ModelSpec("lstm_baseline", "rnn", "lecture-style Embedding(5000,100) → LSTM(100) reference, not tuned",
-              _lazy("rnn", "lstm_baseline"), tunable=False),
-    ModelSpec("frozen_lr", "frozen", "frozen pretrained-encoder mean embeddings + logistic regression",
-              _lazy("transformer", "frozen_lr"), tunable=False,
-              before_folds=_lazy("transformer", "before_folds")),
-    ModelSpec("finetune", "finetune", "pretrained encoder fine-tuned whole + mean pooling + linear head",
-              _lazy("transformer", "finetune"), tunable=False,
-              before_folds=_lazy("transformer", "before_folds")),
-)}
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "word_lr", "tfidf", "word 1-2-gram TF-IDF + logistic regression", _lazy("tfidf", "word_lr")
+        ),
+        ModelSpec(
+            "char_lr", "tfidf", "char 2-5-gram TF-IDF + logistic regression", _lazy("tfidf", "char_lr")
+        ),
+        ModelSpec(
+            "nbsvm", "tfidf", "NB-weighted logistic regression (Wang & Manning)", _lazy("tfidf", "nbsvm")
+        ),
+        ModelSpec(
+            "word_svc",
+            "tfidf",
+            "plain word TF-IDF + LinearSVC (reference baseline)",
+            _lazy("tfidf", "word_svc"),
+        ),
+        ModelSpec(
+            "wordchar_svc",
+            "tfidf",
+            "word and char TF-IDF side by side + LinearSVC",
+            _lazy("tfidf", "wordchar_svc"),
+        ),
+        ModelSpec("lstm", "rnn", "stacked (Bi)LSTM tuned with Optuna", _lazy("rnn", "lstm")),
+        ModelSpec("gru", "rnn", "stacked (Bi)GRU tuned with Optuna", _lazy("rnn", "gru")),
+        ModelSpec(
+            "lstm_baseline",
+            "rnn",
+            "lecture-style Embedding(5000,100) → LSTM(100) reference, not tuned",
+            _lazy("rnn", "lstm_baseline"),
+            tunable=False,
+        ),
+        ModelSpec(
+            "frozen_lr",
+            "frozen",
+            "frozen pretrained-encoder mean embeddings + logistic regression",
+            _lazy("transformer", "frozen_lr"),
+            tunable=False,
+            before_folds=_lazy("transformer", "before_folds"),
+        ),
+        ModelSpec(
+            "finetune",
+            "finetune",
+            "pretrained encoder fine-tuned whole + mean pooling + linear head",
+            _lazy("transformer", "finetune"),
+            tunable=False,
+            before_folds=_lazy("transformer", "before_folds"),
+        ),
+    )
+}

@@ -37,8 +37,9 @@ def set_determinism(seed: int, threads: int = 0) -> None:
             pass
 
 
-def build_model(kind: str, config: RNNConfig, n_classes: int, vocab_size: int,
-                vectors: np.ndarray | None = None):
+def build_model(
+    kind: str, config: RNNConfig, n_classes: int, vocab_size: int, vectors: np.ndarray | None = None
+):
     """A compiled Keras model; ``kind`` is ``"lstm"`` or ``"gru"``.
 
     ``vectors`` (``(>= vocab_size, >= embedding_dim)``, see :mod:`pipeline.embed`) initialise
@@ -75,9 +76,11 @@ def build_model(kind: str, config: RNNConfig, n_classes: int, vocab_size: int,
     model = keras.Model(inputs, outputs, name=f"stacked_{kind}")
     if vectors is not None:
         if vectors.shape[0] < vocab_size or vectors.shape[1] < config.embedding_dim:
-            raise ValueError(f"vectors of shape {vectors.shape} cannot initialise a "
-                             f"({vocab_size}, {config.embedding_dim}) embedding")
-        model.get_layer("embedding").set_weights([vectors[:vocab_size, :config.embedding_dim]])
+            raise ValueError(
+                f"vectors of shape {vectors.shape} cannot initialise a "
+                f"({vocab_size}, {config.embedding_dim}) embedding"
+            )
+        model.get_layer("embedding").set_weights([vectors[:vocab_size, : config.embedding_dim]])
     return _compile(model, config)
 
 
@@ -85,9 +88,12 @@ def _compile(model, config: RNNConfig):
     import keras
 
     binary = model.output_shape[-1] == 1
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=False,
-                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        jit_compile=False,
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     # Create the optimizer's and the metric's variables now: created inside the first train
     # step, they make TensorFlow trace that step twice (a second per model). Same weights.
     if hasattr(model, "_symbolic_build"):
@@ -98,9 +104,20 @@ def _compile(model, config: RNNConfig):
 # The lecture-style reference model (Keras book/courses): top 5,000 words, sequences padded
 # and truncated at the front to 300 (pad_sequences' defaults), Embedding(5000, 100) →
 # LSTM(100) → Dense. Issue-3's tuned models must beat it on the same folds.
-BASELINE = RNNConfig(embedding_dim=100, units=100, layers=1, bidirectional=False, dropout=0.0,
-                     spatial_dropout=0.0, dense_units=0, learning_rate=1e-3, batch_size=128,
-                     seq_len=300, vocab_size=5000, truncate="tail")
+BASELINE = RNNConfig(
+    embedding_dim=100,
+    units=100,
+    layers=1,
+    bidirectional=False,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    dense_units=0,
+    learning_rate=1e-3,
+    batch_size=128,
+    seq_len=300,
+    vocab_size=5000,
+    truncate="tail",
+)
 
 
 def build_baseline(kind: str, config: RNNConfig, n_classes: int, vocab_size: int):
@@ -109,12 +126,15 @@ def build_baseline(kind: str, config: RNNConfig, n_classes: int, vocab_size: int
     from keras import layers
 
     binary = n_classes == 2
-    model = keras.Sequential([
-        keras.Input(shape=(config.seq_len,), dtype="int32"),
-        layers.Embedding(vocab_size, config.embedding_dim),
-        layers.LSTM(config.units),
-        layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax"),
-    ], name="lstm_baseline")
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(config.seq_len,), dtype="int32"),
+            layers.Embedding(vocab_size, config.embedding_dim),
+            layers.LSTM(config.units),
+            layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax"),
+        ],
+        name="lstm_baseline",
+    )
     return _compile(model, config)
 
 
@@ -131,21 +151,35 @@ def fit(model, X, y, X_valid, y_valid, neural: Neural, batch_size: int, callback
     One log line per epoch, starting ``[tag]``, instead of Keras' progress bars."""
     import keras
 
-    schedule = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=neural.patience,
-                                              restore_best_weights=True)]
+    schedule = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=neural.patience, restore_best_weights=True)
+    ]
     if neural.reduce_lr:
         # The loss often turns after 2-3 epochs while a smaller step still gains; a second
         # epoch without gain still stops training.
-        schedule.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=neural.reduce_lr,
-                                                          patience=1, verbose=0))
-    return model.fit(X, y, validation_data=(X_valid, y_valid), epochs=neural.epochs, batch_size=batch_size,
-                     callbacks=[*schedule, epoch_logger(tag), *callbacks], verbose=0, shuffle=True)
+        schedule.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=neural.reduce_lr, patience=1, verbose=0
+            )
+        )
+    return model.fit(
+        X,
+        y,
+        validation_data=(X_valid, y_valid),
+        epochs=neural.epochs,
+        batch_size=batch_size,
+        callbacks=[*schedule, epoch_logger(tag), *callbacks],
+        verbose=0,
+        shuffle=True,
+    )
 
 
 def epoch_line(tag: str, epoch: int, epochs: int, logs: dict, seconds: float) -> str:
     """``[tag] epoch 3/8 loss 0.4123 val_loss 0.4410 ... 4.1s`` (``epoch`` counted from 1)."""
-    values = " ".join(f"{name} {value:.4g}" if name == "learning_rate" else f"{name} {value:.4f}"
-                      for name, value in (logs or {}).items())
+    values = " ".join(
+        f"{name} {value:.4g}" if name == "learning_rate" else f"{name} {value:.4f}"
+        for name, value in (logs or {}).items()
+    )
     return f"[{tag}] epoch {epoch}/{epochs} {values} {seconds:.1f}s"
 
 
@@ -158,14 +192,23 @@ def epoch_logger(tag: str):
             self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
-            log.info(epoch_line(tag, epoch + 1, self.params["epochs"], logs,
-                                time.perf_counter() - self.started))
+            log.info(
+                epoch_line(tag, epoch + 1, self.params["epochs"], logs, time.perf_counter() - self.started)
+            )
 
     return EpochLog()
 
 
-def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
-                 config: RNNConfig | None = None, baseline: bool = False):
+def fold_trainer(
+    kind: str,
+    task,
+    params: Params,
+    train,
+    test,
+    n_classes: int,
+    config: RNNConfig | None = None,
+    baseline: bool = False,
+):
     """Per-fold trainer for the registry: the tuned config (or ``neural.defaults``)."""
     from ..embed import load_vectors
     from ..tokenize import effective_length, load_sequences, to_matrix
@@ -175,13 +218,20 @@ def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
     record, arrays = load_sequences(task)
     vocab_size = min(config.vocab_size, record["vocab_size"])
     config = config.model_copy(update={"seq_len": effective_length(config.seq_len, arrays["train_lengths"])})
-    X = to_matrix(arrays["train_values"], arrays["train_lengths"], config.seq_len, config.truncate, vocab_size)
-    X_test = to_matrix(arrays["test_values"], arrays["test_lengths"], config.seq_len, config.truncate,
-                       vocab_size)
+    X = to_matrix(
+        arrays["train_values"], arrays["train_lengths"], config.seq_len, config.truncate, vocab_size
+    )
+    X_test = to_matrix(
+        arrays["test_values"], arrays["test_lengths"], config.seq_len, config.truncate, vocab_size
+    )
     y = train["y"].to_numpy()
     vectors = None if baseline else load_vectors(task)  # the lecture baseline starts random
-    log.info("%s config: %s; embedding from %s", kind, config.model_dump(),
-             "word2vec vectors" if vectors is not None else "random initialisation")
+    log.info(
+        "%s config: %s; embedding from %s",
+        kind,
+        config.model_dump(),
+        "word2vec vectors" if vectors is not None else "random initialisation",
+    )
 
     # Averaging a few seeds removes much of an RNN's seed-to-seed noise (docs/benchmarks.md).
     # The lecture baseline trains as taught: one model, Adam at a constant rate.
@@ -203,10 +253,17 @@ def fold_trainer(kind: str, task, params: Params, train, test, n_classes: int,
             else:
                 model = build_model(kind, config, n_classes, vocab_size, vectors)
             tag = f"{getattr(fit_predict, 'tag', kind)} seed {seed}"  # train sets the fold's tag
-            curves = fit(model, X_train, y_train, X_valid, y_valid, schedule, config.batch_size, tag=tag).history
-            fit_predict.epochs += [{"seed": seed, "epoch": epoch + 1,
-                                    **{name: float(values[epoch]) for name, values in curves.items()}}
-                                   for epoch in range(len(curves["loss"]))]
+            curves = fit(
+                model, X_train, y_train, X_valid, y_valid, schedule, config.batch_size, tag=tag
+            ).history
+            fit_predict.epochs += [
+                {
+                    "seed": seed,
+                    "epoch": epoch + 1,
+                    **{name: float(values[epoch]) for name, values in curves.items()},
+                }
+                for epoch in range(len(curves["loss"]))
+            ]
             valid_sum = valid_sum + predict_proba(model, X_valid)
             test_sum = test_sum + predict_proba(model, X_test)
             keras.backend.clear_session()

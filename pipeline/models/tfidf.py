@@ -67,16 +67,18 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
             q = self.alpha + np.asarray(X[~pos].sum(axis=0)).ravel()
             ratio = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
             # Dual liblinear: n-gram columns far outnumber rows (several times faster).
-            model = LogisticRegression(C=self.C, max_iter=1000, solver="liblinear", dual=True,
-                                       random_state=self.random_state)
+            model = LogisticRegression(
+                C=self.C, max_iter=1000, solver="liblinear", dual=True, random_state=self.random_state
+            )
             self.ratios_.append(ratio)
             self.models_.append(model.fit(X.multiply(ratio).tocsr(), pos.astype(int)))
         return self
 
     def predict_proba(self, X):
         X = sp.csr_matrix(X)
-        positive = np.column_stack([m.predict_proba(X.multiply(r).tocsr())[:, 1]
-                                    for r, m in zip(self.ratios_, self.models_)])
+        positive = np.column_stack(
+            [m.predict_proba(X.multiply(r).tocsr())[:, 1] for r, m in zip(self.ratios_, self.models_)]
+        )
         if len(self.classes_) == 2:
             return np.column_stack([1 - positive[:, 0], positive[:, 0]])
         return positive / np.clip(positive.sum(axis=1, keepdims=True), 1e-12, None)
@@ -85,24 +87,30 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-def _fitter(vectorizer, make_classifier, texts_train: pd.Series, texts_test: pd.Series,
-            y: np.ndarray, n_classes: int):
+def _fitter(
+    vectorizer, make_classifier, texts_train: pd.Series, texts_test: pd.Series, y: np.ndarray, n_classes: int
+):
     features = vectorizer.fit_transform(pd.concat([texts_train, texts_test], ignore_index=True))
     features = sp.csr_matrix(features)
-    X, X_test = features[: len(texts_train)], features[len(texts_train):]
+    X, X_test = features[: len(texts_train)], features[len(texts_train) :]
 
     def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
-        model = _fit_quietly(make_classifier(), X[train_idx], y[train_idx],
-                             getattr(fit_predict, "tag", "tfidf"))  # train sets the fold's tag
+        model = _fit_quietly(
+            make_classifier(), X[train_idx], y[train_idx], getattr(fit_predict, "tag", "tfidf")
+        )  # train sets the fold's tag
         if hasattr(model, "predict_proba"):
             predict = model.predict_proba
         else:
+
             def predict(rows):
                 return _scores_to_proba(model.decision_function(rows))
+
         # No validation rows: the refit on every train row (``tfidf.test_predictions``).
         valid = predict(X[valid_idx]) if len(valid_idx) else np.zeros((0, len(model.classes_)))
-        return (expand_proba(valid, model.classes_, n_classes),
-                expand_proba(predict(X_test), model.classes_, n_classes))
+        return (
+            expand_proba(valid, model.classes_, n_classes),
+            expand_proba(predict(X_test), model.classes_, n_classes),
+        )
 
     return fit_predict
 
@@ -117,8 +125,13 @@ def _fit_quietly(model, X, y, tag: str):
         if other not in unconverged:
             warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
     if unconverged:
-        log.info("[%s] liblinear reached its iteration limit in %d fit(s) (%s); the solution is "
-                 "close to, not at, the optimum", tag, len(unconverged), _iteration_limits(model))
+        log.info(
+            "[%s] liblinear reached its iteration limit in %d fit(s) (%s); the solution is "
+            "close to, not at, the optimum",
+            tag,
+            len(unconverged),
+            _iteration_limits(model),
+        )
     return model
 
 
@@ -128,8 +141,14 @@ def _iteration_limits(model) -> str:
 
 
 def _word_vectorizer(ngram_max: int, min_df: int, max_features: int) -> TfidfVectorizer:
-    return TfidfVectorizer(ngram_range=(1, ngram_max), min_df=min_df, max_features=max_features,
-                           sublinear_tf=True, token_pattern=TOKEN_PATTERN, dtype=np.float32)
+    return TfidfVectorizer(
+        ngram_range=(1, ngram_max),
+        min_df=min_df,
+        max_features=max_features,
+        sublinear_tf=True,
+        token_pattern=TOKEN_PATTERN,
+        dtype=np.float32,
+    )
 
 
 def _lr(C: float, seed: int, n_classes: int):
@@ -138,23 +157,33 @@ def _lr(C: float, seed: int, n_classes: int):
     # class, faster and more accurate on R52 than a multinomial lbfgs model with the same C
     # (docs/benchmarks.md).
     if n_classes == 2:
-        return lambda: LogisticRegression(C=C, max_iter=2000, solver="liblinear", dual=True,
-                                          random_state=seed)
+        return lambda: LogisticRegression(
+            C=C, max_iter=2000, solver="liblinear", dual=True, random_state=seed
+        )
     return lambda: OneVsRestClassifier(
-        LogisticRegression(C=C, max_iter=2000, solver="liblinear", dual=True,
-                           class_weight="balanced", random_state=seed))
+        LogisticRegression(
+            C=C, max_iter=2000, solver="liblinear", dual=True, class_weight="balanced", random_state=seed
+        )
+    )
 
 
 def word_lr(task, params: Params, train, test, n_classes: int):
     p = params.tfidf.word
-    return _fitter(_word_vectorizer(p.ngram_max, p.min_df, p.max_features), _lr(p.C, params.seed, n_classes),
-                   train["text"], test["text"], train["y"].to_numpy(), n_classes)
+    return _fitter(
+        _word_vectorizer(p.ngram_max, p.min_df, p.max_features),
+        _lr(p.C, params.seed, n_classes),
+        train["text"],
+        test["text"],
+        train["y"].to_numpy(),
+        n_classes,
+    )
 
 
 def _svc_word_vectorizer(params: Params) -> TfidfVectorizer:
     p = params.tfidf.svc
-    return TfidfVectorizer(ngram_range=(1, p.ngram_max), min_df=p.min_df,
-                           token_pattern=TOKEN_PATTERN, dtype=np.float32)
+    return TfidfVectorizer(
+        ngram_range=(1, p.ngram_max), min_df=p.min_df, token_pattern=TOKEN_PATTERN, dtype=np.float32
+    )
 
 
 def _svc(C: float, class_weight: str, seed: int):
@@ -164,12 +193,19 @@ def _svc(C: float, class_weight: str, seed: int):
 
 def word_svc(task, params: Params, train, test, n_classes: int):
     p = params.tfidf.svc
-    return _fitter(_svc_word_vectorizer(params), _svc(p.C, p.class_weight, params.seed),
-                   train["text"], test["text"], train["y"].to_numpy(), n_classes)
+    return _fitter(
+        _svc_word_vectorizer(params),
+        _svc(p.C, p.class_weight, params.seed),
+        train["text"],
+        test["text"],
+        train["y"].to_numpy(),
+        n_classes,
+    )
 
 
-def hashed_counts(texts: pd.Series, min_df: int, hash_bits: int, n_jobs: int = -1,
-                  **hashing) -> sp.csr_matrix:
+def hashed_counts(
+    texts: pd.Series, min_df: int, hash_bits: int, n_jobs: int = -1, **hashing
+) -> sp.csr_matrix:
     """N-gram counts through the hashing trick, counted in parallel chunks of 2,000 texts.
 
     Building an n-gram vocabulary is the slow, single-threaded part of ``CountVectorizer``
@@ -180,9 +216,10 @@ def hashed_counts(texts: pd.Series, min_df: int, hash_bits: int, n_jobs: int = -
     from joblib import Parallel, delayed
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    hasher = HashingVectorizer(n_features=2**hash_bits, alternate_sign=False, norm=None,
-                               dtype=np.float32, **hashing)
-    chunks = [texts.iloc[i:i + 2000] for i in range(0, len(texts), 2000)]
+    hasher = HashingVectorizer(
+        n_features=2**hash_bits, alternate_sign=False, norm=None, dtype=np.float32, **hashing
+    )
+    chunks = [texts.iloc[i : i + 2000] for i in range(0, len(texts), 2000)]
     counts = sp.vstack(Parallel(n_jobs=n_jobs)(delayed(hasher.transform)(c) for c in chunks)).tocsc()
     keep = np.flatnonzero(np.diff(counts.indptr) >= min_df)  # document frequency per column
     return counts[:, keep].tocsr()
@@ -192,16 +229,22 @@ class HashedCharTfidf:
     """Sublinear TF-IDF of hashed ``char_wb`` n-grams (see :func:`hashed_counts`) of each
     text's first ``max_chars`` characters (None: all of it)."""
 
-    def __init__(self, ngram_range: tuple[int, int], min_df: int, hash_bits: int = 21,
-                 max_chars: int | None = None):
+    def __init__(
+        self, ngram_range: tuple[int, int], min_df: int, hash_bits: int = 21, max_chars: int | None = None
+    ):
         self.ngram_range, self.min_df, self.hash_bits = ngram_range, min_df, hash_bits
         self.max_chars = max_chars
 
     def fit_transform(self, texts: pd.Series):
         from sklearn.feature_extraction.text import TfidfTransformer
 
-        counts = hashed_counts(texts.str.slice(0, self.max_chars), self.min_df, self.hash_bits,
-                               analyzer="char_wb", ngram_range=self.ngram_range)
+        counts = hashed_counts(
+            texts.str.slice(0, self.max_chars),
+            self.min_df,
+            self.hash_bits,
+            analyzer="char_wb",
+            ngram_range=self.ngram_range,
+        )
         return TfidfTransformer(sublinear_tf=True).fit_transform(counts)
 
 
@@ -212,8 +255,14 @@ class HashedWordPresence:
         self.ngram_max, self.min_df, self.hash_bits = ngram_max, min_df, hash_bits
 
     def fit_transform(self, texts: pd.Series):
-        return hashed_counts(texts, self.min_df, self.hash_bits, ngram_range=(1, self.ngram_max),
-                             binary=True, token_pattern=TOKEN_PATTERN)
+        return hashed_counts(
+            texts,
+            self.min_df,
+            self.hash_bits,
+            ngram_range=(1, self.ngram_max),
+            binary=True,
+            token_pattern=TOKEN_PATTERN,
+        )
 
 
 def _char_vectorizer(params: Params) -> HashedCharTfidf:
@@ -223,8 +272,14 @@ def _char_vectorizer(params: Params) -> HashedCharTfidf:
 
 
 def char_lr(task, params: Params, train, test, n_classes: int):
-    return _fitter(_char_vectorizer(params), _lr(params.tfidf.char.C, params.seed, n_classes),
-                   train["text"], test["text"], train["y"].to_numpy(), n_classes)
+    return _fitter(
+        _char_vectorizer(params),
+        _lr(params.tfidf.char.C, params.seed, n_classes),
+        train["text"],
+        test["text"],
+        train["y"].to_numpy(),
+        n_classes,
+    )
 
 
 class _SideBySide:
@@ -241,12 +296,23 @@ def wordchar_svc(task, params: Params, train, test, n_classes: int):
     # Word and char columns side by side beat either alone on R52 (docs/benchmarks.md).
     p = params.tfidf.wordchar_svc
     vectorizer = _SideBySide(_svc_word_vectorizer(params), _char_vectorizer(params))
-    return _fitter(vectorizer, _svc(p.C, p.class_weight, params.seed),
-                   train["text"], test["text"], train["y"].to_numpy(), n_classes)
+    return _fitter(
+        vectorizer,
+        _svc(p.C, p.class_weight, params.seed),
+        train["text"],
+        test["text"],
+        train["y"].to_numpy(),
+        n_classes,
+    )
 
 
 def nbsvm(task, params: Params, train, test, n_classes: int):
     p = params.tfidf.nbsvm
-    return _fitter(HashedWordPresence(p.ngram_max, p.min_df, p.hash_bits),
-                   lambda: NBSVMClassifier(p.alpha, p.C, params.seed),
-                   train["text"], test["text"], train["y"].to_numpy(), n_classes)
+    return _fitter(
+        HashedWordPresence(p.ngram_max, p.min_df, p.hash_bits),
+        lambda: NBSVMClassifier(p.alpha, p.C, params.seed),
+        train["text"],
+        test["text"],
+        train["y"].to_numpy(),
+        n_classes,
+    )

@@ -27,8 +27,10 @@ def frozen_lr(task, params: Params, train, test, n_classes: int):
 
     _, X, X_test = load_encoded(task)
     if len(X) != len(train) or len(X_test) != len(test):
-        raise ValueError(f"{task.encoded_dir}: {len(X)}/{len(X_test)} embeddings for {len(train)}/"
-                         f"{len(test)} train/test rows; rerun the encode stage")
+        raise ValueError(
+            f"{task.encoded_dir}: {len(X)}/{len(X_test)} embeddings for {len(train)}/"
+            f"{len(test)} train/test rows; rerun the encode stage"
+        )
     y = train["y"].to_numpy()
 
     def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
@@ -36,7 +38,9 @@ def frozen_lr(task, params: Params, train, test, n_classes: int):
         model.fit(X[train_idx], y[train_idx])
         classes = model.classes_
         valid = model.predict_proba(X[valid_idx]) if len(valid_idx) else np.zeros((0, len(classes)))
-        return expand_proba(valid, classes, n_classes), expand_proba(model.predict_proba(X_test), classes, n_classes)
+        return expand_proba(valid, classes, n_classes), expand_proba(
+            model.predict_proba(X_test), classes, n_classes
+        )
 
     return fit_predict
 
@@ -72,11 +76,18 @@ def build_classifier(checkpoint, n_classes: int, config: FineTune, steps: int):
     pooled = mean_pool(backbone.output["sequence_output"], backbone.input["padding_mask"])
     pooled = keras.layers.Dropout(config.dropout)(pooled)
     binary = n_classes == 2
-    out = keras.layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax")(pooled)
+    out = keras.layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax")(
+        pooled
+    )
     model = keras.Model(backbone.input, out)
-    optimizer = keras.optimizers.AdamW(warmup_linear_decay(config.learning_rate, steps, config.warmup),
-                                       weight_decay=config.weight_decay, clipnorm=1.0)
-    model.compile(optimizer=optimizer, loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy")
+    optimizer = keras.optimizers.AdamW(
+        warmup_linear_decay(config.learning_rate, steps, config.warmup),
+        weight_decay=config.weight_decay,
+        clipnorm=1.0,
+    )
+    model.compile(
+        optimizer=optimizer, loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy"
+    )
     return model
 
 
@@ -89,8 +100,19 @@ def _proba(model, inputs: dict, n_classes: int, batch_size: int) -> np.ndarray:
     return np.column_stack([1 - raw[:, 0], raw[:, 0]]) if n_classes == 2 else raw
 
 
-def fit_fold(checkpoint, data: tuple, y: np.ndarray, n_classes: int, config: FineTune, seed: int,
-             threads: int, train_idx: np.ndarray, valid_idx: np.ndarray, callbacks=(), tag: str = "finetune"):
+def fit_fold(
+    checkpoint,
+    data: tuple,
+    y: np.ndarray,
+    n_classes: int,
+    config: FineTune,
+    seed: int,
+    threads: int,
+    train_idx: np.ndarray,
+    valid_idx: np.ndarray,
+    callbacks=(),
+    tag: str = "finetune",
+):
     """Train one fold; return ``(model, history)``. ``data`` is ``(ids, mask)`` of train rows.
     One log line per epoch, starting ``[tag]``."""
     import keras
@@ -103,10 +125,16 @@ def fit_fold(checkpoint, data: tuple, y: np.ndarray, n_classes: int, config: Fin
     model = build_classifier(checkpoint, n_classes, config, steps)
     has_valid = len(valid_idx) > 0
     stop = [keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)]
-    history = model.fit(_inputs(ids, mask, train_idx), y[train_idx], batch_size=config.batch_size,
-                        epochs=config.epochs, shuffle=True, verbose=0,
-                        validation_data=(_inputs(ids, mask, valid_idx), y[valid_idx]) if has_valid else None,
-                        callbacks=(stop if has_valid else []) + [epoch_logger(tag)] + list(callbacks))
+    history = model.fit(
+        _inputs(ids, mask, train_idx),
+        y[train_idx],
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        shuffle=True,
+        verbose=0,
+        validation_data=(_inputs(ids, mask, valid_idx), y[valid_idx]) if has_valid else None,
+        callbacks=(stop if has_valid else []) + [epoch_logger(tag)] + list(callbacks),
+    )
     return model, history
 
 
@@ -135,26 +163,48 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
     train_idx, valid_idx = fold_rows(fold, 0, meta.get("cv", {}).get("ordered", False))  # as tune.py
 
     def objective(trial):
-        trial_config = config.model_copy(update={
-            "learning_rate": trial.suggest_float("learning_rate", *space.learning_rate, log=True),
-            "epochs": trial.suggest_categorical("epochs", list(space.epochs)),
-            "max_tokens": trial.suggest_categorical("max_tokens", list(space.max_tokens))})
+        trial_config = config.model_copy(
+            update={
+                "learning_rate": trial.suggest_float("learning_rate", *space.learning_rate, log=True),
+                "epochs": trial.suggest_categorical("epochs", list(space.epochs)),
+                "max_tokens": trial.suggest_categorical("max_tokens", list(space.max_tokens)),
+            }
+        )
         data = token_arrays(tokenizer, train["text"].tolist(), trial_config.max_tokens)
-        _, history = fit_fold(checkpoint, data, y, len(meta["classes"]), trial_config, params.seed, threads,
-                              train_idx, valid_idx, tag=f"tune {task.name} finetune trial {trial.number}")
+        _, history = fit_fold(
+            checkpoint,
+            data,
+            y,
+            len(meta["classes"]),
+            trial_config,
+            params.seed,
+            threads,
+            train_idx,
+            valid_idx,
+            tag=f"tune {task.name} finetune trial {trial.number}",
+        )
         return min(history.history["val_loss"])
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=params.seed))
-    first = {"learning_rate": min(max(config.learning_rate, space.learning_rate[0]), space.learning_rate[1]),
-             "epochs": config.epochs if config.epochs in space.epochs else space.epochs[0],
-             "max_tokens": config.max_tokens if config.max_tokens in space.max_tokens else space.max_tokens[0]}
+    first = {
+        "learning_rate": min(max(config.learning_rate, space.learning_rate[0]), space.learning_rate[1]),
+        "epochs": config.epochs if config.epochs in space.epochs else space.epochs[0],
+        "max_tokens": config.max_tokens if config.max_tokens in space.max_tokens else space.max_tokens[0],
+    }
     study.enqueue_trial(first)
     study.optimize(objective, n_trials=config.budget.n_trials, timeout=config.budget.timeout)
-    trials = [{"number": t.number, "params": t.params, "val_loss": t.value} for t in study.trials
-              if t.value is not None]
-    log.info("finetune tuning on fold 0: best %s (val_loss %.4f) of %d trials", study.best_params,
-             study.best_value, len(trials))
+    trials = [
+        {"number": t.number, "params": t.params, "val_loss": t.value}
+        for t in study.trials
+        if t.value is not None
+    ]
+    log.info(
+        "finetune tuning on fold 0: best %s (val_loss %.4f) of %d trials",
+        study.best_params,
+        study.best_value,
+        len(trials),
+    )
     return config.model_copy(update=study.best_params), trials
 
 
@@ -169,8 +219,9 @@ def before_folds(task, model: str, params: Params) -> tuple[Params, dict]:
         config, trials = params.transformer.finetune, []
         if config.budget.n_trials > 0:
             config, trials = _tune(task, params, checkpoint)
-            params = params.model_copy(update={"transformer": params.transformer.model_copy(
-                update={"finetune": config})})
+            params = params.model_copy(
+                update={"transformer": params.transformer.model_copy(update={"finetune": config})}
+            )
         info["finetune"] = {**config.model_dump(exclude={"budget", "space"}), "tuning_trials": trials}
     return params, info
 
@@ -188,13 +239,29 @@ def finetune(task, params: Params, train, test, n_classes: int):
     def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
         import keras
 
-        model, history = fit_fold(checkpoint, data, y, n_classes, config, params.seed, params.neural.threads,
-                                  train_idx, valid_idx, tag=getattr(fit_predict, "tag", "finetune"))
-        log.info("finetune: %d epoch(s), val_loss %s", len(history.history["loss"]),
-                 [round(v, 4) for v in history.history.get("val_loss", [])])
+        model, history = fit_fold(
+            checkpoint,
+            data,
+            y,
+            n_classes,
+            config,
+            params.seed,
+            params.neural.threads,
+            train_idx,
+            valid_idx,
+            tag=getattr(fit_predict, "tag", "finetune"),
+        )
+        log.info(
+            "finetune: %d epoch(s), val_loss %s",
+            len(history.history["loss"]),
+            [round(v, 4) for v in history.history.get("val_loss", [])],
+        )
         every = np.arange(len(test_ids))
-        valid = (_proba(model, _inputs(*data, valid_idx), n_classes, 64) if len(valid_idx)
-                 else np.zeros((0, n_classes)))
+        valid = (
+            _proba(model, _inputs(*data, valid_idx), n_classes, 64)
+            if len(valid_idx)
+            else np.zeros((0, n_classes))
+        )
         test_proba = _proba(model, _inputs(test_ids, test_mask, every), n_classes, 64)
         keras.backend.clear_session()
         return valid, test_proba

@@ -30,16 +30,20 @@ COMPETITION_FILES = ("train.csv", "test.csv", "sample_submission.csv")
 def _copy_local_competition(local_dir: Path, dest: Path) -> dict:
     local_dir = Path(local_dir).expanduser()
     if not local_dir.is_dir():
-        raise DataError(f"competition.local_dir {str(local_dir)!r} is not a folder: set it to the "
-                        "folder holding train.csv, test.csv and sample_submission.csv")
+        raise DataError(
+            f"competition.local_dir {str(local_dir)!r} is not a folder: set it to the "
+            "folder holding train.csv, test.csv and sample_submission.csv"
+        )
     names = {p.name for p in local_dir.iterdir()}
     if "sample_submission.csv" not in names and "submit.csv" in names:
         names.add("sample_submission.csv")  # Kaggle's fake-news ships it as submit.csv
     missing = [name for name in COMPETITION_FILES if name not in names]
     if missing:
-        raise DataError(f"{local_dir}: missing {', '.join(missing)} (found: "
-                        f"{', '.join(sorted(names)) or 'nothing'}); download the competition "
-                        "files into that folder")
+        raise DataError(
+            f"{local_dir}: missing {', '.join(missing)} (found: "
+            f"{', '.join(sorted(names)) or 'nothing'}); download the competition "
+            "files into that folder"
+        )
     for name in COMPETITION_FILES:
         src = _local_file(local_dir, name)
         kind = describe_non_file(src)
@@ -48,8 +52,9 @@ def _copy_local_competition(local_dir: Path, dest: Path) -> dict:
         try:
             shutil.copyfile(src, dest / name)
         except OSError as error:
-            raise DataError(f"cannot read {src}: {error.strerror or error}; check the file and "
-                            "its permissions") from None
+            raise DataError(
+                f"cannot read {src}: {error.strerror or error}; check the file and its permissions"
+            ) from None
     return {"source": "local", "local_dir": str(local_dir.resolve())}
 
 
@@ -65,19 +70,24 @@ def _write_validation_task(task: Task, params: Params, dest: Path) -> dict:
     if config.source == "keras":
         raise SourceUnavailable(
             "the 'keras' source needs Keras' imdb.npz/reuters.npz, which cannot be fetched here",
-            fix=f"set validation.{task.name}.source to 'local' or 'download'")
+            fix=f"set validation.{task.name}.source to 'local' or 'download'",
+        )
     if task.name == "imdb":
         from . import imdb as loader
     else:
         from . import reuters as loader
     if config.source == "local":
         if not config.local_dir:
-            raise SourceUnavailable(f"validation.{task.name}.source is 'local' but local_dir is empty",
-                                    fix=f"dvc exp run -S validation.{task.name}.local_dir=<folder>")
+            raise SourceUnavailable(
+                f"validation.{task.name}.source is 'local' but local_dir is empty",
+                fix=f"dvc exp run -S validation.{task.name}.local_dir=<folder>",
+            )
         folder = Path(config.local_dir).expanduser()
         if not folder.exists():
-            raise SourceUnavailable(f"validation.{task.name}.local_dir {str(folder)!r} does not exist",
-                                    fix=f"dvc exp run -S validation.{task.name}.local_dir=<folder>")
+            raise SourceUnavailable(
+                f"validation.{task.name}.local_dir {str(folder)!r} does not exist",
+                fix=f"dvc exp run -S validation.{task.name}.local_dir=<folder>",
+            )
     else:
         folder = loader.download(Path("data") / "downloads" / task.name)
     train, test = loader.load_local(folder) if task.name == "imdb" else loader.load_r52(folder)
@@ -99,8 +109,10 @@ def _fill(task: Task, params: Params, dest: Path) -> dict:
 
         return download_competition(comp.name, dest)
     if not task.enabled(params):
-        raise SourceUnavailable(f"task {task.name!r} is not in validation.tasks",
-                                fix=f"add {task.name} to validation.tasks in params.yaml")
+        raise SourceUnavailable(
+            f"task {task.name!r} is not in validation.tasks",
+            fix=f"add {task.name} to validation.tasks in params.yaml",
+        )
     return _write_validation_task(task, params, dest)
 
 
@@ -120,8 +132,10 @@ def _check_sample_submission(folder: Path, id_col: str) -> None:
     seen: dict[str, int] = {}
     duplicated = [line for line, value in sample_ids if seen.setdefault(value, line) != line]
     if duplicated:
-        raise DataError(f"{sample_path}: duplicate id(s) in column {sample_col!r} on line(s) "
-                        f"{', '.join(map(str, duplicated[:5]))}; the file is damaged: fetch it again")
+        raise DataError(
+            f"{sample_path}: duplicate id(s) in column {sample_col!r} on line(s) "
+            f"{', '.join(map(str, duplicated[:5]))}; the file is damaged: fetch it again"
+        )
     expected = {value for _, value in test_ids}
     unknown = [(line, value) for line, value in sample_ids if value not in expected]
     absent = sorted(expected - seen.keys())
@@ -131,7 +145,8 @@ def _check_sample_submission(folder: Path, id_col: str) -> None:
             f"{sample_path}: its ids do not match test.csv's: {len(seen)} ids for {len(expected)} "
             f"test rows; {len(absent)} test id(s) missing (e.g. {absent[:3]}), {len(unknown)} "
             f"not in test.csv {example}. A truncated download or files from different "
-            "competitions: fetch them again")
+            "competitions: fetch them again"
+        )
 
 
 def _user_paths(task: Task, record: dict, tmp: Path) -> dict[str, str]:
@@ -178,8 +193,14 @@ def fetch(task: Task, params: Params) -> dict:
             for stale in dest.iterdir():
                 stale.unlink()
             record = {"available": False, "reason": error.reason, "fix": error.fix}
-            log.warning("\n%s\n!! task %s is UNAVAILABLE: %s\n!! fix: %s\n%s", "!" * 70,
-                        task.name, error.reason, error.fix, "!" * 70)
+            log.warning(
+                "\n%s\n!! task %s is UNAVAILABLE: %s\n!! fix: %s\n%s",
+                "!" * 70,
+                task.name,
+                error.reason,
+                error.fix,
+                "!" * 70,
+            )
         record["task"] = task.name
         write_json(dest / SOURCE_RECORD, record)
     return record

@@ -29,10 +29,12 @@ log = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 120.0  # seconds: a longer Retry-After is reported instead of waited for
 _NOT_REPEATABLE = ("/CreateSubmission",)  # creates a submission: never sent twice
-_ENV = {"connect": ("PIPELINE_KAGGLE_CONNECT_TIMEOUT", 10.0),
-        "read": ("PIPELINE_KAGGLE_READ_TIMEOUT", 60.0),
-        "retries": ("PIPELINE_KAGGLE_RETRIES", 3),
-        "backoff": ("PIPELINE_KAGGLE_BACKOFF", 2.0)}
+_ENV = {
+    "connect": ("PIPELINE_KAGGLE_CONNECT_TIMEOUT", 10.0),
+    "read": ("PIPELINE_KAGGLE_READ_TIMEOUT", 60.0),
+    "retries": ("PIPELINE_KAGGLE_RETRIES", 3),
+    "backoff": ("PIPELINE_KAGGLE_BACKOFF", 2.0),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Limits:
     backoff: float = 2.0
 
     def wait(self, attempt: int) -> float:
-        return min(self.backoff * 2 ** attempt, 60.0)
+        return min(self.backoff * 2**attempt, 60.0)
 
 
 @dataclasses.dataclass
@@ -73,10 +75,16 @@ def limits_from_env(env: Mapping[str, str] | None = None) -> Limits:
         except ValueError:
             value = -1
         if value < 0 or (field in ("connect", "read") and value == 0):
-            kind = "a whole number >= 0" if isinstance(default, int) else "a number of seconds > 0" \
-                if field in ("connect", "read") else "a number of seconds >= 0"
-            raise ParamsError(f"environment variable {name}={raw!r} must be {kind} "
-                              f"(default {default}); fix or unset it")
+            kind = (
+                "a whole number >= 0"
+                if isinstance(default, int)
+                else "a number of seconds > 0"
+                if field in ("connect", "read")
+                else "a number of seconds >= 0"
+            )
+            raise ParamsError(
+                f"environment variable {name}={raw!r} must be {kind} (default {default}); fix or unset it"
+            )
         values[field] = value
     return Limits(**values)
 
@@ -109,7 +117,7 @@ def limited_http(limits: Limits, trace: Trace | None = None) -> Iterator[Trace]:
     def send(session, request, **kwargs):
         kwargs["timeout"] = (limits.connect, limits.read)
         for adapter in session.adapters.values():  # kaggle's upload mounts Retry(total=10)
-            adapter.max_retries = no_retry           # (minutes): the retries are ours alone
+            adapter.max_retries = no_retry  # (minutes): the retries are ours alone
         repeatable = _repeatable(request)
         trace.host = urllib.parse.urlsplit(request.url).hostname or trace.host
         trace.attempts, trace.retry_after = 0, None
@@ -124,18 +132,26 @@ def limited_http(limits: Limits, trace: Trace | None = None) -> Iterator[Trace]:
                 delay, why = limits.wait(trace.attempts - 1), _describe(exc)
             else:
                 status = response.status_code
-                if status not in RETRY_STATUS or trace.attempts > limits.retries or \
-                        not (repeatable or status == 429):
+                if (
+                    status not in RETRY_STATUS
+                    or trace.attempts > limits.retries
+                    or not (repeatable or status == 429)
+                ):
                     return response
                 trace.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 if trace.retry_after is not None and trace.retry_after > MAX_RETRY_AFTER:
                     return response  # reported with the wait Kaggle asked for
-                delay = limits.wait(trace.attempts - 1) if trace.retry_after is None \
-                    else trace.retry_after
+                delay = limits.wait(trace.attempts - 1) if trace.retry_after is None else trace.retry_after
                 why = f"HTTP {status}"
                 response.close()
-            log.warning("Kaggle: %s from %s; retry %d of %d in %.1f s", why, trace.host,
-                        trace.attempts, limits.retries, delay)
+            log.warning(
+                "Kaggle: %s from %s; retry %d of %d in %.1f s",
+                why,
+                trace.host,
+                trace.attempts,
+                limits.retries,
+                delay,
+            )
             time.sleep(delay)
 
     requests.Session.send = send
@@ -158,8 +174,9 @@ def _retry_error(exc, repeatable: bool) -> bool:
         return False  # a certificate or proxy setting: the same again fails the same way
     if isinstance(exc, requests.ConnectTimeout) or _never_connected(exc):
         return True  # the request never left: safe even for a submission
-    return repeatable and isinstance(exc, (requests.ConnectionError, requests.Timeout,
-                                           requests.exceptions.ChunkedEncodingError))
+    return repeatable and isinstance(
+        exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+    )
 
 
 def proxy_refused(exc) -> bool:
@@ -170,8 +187,7 @@ def proxy_refused(exc) -> bool:
     if not isinstance(exc, requests.exceptions.ProxyError):
         return False
     text = str(exc)
-    return "Tunnel connection failed" in text or "NewConnectionError" in text or \
-        "Connection refused" in text
+    return "Tunnel connection failed" in text or "NewConnectionError" in text or "Connection refused" in text
 
 
 def _never_connected(exc) -> bool:

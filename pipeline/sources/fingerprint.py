@@ -31,11 +31,14 @@ FINGERPRINTS = Path("data") / "fingerprints"
 def folder_digest(folder: Path) -> dict[str, str]:
     """``{relative path: sha256}`` of every file under ``folder``, hidden ones aside."""
     if not folder.is_dir():
-        raise DataError(f"{str(folder)!r} is not a folder: set the task's local_dir to the folder "
-                        "holding its files")
-    return {path.relative_to(folder).as_posix(): sha256_file(path)
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)}
+        raise DataError(
+            f"{str(folder)!r} is not a folder: set the task's local_dir to the folder holding its files"
+        )
+    return {
+        path.relative_to(folder).as_posix(): sha256_file(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    }
 
 
 def _source(task: Task, params: Params) -> tuple[str, str]:
@@ -54,6 +57,10 @@ def fingerprint(task: Task, params: Params) -> dict:
         if folder.is_dir() or task.is_competition:  # a missing validation folder: fetch says why
             record.update(local_dir=str(folder.resolve()), files=folder_digest(folder))
     write_json(FINGERPRINTS / f"{task.name}.json", record)
-    log.info("[fingerprint %s] %s%s", task.name, source,
-             f": {len(record.get('files', {}))} files in {local_dir}" if "files" in record else "")
+    log.info(
+        "[fingerprint %s] %s%s",
+        task.name,
+        source,
+        f": {len(record.get('files', {}))} files in {local_dir}" if "files" in record else "",
+    )
     return record

@@ -71,10 +71,14 @@ def _read_csv(file: Path, split: str) -> pd.DataFrame:
     bad = ~raw["label"].astype(str).isin(["0", "1"])
     if bad.any():
         row = int(bad.to_numpy().argmax())
-        raise DataError(f"{file}: row {row + 2} has label {str(raw['label'].iloc[row])!r}; expected 0 (neg) or 1 (pos).")
+        raise DataError(
+            f"{file}: row {row + 2} has label {str(raw['label'].iloc[row])!r}; expected 0 (neg) or 1 (pos)."
+        )
     label = raw["label"].astype(int).map(dict(enumerate(LABELS)))
     review = raw["review_id"].astype(int)
-    frame = pd.DataFrame({"id": f"{split}_" + label + "_" + review.astype(str), "text": raw["text"], "label": label})
+    frame = pd.DataFrame(
+        {"id": f"{split}_" + label + "_" + review.astype(str), "text": raw["text"], "label": label}
+    )
     frame["_k"], frame["_r"] = label.map(LABELS.index), review
     return _finish(frame, file)
 
@@ -96,5 +100,7 @@ def _finish(frame: pd.DataFrame, source: Path) -> pd.DataFrame:
     frame = frame.sort_values(["_k", "_r"], kind="stable").drop(columns=["_k", "_r"]).reset_index(drop=True)
     dup = frame["id"].duplicated()
     if dup.any():
-        raise DataError(f"{source}: duplicate review id {frame['id'][dup].iloc[0]!r}; each id must appear once per class.")
+        raise DataError(
+            f"{source}: duplicate review id {frame['id'][dup].iloc[0]!r}; each id must appear once per class."
+        )
     return frame.astype({"id": str, "text": str, "label": str})

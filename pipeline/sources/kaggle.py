@@ -50,7 +50,8 @@ _HOW_TO = (
     "  1. export KAGGLE_USERNAME=<user> KAGGLE_KEY=<key>\n"
     "  2. save kaggle.json as ~/.kaggle/kaggle.json (or in the folder named by "
     "KAGGLE_CONFIG_DIR), then: chmod 600 ~/.kaggle/kaggle.json\n"
-    "  3. export KAGGLE_API_TOKEN=<token>, or save the token alone in ~/.kaggle/access_token")
+    "  3. export KAGGLE_API_TOKEN=<token>, or save the token alone in ~/.kaggle/access_token"
+)
 
 
 def find_credentials(env: Mapping[str, str] | None = None, home: Path | None = None) -> str | None:
@@ -96,8 +97,7 @@ def warn_if_world_readable(path: Path) -> None:
         warnings.warn(f"{path} is readable by other users: run `chmod 600 {path}`", stacklevel=2)
 
 
-def check_network(host: str = _HOSTS[0], port: int = _PORT, timeout: float = 5.0,
-                  via: str = "") -> None:
+def check_network(host: str = _HOSTS[0], port: int = _PORT, timeout: float = 5.0, via: str = "") -> None:
     """Open and close a TCP connection to ``host:port``; raise :class:`SourceUnavailable` if
     it fails or takes more than ``timeout`` seconds, DNS lookup included. ``via="proxy"``
     says in the message that ``host`` is the proxy."""
@@ -122,9 +122,11 @@ def check_network(host: str = _HOSTS[0], port: int = _PORT, timeout: float = 5.0
     else:
         reason = outcome[0].strerror or str(outcome[0]) or type(outcome[0]).__name__
     what = f"the proxy {host}:{port} (HTTPS_PROXY)" if via == "proxy" else f"{host}:{port}"
-    raise SourceUnavailable(f"cannot reach {what} ({reason}): no network?",
-                            fix="connect to the internet (behind a proxy: export HTTPS_PROXY), "
-                            "or set competition.source to 'local' with the files downloaded by hand")
+    raise SourceUnavailable(
+        f"cannot reach {what} ({reason}): no network?",
+        fix="connect to the internet (behind a proxy: export HTTPS_PROXY), "
+        "or set competition.source to 'local' with the files downloaded by hand",
+    )
 
 
 def extract_zip(zip_path: Path, dest: Path, label: str | None = None) -> list[str]:
@@ -140,22 +142,28 @@ def extract_zip(zip_path: Path, dest: Path, label: str | None = None) -> list[st
     try:
         archive = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile:
-        fix = "delete it and download again" if label == str(zip_path) else \
-            "nothing was kept; run the fetch again"
-        raise DataError(f"{label} is not a valid zip archive (corrupt or truncated download?): "
-                        f"{fix}") from None
+        fix = (
+            "delete it and download again"
+            if label == str(zip_path)
+            else "nothing was kept; run the fetch again"
+        )
+        raise DataError(
+            f"{label} is not a valid zip archive (corrupt or truncated download?): {fix}"
+        ) from None
     with archive:
         members = [m for m in archive.infolist() if not m.filename.startswith("__MACOSX/")]
         names = [m.filename.replace("\\", "/") for m in members]
         for name in names:
             target = root.joinpath(name).resolve()
             if target != root and root not in target.parents:
-                raise DataError(f"{label}: refusing to extract {name!r}: it would be written "
-                                f"outside {dest} (zip slip). The archive is not the expected one.")
+                raise DataError(
+                    f"{label}: refusing to extract {name!r}: it would be written "
+                    f"outside {dest} (zip slip). The archive is not the expected one."
+                )
         prefix = _single_top_folder(names)
         try:
             for member, name in zip(members, names):
-                target = root / name[len(prefix):]
+                target = root / name[len(prefix) :]
                 if member.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
@@ -163,8 +171,9 @@ def extract_zip(zip_path: Path, dest: Path, label: str | None = None) -> list[st
                 with archive.open(member) as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out)
         except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
-            raise DataError(f"{label}: member {name!r} is corrupt ({exc}): the archive is damaged; "
-                            "download it again") from None
+            raise DataError(
+                f"{label}: member {name!r} is corrupt ({exc}): the archive is damaged; download it again"
+            ) from None
     return names
 
 
@@ -187,9 +196,11 @@ def unpack_competition(archives: list[Path], dest: Path, label: str | None = Non
             (out / "submit.csv").rename(out / "sample_submission.csv")
         missing = [name for name in REQUIRED_FILES if not (out / name).is_file()]
         if missing:
-            raise DataError(f"the Kaggle archive has no {', '.join(missing)} (it contained: "
-                            f"{', '.join(contents) or 'nothing'}); this pipeline needs a "
-                            f"competition with {', '.join(REQUIRED_FILES)}: check competition.name")
+            raise DataError(
+                f"the Kaggle archive has no {', '.join(missing)} (it contained: "
+                f"{', '.join(contents) or 'nothing'}); this pipeline needs a "
+                f"competition with {', '.join(REQUIRED_FILES)}: check competition.name"
+            )
     return contents
 
 
@@ -204,13 +215,20 @@ def download_competition(competition: str, dest: Path) -> dict:
     method = _preflight(limits)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %r from Kaggle (timeouts: connect %g s, read %g s; up to %d retries)",
-             competition, limits.connect, limits.read, limits.retries)
+    log.info(
+        "downloading %r from Kaggle (timeouts: connect %g s, read %g s; up to %d retries)",
+        competition,
+        limits.connect,
+        limits.read,
+        limits.retries,
+    )
     with tempfile.TemporaryDirectory(prefix=".kaggle-download-", suffix=".tmp", dir=dest.parent) as tmp:
+
         def download(api):
             # kaggle's public call does not expose download_file's retry count or timeout
-            api.download_file = functools.partial(type(api).download_file, api,
-                                                  max_retries=limits.retries, timeout=limits.read)
+            api.download_file = functools.partial(
+                type(api).download_file, api, max_retries=limits.retries, timeout=limits.read
+            )
             api.competition_download_files(competition, path=tmp, quiet=True)
 
         _call(competition, download, limits, "download")
@@ -229,15 +247,20 @@ def submit(competition: str, file: Path, message: str) -> None:
         raise DataError(f"submission file {file} does not exist: build it first")
     limits = limits_from_env()
     _preflight(limits)
-    response = _call(competition, lambda api: api.competition_submit(str(file), message,
-                                                                     competition, quiet=True),
-                     limits, "submit")
+    response = _call(
+        competition,
+        lambda api: api.competition_submit(str(file), message, competition, quiet=True),
+        limits,
+        "submit",
+    )
     if getattr(response, "message", "") == _UPLOAD_FAILED:
-        raise SourceUnavailable(f"uploading {file} to Kaggle competition {competition!r} failed: "
-                                "the storage server refused, dropped or did not answer the "
-                                "upload; nothing was submitted",
-                                fix="submit again later, or upload the file at https://www."
-                                f"kaggle.com/competitions/{competition}/submissions")
+        raise SourceUnavailable(
+            f"uploading {file} to Kaggle competition {competition!r} failed: "
+            "the storage server refused, dropped or did not answer the "
+            "upload; nothing was submitted",
+            fix="submit again later, or upload the file at https://www."
+            f"kaggle.com/competitions/{competition}/submissions",
+        )
 
 
 def list_submissions(competition: str, limit: int = 10) -> list[dict]:
@@ -248,13 +271,21 @@ def list_submissions(competition: str, limit: int = 10) -> list[dict]:
     """
     limits = limits_from_env()
     _preflight(limits, hosts=_HOSTS[:1])
-    rows = _call(competition, lambda api: api.competition_submissions(competition,
-                                                                      page_size=limit),
-                 limits, "list")
-    return [{"date": row.date.isoformat() if hasattr(row.date, "isoformat") else row.date,
-             "description": row.description, "status": getattr(row.status, "name", row.status),
-             "public_score": row.public_score, "private_score": row.private_score,
-             "file_name": row.file_name} for row in (rows or [])[:limit] if row is not None]
+    rows = _call(
+        competition, lambda api: api.competition_submissions(competition, page_size=limit), limits, "list"
+    )
+    return [
+        {
+            "date": row.date.isoformat() if hasattr(row.date, "isoformat") else row.date,
+            "description": row.description,
+            "status": getattr(row.status, "name", row.status),
+            "public_score": row.public_score,
+            "private_score": row.private_score,
+            "file_name": row.file_name,
+        }
+        for row in (rows or [])[:limit]
+        if row is not None
+    ]
 
 
 def _preflight(limits: Limits | None = None, hosts: tuple[str, ...] | None = None) -> str:
@@ -289,51 +320,68 @@ def _call(competition: str, action: Callable, limits: Limits | None = None, what
         raise error from exc
 
 
-def _translate_kaggle_error(exc: BaseException, competition: str, limits: Limits | None = None,
-                            trace: Trace | None = None, what: str = "call") -> PipelineError | None:
+def _translate_kaggle_error(
+    exc: BaseException,
+    competition: str,
+    limits: Limits | None = None,
+    trace: Trace | None = None,
+    what: str = "call",
+) -> PipelineError | None:
     """Turn what kaggle raised into a :class:`SourceUnavailable`; None if it is not known."""
     limits, trace = limits or Limits(), trace or Trace()
     if isinstance(exc, SystemExit):
-        return SourceUnavailable("Kaggle accepted none of the credentials (invalid or expired "
-                                 "token or key)", fix=_HOW_TO)
+        return SourceUnavailable(
+            "Kaggle accepted none of the credentials (invalid or expired token or key)", fix=_HOW_TO
+        )
     # kaggle 2.2.5 raises requests.exceptions.HTTPError(..., response=...) for HTTP errors.
     status = getattr(getattr(exc, "response", None), "status_code", None)
     page = f"https://www.kaggle.com/competitions/{competition}"
-    host = urllib.parse.urlsplit(getattr(exc.response, "url", None) or "").hostname \
-        if status is not None else None
+    host = (
+        urllib.parse.urlsplit(getattr(exc.response, "url", None) or "").hostname
+        if status is not None
+        else None
+    )
     if status in (401, 403, 404) and host and not host.endswith("kaggle.com"):
-        return SourceUnavailable(f"the storage server {host} answered HTTP {status} to the "
-                                 f"link Kaggle gave for {competition!r} (an expired link?)",
-                                 fix="run the same command again; if it keeps failing, Kaggle "
-                                 "is having trouble: try later")
+        return SourceUnavailable(
+            f"the storage server {host} answered HTTP {status} to the "
+            f"link Kaggle gave for {competition!r} (an expired link?)",
+            fix="run the same command again; if it keeps failing, Kaggle is having trouble: try later",
+        )
     if status == 401:
-        return SourceUnavailable("Kaggle rejected the credentials (HTTP 401): invalid or "
-                                 "expired key or token", fix=_HOW_TO)
+        return SourceUnavailable(
+            "Kaggle rejected the credentials (HTTP 401): invalid or expired key or token", fix=_HOW_TO
+        )
     if status == 403:
         return SourceUnavailable(
             f"Kaggle refused access to {competition!r} (HTTP 403): you have not accepted the "
             f"competition rules: open {page}/rules and click 'I Understand and Accept'",
-            fix=f"accept the rules at {page}/rules, logged in as the credentials' user")
+            fix=f"accept the rules at {page}/rules, logged in as the credentials' user",
+        )
     if status == 404:
-        return SourceUnavailable(f"unknown competition {competition!r} (HTTP 404)",
-                                 fix="set competition.name to the slug after /competitions/ "
-                                 "in the competition's URL")
+        return SourceUnavailable(
+            f"unknown competition {competition!r} (HTTP 404)",
+            fix="set competition.name to the slug after /competitions/ in the competition's URL",
+        )
     tries = _tries(trace)
     if status == 429:
         wait = f"; it asks to wait {trace.retry_after:.0f} s" if trace.retry_after else ""
-        return SourceUnavailable(f"Kaggle is limiting the request rate (HTTP 429{tries})"
-                                 f"{wait}", fix="wait a few minutes (at least the time Kaggle "
-                                 "asks for), then run the same command again")
+        return SourceUnavailable(
+            f"Kaggle is limiting the request rate (HTTP 429{tries}){wait}",
+            fix="wait a few minutes (at least the time Kaggle asks for), then run the same command again",
+        )
     if status is not None:
         kind = "a server error" if status >= 500 else "an error"
-        return SourceUnavailable(f"Kaggle answered HTTP {status} ({kind}{tries}) for "
-                                 f"{competition!r}: {_scrub(str(exc))[:300]}{_maybe_sent(what)}",
-                                 fix="Kaggle is having trouble: try again later")
+        return SourceUnavailable(
+            f"Kaggle answered HTTP {status} ({kind}{tries}) for "
+            f"{competition!r}: {_scrub(str(exc))[:300]}{_maybe_sent(what)}",
+            fix="Kaggle is having trouble: try again later",
+        )
     return _translate_network_error(exc, limits, trace, what)
 
 
-def _translate_network_error(exc: BaseException, limits: Limits, trace: Trace,
-                             what: str) -> PipelineError | None:
+def _translate_network_error(
+    exc: BaseException, limits: Limits, trace: Trace, what: str
+) -> PipelineError | None:
     import requests
     import urllib3
 
@@ -346,49 +394,63 @@ def _translate_network_error(exc: BaseException, limits: Limits, trace: Trace,
             "trusted, so nothing was sent",
             fix="behind a proxy or firewall that inspects HTTPS, export REQUESTS_CA_BUNDLE=<its "
             "CA certificate, a PEM file>; check that REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE, if set, "
-            "name a valid PEM file, and that the system clock is right")
+            "name a valid PEM file, and that the system clock is right",
+        )
     if proxy_refused(exc):
         proxy = mask_url(urllib.request.getproxies().get("https", "?"))
-        return SourceUnavailable(f"cannot reach Kaggle through the proxy {proxy} "
-                                 f"({_reason(exc)})",
-                                 fix="check HTTPS_PROXY (address, port, credentials), or unset it")
+        return SourceUnavailable(
+            f"cannot reach Kaggle through the proxy {proxy} ({_reason(exc)})",
+            fix="check HTTPS_PROXY (address, port, credentials), or unset it",
+        )
     if isinstance(exc, requests.ConnectTimeout):
-        return SourceUnavailable(f"cannot reach {host}: no connection within the connect timeout "
-                                 f"({limits.connect:g} s{tries}): no network, or a firewall "
-                                 "drops the traffic?",
-                                 fix="check the internet connection (HTTPS_PROXY behind a proxy); "
-                                 + slow_link.format("CONNECT"))
-    read_timeout = isinstance(exc, requests.ReadTimeout) or \
-        isinstance(_innermost(exc), (urllib3.exceptions.ReadTimeoutError, socket.timeout))
+        return SourceUnavailable(
+            f"cannot reach {host}: no connection within the connect timeout "
+            f"({limits.connect:g} s{tries}): no network, or a firewall "
+            "drops the traffic?",
+            fix="check the internet connection (HTTPS_PROXY behind a proxy); " + slow_link.format("CONNECT"),
+        )
+    read_timeout = isinstance(exc, requests.ReadTimeout) or isinstance(
+        _innermost(exc), (urllib3.exceptions.ReadTimeoutError, socket.timeout)
+    )
     if read_timeout and _timeout_in(exc) == limits.connect != limits.read:  # urllib3 says "read"
-        return SourceUnavailable(f"no answer from {host} while opening the connection (proxy "
-                                 f"CONNECT or TLS handshake) within {limits.connect:g} s{tries}",
-                                 fix="check HTTPS_PROXY and the network (a firewall or proxy "
-                                 "holding connections?); " + slow_link.format("CONNECT"))
+        return SourceUnavailable(
+            f"no answer from {host} while opening the connection (proxy "
+            f"CONNECT or TLS handshake) within {limits.connect:g} s{tries}",
+            fix="check HTTPS_PROXY and the network (a firewall or proxy "
+            "holding connections?); " + slow_link.format("CONNECT"),
+        )
     if read_timeout:
-        return SourceUnavailable(f"{host} accepted the connection but sent nothing for "
-                                 f"{limits.read:g} s (read timeout{tries}){maybe_sent}",
-                                 fix="Kaggle may be overloaded: try again later; "
-                                 + slow_link.format("READ"))
-    truncated = isinstance(exc, (requests.exceptions.ChunkedEncodingError,
-                                 urllib3.exceptions.ProtocolError)) or \
-        (isinstance(exc, ValueError) and "does not match expected size" in str(exc))
+        return SourceUnavailable(
+            f"{host} accepted the connection but sent nothing for "
+            f"{limits.read:g} s (read timeout{tries}){maybe_sent}",
+            fix="Kaggle may be overloaded: try again later; " + slow_link.format("READ"),
+        )
+    truncated = isinstance(
+        exc, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)
+    ) or (isinstance(exc, ValueError) and "does not match expected size" in str(exc))
     if truncated and what == "download":
-        return SourceUnavailable(f"the download from {host} was cut off before its end "
-                                 f"({_reason(exc)}), {limits.retries + 1} times; nothing was kept",
-                                 fix="try again later; PIPELINE_KAGGLE_RETRIES sets how many "
-                                 "times a download is resumed")
-    if isinstance(_innermost(exc), (http.client.RemoteDisconnected, ConnectionResetError,
-                                    ConnectionAbortedError)) or truncated:
-        return SourceUnavailable(f"the connection to {host} was closed or reset without an "
-                                 f"answer ({_reason(exc)}{tries}){maybe_sent}",
-                                 fix="Kaggle, a proxy or a firewall dropped the connection: try "
-                                 "again later")
+        return SourceUnavailable(
+            f"the download from {host} was cut off before its end "
+            f"({_reason(exc)}), {limits.retries + 1} times; nothing was kept",
+            fix="try again later; PIPELINE_KAGGLE_RETRIES sets how many times a download is resumed",
+        )
+    if (
+        isinstance(
+            _innermost(exc), (http.client.RemoteDisconnected, ConnectionResetError, ConnectionAbortedError)
+        )
+        or truncated
+    ):
+        return SourceUnavailable(
+            f"the connection to {host} was closed or reset without an "
+            f"answer ({_reason(exc)}{tries}){maybe_sent}",
+            fix="Kaggle, a proxy or a firewall dropped the connection: try again later",
+        )
     if isinstance(exc, (requests.ConnectionError, ConnectionError, TimeoutError, socket.gaierror)):
-        return SourceUnavailable(f"cannot reach Kaggle: the connection to {host} failed "
-                                 f"({_reason(exc)}{tries}): no network?{maybe_sent}",
-                                 fix="check the internet connection (HTTPS_PROXY behind a proxy), "
-                                 "then try again")
+        return SourceUnavailable(
+            f"cannot reach Kaggle: the connection to {host} failed "
+            f"({_reason(exc)}{tries}): no network?{maybe_sent}",
+            fix="check the internet connection (HTTPS_PROXY behind a proxy), then try again",
+        )
     return None
 
 
@@ -400,8 +462,14 @@ def _timeout_in(exc: BaseException) -> float | None:
 
 
 def _maybe_sent(what: str) -> str:
-    return ("; the submission may have been recorded: check `python -m pipeline submit --list` "
-            "before sending it again") if what == "submit" else ""
+    return (
+        (
+            "; the submission may have been recorded: check `python -m pipeline submit --list` "
+            "before sending it again"
+        )
+        if what == "submit"
+        else ""
+    )
 
 
 def _tries(trace: Trace) -> str:
@@ -416,8 +484,11 @@ def _innermost(exc: BaseException) -> BaseException:
         inner = getattr(exc, "reason", None)
         if not isinstance(inner, BaseException) and exc.args and isinstance(exc.args[0], BaseException):
             inner = exc.args[0]
-        if not isinstance(inner, BaseException) and len(exc.args) > 1 and \
-                isinstance(exc.args[1], BaseException):
+        if (
+            not isinstance(inner, BaseException)
+            and len(exc.args) > 1
+            and isinstance(exc.args[1], BaseException)
+        ):
             inner = exc.args[1]
         if not isinstance(inner, BaseException):
             break
@@ -465,20 +536,25 @@ def _check_config(path: Path) -> None:
     try:
         data = json.loads(_read(path))
     except json.JSONDecodeError as exc:  # exc.msg quotes none of the content
-        raise SourceUnavailable(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, "
-                                f"column {exc.colno})", fix=fix) from None
+        raise SourceUnavailable(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", fix=fix
+        ) from None
     if not isinstance(data, dict):
         raise SourceUnavailable(f'{path} must be a JSON object with "username" and "key"', fix=fix)
-    missing = [key for key in ("username", "key")
-               if not isinstance(data.get(key), str) or not data[key].strip()]
+    missing = [
+        key for key in ("username", "key") if not isinstance(data.get(key), str) or not data[key].strip()
+    ]
     if missing:
-        raise SourceUnavailable(f"{path} has no {' and no '.join(map(repr, missing))} "
-                                '(it needs {"username": ..., "key": ...})', fix=fix)
+        raise SourceUnavailable(
+            f'{path} has no {" and no ".join(map(repr, missing))} (it needs {{"username": ..., "key": ...}})',
+            fix=fix,
+        )
 
 
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise SourceUnavailable(f"cannot read {path}: {exc.strerror}",
-                                fix=f"chmod 600 {path} as its owner") from None
+        raise SourceUnavailable(
+            f"cannot read {path}: {exc.strerror}", fix=f"chmod 600 {path} as its owner"
+        ) from None

@@ -58,14 +58,16 @@ def parse_sgml(text: str) -> list[dict]:
         if body is None:
             match = _TEXT.search(block)
             body = _TAG.sub("", _HEAD.sub("", match.group(1))) if match else ""
-        docs.append({
-            "newid": int(attr["NEWID"]),
-            "lewissplit": attr.get("LEWISSPLIT", ""),
-            "topics_attr": attr.get("TOPICS", ""),
-            "topics": [_clean(t) for t in _D.findall(_element("TOPICS", block) or "")],
-            "title": _clean(_element("TITLE", block) or ""),
-            "body": _clean(body),
-        })
+        docs.append(
+            {
+                "newid": int(attr["NEWID"]),
+                "lewissplit": attr.get("LEWISSPLIT", ""),
+                "topics_attr": attr.get("TOPICS", ""),
+                "topics": [_clean(t) for t in _D.findall(_element("TOPICS", block) or "")],
+                "title": _clean(_element("TITLE", block) or ""),
+                "body": _clean(body),
+            }
+        )
     return docs
 
 
@@ -97,7 +99,8 @@ def load_r52(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     def frame(docs: list[dict]) -> pd.DataFrame:
         rows = [
             (f"reuters_{d['newid']}", "\n".join(p for p in (d["title"], d["body"]) if p), d["topics"][0])
-            for d in docs if d["topics"][0] in keep
+            for d in docs
+            if d["topics"][0] in keep
         ]
         return pd.DataFrame(rows, columns=["id", "text", "label"]).astype(str)
 

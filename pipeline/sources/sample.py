@@ -36,32 +36,98 @@ from pipeline.errors import ParamsError
 from pipeline.io import atomic_path
 
 TOPICS = {
-    "politics": (["the Senate", "the governor", "the city council", "lawmakers", "the election board",
-                  "the White House"], ["the budget bill", "the voting law", "a tax proposal",
-                                       "the infrastructure plan", "the immigration bill"]),
-    "health": (["the health department", "hospital officials", "doctors", "the CDC", "nurses"],
-               ["the vaccine program", "the flu season", "a new treatment", "hospital funding",
-                "drug prices"]),
-    "science": (["NASA", "university scientists", "a research team", "climate researchers"],
-                ["a new study", "the Mars mission", "ocean temperatures", "a fossil discovery",
-                 "the telescope data"]),
-    "economy": (["the Federal Reserve", "the central bank", "analysts", "the Treasury", "retailers"],
-                ["interest rates", "the jobs report", "inflation", "the trade deal", "housing prices"]),
-    "sports": (["the league", "the head coach", "team owners", "the Olympic committee"],
-               ["the championship", "the stadium deal", "a player contract", "the doping case"]),
+    "politics": (
+        [
+            "the Senate",
+            "the governor",
+            "the city council",
+            "lawmakers",
+            "the election board",
+            "the White House",
+        ],
+        [
+            "the budget bill",
+            "the voting law",
+            "a tax proposal",
+            "the infrastructure plan",
+            "the immigration bill",
+        ],
+    ),
+    "health": (
+        ["the health department", "hospital officials", "doctors", "the CDC", "nurses"],
+        ["the vaccine program", "the flu season", "a new treatment", "hospital funding", "drug prices"],
+    ),
+    "science": (
+        ["NASA", "university scientists", "a research team", "climate researchers"],
+        ["a new study", "the Mars mission", "ocean temperatures", "a fossil discovery", "the telescope data"],
+    ),
+    "economy": (
+        ["the Federal Reserve", "the central bank", "analysts", "the Treasury", "retailers"],
+        ["interest rates", "the jobs report", "inflation", "the trade deal", "housing prices"],
+    ),
+    "sports": (
+        ["the league", "the head coach", "team owners", "the Olympic committee"],
+        ["the championship", "the stadium deal", "a player contract", "the doping case"],
+    ),
 }
-PEOPLE = ["Maria Lopez", "John Carter", "Aisha Khan", "Peter Novak", "Linda Chen", "Omar Haddad",
-          "Sarah Miller", "David Brooks", "Elena Petrova", "James Wright", "Grace Okafor", "Tom Baker"]
-PLACES = ["Ohio", "Texas", "Chicago", "Denver", "Brussels", "London", "Florida", "Seattle",
-          "Arizona", "Toronto", "Atlanta", "Berlin"]
+PEOPLE = [
+    "Maria Lopez",
+    "John Carter",
+    "Aisha Khan",
+    "Peter Novak",
+    "Linda Chen",
+    "Omar Haddad",
+    "Sarah Miller",
+    "David Brooks",
+    "Elena Petrova",
+    "James Wright",
+    "Grace Okafor",
+    "Tom Baker",
+]
+PLACES = [
+    "Ohio",
+    "Texas",
+    "Chicago",
+    "Denver",
+    "Brussels",
+    "London",
+    "Florida",
+    "Seattle",
+    "Arizona",
+    "Toronto",
+    "Atlanta",
+    "Berlin",
+]
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
 MONTHS = ["January", "March", "April", "June", "September", "October", "November"]
-AUTHORS_RELIABLE = ["Anna Schmidt", "Robert Hayes", "Mei Tanaka", "Carlos Ruiz", "Helen Ford",
-                    "Daniel Price", "Nadia Ali", "Paul Jensen"]
-AUTHORS_FAKE = ["Truth Seeker", "Patriot Eagle", "Jack Storm", "Red Pill Radio", "Freedom Watcher",
-                "Admin", "Eddie Blaze", "Real News Now"]
-AUTHORS_SHARED = ["Staff Writer", "Michael Grant", "Laura Bell", "Guest Contributor", "Kevin Moss",
-                  "Reuters Staff"]
+AUTHORS_RELIABLE = [
+    "Anna Schmidt",
+    "Robert Hayes",
+    "Mei Tanaka",
+    "Carlos Ruiz",
+    "Helen Ford",
+    "Daniel Price",
+    "Nadia Ali",
+    "Paul Jensen",
+]
+AUTHORS_FAKE = [
+    "Truth Seeker",
+    "Patriot Eagle",
+    "Jack Storm",
+    "Red Pill Radio",
+    "Freedom Watcher",
+    "Admin",
+    "Eddie Blaze",
+    "Real News Now",
+]
+AUTHORS_SHARED = [
+    "Staff Writer",
+    "Michael Grant",
+    "Laura Bell",
+    "Guest Contributor",
+    "Kevin Moss",
+    "Reuters Staff",
+]
 NEUTRAL = [
     "{subj} discussed {obj} at a meeting in {place}.",
     "{person} said the debate over {obj} would continue.",
@@ -90,15 +156,23 @@ SENSATIONAL = [
     "Sources say {subj} panicked over {obj}!!",
 ]
 CAPS = ["BREAKING:", "SHOCKING:", "BOMBSHELL:", "WOW:", "URGENT:"]
-SOBER_TITLE = ["{subj} weighs {obj}", "{person} comments on {obj}", "{obj} in {place}: what changes",
-               "Update on {obj} after {day} meeting"]
-LOUD_TITLE = ["{caps} {subj} CAUGHT lying about {obj}!", "You won't believe {obj} in {place}",
-              "{person} DESTROYS {subj} over {obj}!", "What they don't want you to know about {obj}"]
+SOBER_TITLE = [
+    "{subj} weighs {obj}",
+    "{person} comments on {obj}",
+    "{obj} in {place}: what changes",
+    "Update on {obj} after {day} meeting",
+]
+LOUD_TITLE = [
+    "{caps} {subj} CAUGHT lying about {obj}!",
+    "You won't believe {obj} in {place}",
+    "{person} DESTROYS {subj} over {obj}!",
+    "What they don't want you to know about {obj}",
+]
 
 # Class-dependent probabilities (style 0 = reliable, 1 = fake): the learnable signal.
-P_SOBER = (0.50, 0.10)         # per sentence: a sober wire-style sentence
-P_SENSATIONAL = (0.06, 0.45)   # per sentence: a sensational sentence
-P_LOUD_TITLE = (0.12, 0.65)    # the title is sensational
+P_SOBER = (0.50, 0.10)  # per sentence: a sober wire-style sentence
+P_SENSATIONAL = (0.06, 0.45)  # per sentence: a sensational sentence
+P_LOUD_TITLE = (0.12, 0.65)  # the title is sensational
 AUTHOR_POOL_WEIGHTS = ((0.55, 0.15, 0.30), (0.15, 0.55, 0.30))  # reliable, fake, shared pools
 P_FAKE, P_LABEL_NOISE = 0.5, 0.10
 P_NO_AUTHOR, P_NO_TEXT, P_NO_TITLE = 0.15, 0.03, 0.03
@@ -112,11 +186,17 @@ def _fill(rng: np.random.Generator, template: str, topic: str) -> str:
     subjects, objects = TOPICS[topic]
     u = rng.random(11)  # one draw per slot, vectorised: scalar Generator calls are slow
     values = {
-        "subj": subjects[int(u[0] * len(subjects))], "obj": objects[int(u[1] * len(objects))],
-        "person": PEOPLE[int(u[2] * len(PEOPLE))], "place": PLACES[int(u[3] * len(PLACES))],
-        "day": DAYS[int(u[4] * len(DAYS))], "month": MONTHS[int(u[5] * len(MONTHS))],
-        "caps": CAPS[int(u[6] * len(CAPS))], "dom": 1 + int(u[7] * 28), "num": 12 + int(u[8] * 938),
-        "pct": f"{0.2 + u[9] * 9.7:.1f}", "yrs": 2 + int(u[10] * 9),
+        "subj": subjects[int(u[0] * len(subjects))],
+        "obj": objects[int(u[1] * len(objects))],
+        "person": PEOPLE[int(u[2] * len(PEOPLE))],
+        "place": PLACES[int(u[3] * len(PLACES))],
+        "day": DAYS[int(u[4] * len(DAYS))],
+        "month": MONTHS[int(u[5] * len(MONTHS))],
+        "caps": CAPS[int(u[6] * len(CAPS))],
+        "dom": 1 + int(u[7] * 28),
+        "num": 12 + int(u[8] * 938),
+        "pct": f"{0.2 + u[9] * 9.7:.1f}",
+        "yrs": 2 + int(u[10] * 9),
     }
     text = template.format(**values)
     return text[0].upper() + text[1:]
@@ -140,8 +220,13 @@ def _article(rng: np.random.Generator, style: int) -> tuple[str, str, str]:
     text = " ".join(sentences)
     w_reliable, w_fake, _ = AUTHOR_POOL_WEIGHTS[style]
     draw = rng.random()
-    authors = (AUTHORS_RELIABLE if draw < w_reliable
-               else AUTHORS_FAKE if draw < w_reliable + w_fake else AUTHORS_SHARED)
+    authors = (
+        AUTHORS_RELIABLE
+        if draw < w_reliable
+        else AUTHORS_FAKE
+        if draw < w_reliable + w_fake
+        else AUTHORS_SHARED
+    )
     author = _pick(rng, authors)
     if rng.random() < P_NO_AUTHOR:
         author = ""
@@ -171,8 +256,9 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 def write_sample(dest: Path, seed: int = 20240101, n_train: int = 400, n_test: int = 200) -> dict:
     """Write train.csv, test.csv and sample_submission.csv of the synthetic competition to ``dest``."""
     if n_train < 1 or n_test < 1:
-        raise ParamsError(f"sample source: n_train and n_test must be positive, "
-                          f"got n_train={n_train}, n_test={n_test}")
+        raise ParamsError(
+            f"sample source: n_train and n_test must be positive, got n_train={n_train}, n_test={n_test}"
+        )
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
