@@ -377,10 +377,13 @@ def _log_trial(study, number: int, seconds: float, started: float, budget: Budge
 
 
 def _plots(study, out: Path) -> None:
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from optuna.exceptions import ExperimentalWarning
     from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
 
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -391,7 +394,9 @@ def _plots(study, out: Path) -> None:
         try:
             if len(complete) < needed:
                 raise ValueError(f"{len(complete)} completed trial(s)")
-            ax = plot(study)
+            with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                ax = plot(study)
             ax.figure.savefig(out / name, dpi=100, bbox_inches="tight")
         except (ValueError, RuntimeError) as why:  # e.g. importance needs 2+ distinct trials
             fig, ax = plt.subplots(figsize=(5, 2))
