@@ -93,3 +93,12 @@ def run(
         text=True,
         timeout=timeout,
     )
+
+
+class KaggleApiStub:
+    """Base of the test stand-ins for kaggle's ``KaggleApi``: fetch binds ``download_file``
+    with its own retries and timeout, so it must exist, but only the client's own
+    ``competition_download_files`` may call it."""
+
+    def download_file(self, *args, **kwargs):
+        raise AssertionError("only competition_download_files calls it")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import KaggleApiStub
 
 from pipeline.errors import DataError, SourceUnavailable
 from pipeline.sources import kaggle as ks
@@ -343,7 +344,7 @@ class Status(enum.Enum):  # like kagglesdk's SubmissionStatus
     COMPLETE = 1
 
 
-class FakeApi:
+class FakeApi(KaggleApiStub):
     """Same method names and signatures as kaggle 2.2.5's KaggleApi."""
 
     fail: BaseException | None = None
@@ -360,19 +361,6 @@ class FakeApi:
             Path(path) / f"{competition}.zip",
             {"data/train.csv": TRAIN, "data/test.csv": TEST, "data/submit.csv": SUBMIT},
         )
-
-    def download_file(
-        self,
-        response,
-        outfile,
-        http_client,
-        quiet=True,
-        resume=False,
-        chunk_size=1048576,
-        max_retries=5,
-        timeout=300,
-    ):
-        raise AssertionError("only competition_download_files calls it")
 
     def competition_submit(self, file_name, message, competition, quiet=False, sandbox=False):
         FakeApi.calls.append((file_name, message, competition))

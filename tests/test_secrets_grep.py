@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import make_project_copy, project_env
+from conftest import KaggleApiStub, make_project_copy, project_env
 
 from tiny_data import write_learnable
 
@@ -245,7 +245,7 @@ def test_successful_fetch_records_the_method_not_the_key(tmp_path, monkeypatch, 
     from pipeline.sources import fetch, kaggle as ks
     from pipeline.tasks import get_task
 
-    class Api:
+    class Api(KaggleApiStub):
         def authenticate(self):
             pass
 
@@ -254,19 +254,6 @@ def test_successful_fetch_records_the_method_not_the_key(tmp_path, monkeypatch, 
                 archive.writestr("train.csv", "id,title,author,text,label\n1,a,b,c,0\n2,a,b,c,1\n")
                 archive.writestr("test.csv", "id,title,author,text\n3,a,b,c\n")
                 archive.writestr("sample_submission.csv", "id,label\n3,0\n")
-
-        def download_file(
-            self,
-            response,
-            outfile,
-            http_client,
-            quiet=True,
-            resume=False,
-            chunk_size=1048576,
-            max_retries=5,
-            timeout=300,
-        ):
-            raise AssertionError("only competition_download_files calls it")
 
     module = types.ModuleType("kaggle.api.kaggle_api_extended")
     module.KaggleApi = Api
