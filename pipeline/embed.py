@@ -19,11 +19,14 @@ import zlib
 
 import numpy as np
 
-from .errors import PipelineError
-from .io import atomic_path, read_json, write_json
+from .io import atomic_path, write_json
+from .outputs import (
+    load_sequences,
+    load_vectors as load_vectors,  # models/rnn.py and tune.py read it from here
+)
 from .params import Params
 from .tasks import Task
-from .tokenize import PAD, load_sequences
+from .tokenize import PAD
 
 log = logging.getLogger(__name__)
 # Keras' Embedding starts from uniform(-0.05, 0.05); vectors are scaled to a similar size so
@@ -165,15 +168,3 @@ def embed(task: Task, params: Params) -> dict:
             np.save(out / "vectors.npy", vectors)
         write_json(out / "embed.json", record)
     return record
-
-
-def load_vectors(task: Task) -> np.ndarray | None:
-    """The stored vectors of ``task``, or ``None`` (``embed.method: none``, no data)."""
-    path = task.embeddings_dir / "embed.json"
-    if not path.exists():
-        raise PipelineError(
-            f"{path} not found: run `python -m pipeline embed --task {task.name}` "
-            "(or `dvc repro`) before training the RNNs"
-        )
-    record = read_json(path)
-    return np.load(task.embeddings_dir / "vectors.npy") if record["available"] else None

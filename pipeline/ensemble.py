@@ -25,10 +25,9 @@ import time
 
 import numpy as np
 
+from .outputs import PredictionRecord, load_predictions, load_prepared, save_predictions, save_unavailable
 from .params import Params
-from .prepare import load_prepared
 from .tasks import Task
-from .train import load_predictions, save_predictions, save_unavailable
 
 log = logging.getLogger(__name__)
 EPS = 1e-6
@@ -168,7 +167,7 @@ def _guard(
     metric: str,
 ) -> tuple[str, dict]:
     """Keep ``chosen`` only if it beats the best single model with ``ensemble.guard`` confidence."""
-    best = max(singles, key=singles.get)
+    best = max(singles, key=singles.__getitem__)
     if chosen == "best_single" or params.ensemble.guard == 0:
         why = "inner CV chose best_single" if chosen == "best_single" else "guard off (ensemble.guard: 0)"
         return chosen, {"candidate": chosen, "shipped": chosen, "verdict": f"{why}; {chosen} ships."}
@@ -210,9 +209,9 @@ def candidates(params: Params, binary: bool, metric: str):
 def ensemble(task: Task, params: Params) -> dict:
     """Fit the ensemblers on the OOF predictions of every base model of ``task``."""
     train, _, meta = load_prepared(task)
-    record: dict = {"task": task.name, "model": "ensemble", "available": meta["available"]}
-    if not meta["available"]:
-        save_unavailable(task, "ensemble", record, meta["reason"])
+    record: dict = {"task": task.name, "model": "ensemble", "available": meta.available}
+    if not meta.available:
+        save_unavailable(task, "ensemble", record, meta.reason)
         return record
     from .metrics import all_scores, score
 
@@ -263,8 +262,10 @@ def ensemble(task: Task, params: Params) -> dict:
         weights=final.describe(names),
         seconds=round(time.perf_counter() - started, 2),
     )
-    save_predictions(task, "ensemble", record, oof, final.predict_proba(tests))
-    best_name = max(singles, key=singles.get)
+    save_predictions(
+        task, "ensemble", PredictionRecord.model_validate(record), oof, final.predict_proba(tests)
+    )
+    best_name = max(singles, key=singles.__getitem__)
     log.info(
         "[ensemble %s] chose %s: %s=%.4f vs best single %s=%.4f on the same %d rows; weights %s",
         task.name,

@@ -23,3 +23,8 @@ class SourceUnavailable(PipelineError, RuntimeError):
         super().__init__(message if not fix else f"{message}\nTo fix: {fix}")
         self.reason = message
         self.fix = fix
+
+
+class StageOutputError(PipelineError, FileNotFoundError):
+    """A stage's output is missing or in a layout this code does not read: the message names
+    the file and the stage (``python -m pipeline ...`` / ``dvc repro ...``) that writes it."""

@@ -13,7 +13,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .io import atomic_path, read_json, write_json
+from .outputs import (
+    PreparedMeta,
+    load_prepared as load_prepared,  # tune.py and models/ read it from here
+    save_prepared,
+)
 from .params import Params
 from .sources import read_source_record
 from .tasks import Task
@@ -50,7 +54,7 @@ def _frame(frame: pd.DataFrame, task: Task, params: Params, classes, with_labels
     return out.reset_index(drop=True), empty
 
 
-def prepare(task: Task, params: Params) -> dict:
+def prepare(task: Task, params: Params) -> PreparedMeta:
     """Validate and clean the raw CSVs of ``task``; return the meta record."""
     from .cvplan import plan_folds  # sklearn: imported only when there is data to split
     from .rawdata import load_task_csvs
@@ -91,33 +95,13 @@ def prepare(task: Task, params: Params) -> dict:
         meta.update(reason=source["reason"], fix=source["fix"])
         train = pd.DataFrame({"id": [], "text": [], "label": [], "y": [], "fold": [], "group": []})
         test = train[["id", "text"]]
-    with atomic_path(task.prepared_dir) as out:
-        out.mkdir()
-        train.to_parquet(out / "train.parquet", index=False)
-        test.to_parquet(out / "test.parquet", index=False)
-        write_json(out / "meta.json", meta)
-        write_json(out / "diagnostics.json", checks)
+    record = PreparedMeta.model_validate(meta)
+    save_prepared(task, train, test, record, checks)
     log.info(
         "prepared %s: %s",
         task.name,
-        f"{meta['n_train']} train / {meta['n_test']} test rows, {len(meta['classes'])} classes"
-        if meta["available"]
-        else f"unavailable ({meta['reason']})",
+        f"{record.n_train} train / {record.n_test} test rows, {len(record.classes)} classes"
+        if record.available
+        else f"unavailable ({record.reason})",
     )
-    return meta
-
-
-def load_diagnostics(task: Task) -> dict:
-    """The checks :func:`prepare` wrote (``{}`` for an unavailable task or an older run)."""
-    path = task.prepared_dir / "diagnostics.json"
-    return read_json(path) if path.exists() else {}
-
-
-def load_prepared(task: Task) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Read what :func:`prepare` wrote."""
-    folder = task.prepared_dir
-    return (
-        pd.read_parquet(folder / "train.parquet"),
-        pd.read_parquet(folder / "test.parquet"),
-        read_json(folder / "meta.json"),
-    )
+    return record

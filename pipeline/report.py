@@ -15,15 +15,24 @@ as metrics, so ``dvc exp show`` fits a terminal).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .errors import StageOutputError
 from .io import atomic_path, read_json, write_json, write_text
+from .outputs import (
+    PredictionRecord,
+    PreparedMeta,
+    best_params_path,
+    load_best_params,
+    load_diagnostics,
+    load_predictions,
+    load_prepared,
+)
 from .params import Params
-from .prepare import load_diagnostics, load_prepared
 from .tasks import Task
-from .train import load_predictions
 
 log = logging.getLogger(__name__)
 METRICS_DIR, PLOTS_DIR, REPORTS_DIR = Path("metrics"), Path("plots"), Path("reports")
@@ -100,11 +109,11 @@ def tuning_history(task: Task, kind: str) -> dict | None:
     the best complete value so far, and what the objective was (``None`` when not tuned)."""
     import pandas as pd
 
-    trials, best = task.tuning_dir(kind) / "trials.csv", task.tuning_dir(kind) / "best_params.json"
-    if not (trials.exists() and best.exists()):
+    trials = task.tuning_dir(kind) / "trials.csv"
+    if not (trials.exists() and best_params_path(task, kind).exists()):
         return None
     frame = pd.read_csv(trials).sort_values("number")
-    metric = read_json(best)["metric"]
+    metric = load_best_params(task, kind).metric
     minimise = metric == "log_loss"
     complete = frame["value"].where(frame["state"] == "COMPLETE")
     frame["best"] = (complete.cummin() if minimise else complete.cummax()).ffill()
@@ -139,7 +148,7 @@ def _tuning_png(history: dict, path: Path) -> None:
     _save_png(fig, path)
 
 
-def _tuning_markdown(histories: list[dict]) -> list[str]:
+def _tuning_markdown(histories: Sequence[dict]) -> list[str]:
     lines = []
     for history in histories:
         trials = history["trials"]
@@ -174,7 +183,7 @@ def _number(value) -> str:
 
 
 def cv_warnings(
-    task: Task, checks: dict, records: dict[str, dict], y: np.ndarray, n_classes: int
+    task: Task, checks: dict, records: dict[str, PredictionRecord], y: np.ndarray, n_classes: int
 ) -> tuple[list[str], float]:
     """The loud warnings: prepare's (shift, conflicting twins, folds unlike the test split) and
     every model's CV at or below chance. Also returns the chance score."""
@@ -182,7 +191,7 @@ def cv_warnings(
 
     chance = chance_score(task.metric, y, n_classes)
     warnings = list(checks.get("warnings", []))
-    models = {m: r["cv"][task.metric] for m, r in records.items() if m != "ensemble"}
+    models = {m: r.cv[task.metric] for m, r in records.items() if m != "ensemble"}
     if at_or_below_chance(models, chance):
         warnings.insert(
             0,
@@ -227,27 +236,28 @@ def _code(text: str) -> str:
     return text if "`" in text else f"`{text}`"
 
 
-def _cv_rows(record: dict, n_train: int) -> str:
+def _cv_rows(record: PredictionRecord, n_train: int) -> str:
     """Over which rows a CV score is: the folds the model ran and the out-of-fold rows scored."""
-    return f"{len(record.get('folds', []))} folds, {record.get('n_scored', n_train)}/{n_train} rows"
+    n_scored = n_train if record.n_scored is None else record.n_scored
+    return f"{len(record.folds)} folds, {n_scored}/{n_train} rows"
 
 
 def _markdown(
     task: Task,
-    meta: dict,
-    records: dict[str, dict],
+    meta: PreparedMeta,
+    records: dict[str, PredictionRecord],
     scores_test: dict,
-    histories: list[dict] = (),
+    histories: Sequence[dict] = (),
     checks: dict | None = None,
-    warnings: list[str] = (),
+    warnings: Sequence[str] = (),
 ) -> str:
     lines = [f"# {task.name}: model report", ""]
-    if not meta["available"]:
-        return "\n".join(lines + [f"**Unavailable:** {meta['reason']}", "", f"Fix: {_code(meta['fix'])}", ""])
+    if not meta.available:
+        return "\n".join(lines + [f"**Unavailable:** {meta.reason}", "", f"Fix: {_code(meta.fix)}", ""])
     lines += [f"> **WARNING — CV may not predict test:** {w}" for w in warnings]
     lines += [""] if warnings else []
     lines += [
-        f"{meta['n_train']} train / {meta['n_test']} test rows, {len(meta['classes'])} classes. "
+        f"{meta.n_train} train / {meta.n_test} test rows, {len(meta.classes)} classes. "
         f"Headline metric: **{task.metric}** (out-of-fold on train). *CV over* says which "
         "rows each CV score covers: TF-IDF models run every fold (all rows), RNNs the first "
         "`neural.folds` folds (their rows only), the ensemble the rows every model covers; "
@@ -260,16 +270,16 @@ def _markdown(
         "|---|---|---|---|---|---|" + ("---|" if scores_test else ""),
     ]
     for model, rec in records.items():
-        cv = rec["cv"]
+        cv = rec.cv
         row = (
             f"| {model} | {cv[task.metric]:.4f} | {cv['f1_macro']:.4f} | {cv['log_loss']:.4f} "
-            f"| {_cv_rows(rec, meta['n_train'])} | {rec.get('seconds', 0):.1f} |"
+            f"| {_cv_rows(rec, meta.n_train)} | {rec.seconds:.1f} |"
         )
         if scores_test:
             row += f" {scores_test[model]['accuracy']:.4f} |"
         lines.append(row)
     lines += ["", f"![model comparison](../plots/{task.name}/model_comparison.png)", ""]
-    if len(meta["classes"]) == 2:
+    if len(meta.classes) == 2:
         lines += [f"![ROC](../plots/{task.name}/roc.png)", ""]
     for model in records:
         lines += [f"![confusion {model}](../plots/{task.name}/confusion_{model}.png)"]
@@ -277,13 +287,13 @@ def _markdown(
         ens = records["ensemble"]
         lines += [
             "",
-            f"Ensemble: **{ens['method']}** chosen by inner CV over {ens['n_scored']} "
+            f"Ensemble: **{ens.method}** chosen by inner CV over {ens.n_scored} "
             f"out-of-fold rows. Inner-CV {task.metric} per method: "
-            + ", ".join(f"{m} {s[task.metric]:.4f}" for m, s in ens["methods"].items())
+            + ", ".join(f"{m} {s[task.metric]:.4f}" for m, s in ens.methods.items())
             + ". Base models on the same rows: "
-            + ", ".join(f"{m} {s:.4f}" for m, s in ens["base_models_same_rows"].items())
+            + ", ".join(f"{m} {s:.4f}" for m, s in ens.base_models_same_rows.items())
             + ". "
-            + f"Guard: {ens.get('guard', {}).get('verdict', 'none (older run).')}",
+            + f"Guard: {ens.guard.get('verdict', 'none (older run).')}",
             "",
             f"![ensemble weights](../plots/{task.name}/ensemble_weights.png)",
         ]
@@ -291,14 +301,16 @@ def _markdown(
     return "\n".join(lines) + "\n"
 
 
-def _training_curves(task: Task, params: Params, records: dict[str, dict], plot_dir: Path) -> None:
+def _training_curves(
+    task: Task, params: Params, records: dict[str, PredictionRecord], plot_dir: Path
+) -> None:
     """DVC plot data: per RNN, the losses per epoch (mean over its folds and seeds), and per
     tuning study, each complete trial's objective with the best value so far."""
     import pandas as pd
 
     for model, record in records.items():
-        if record.get("epochs"):
-            per_epoch = pd.DataFrame(record["epochs"]).drop(columns=["fold", "seed"]).groupby("epoch").mean()
+        if record.epochs:
+            per_epoch = pd.DataFrame(record.epochs).drop(columns=["fold", "seed"]).groupby("epoch").mean()
             write_json(
                 plot_dir / "epochs" / f"{model}.json", per_epoch.round(5).reset_index().to_dict("records")
             )
@@ -319,28 +331,31 @@ def _training_curves(task: Task, params: Params, records: dict[str, dict], plot_
 def report(task: Task, params: Params) -> dict:
     """Write metrics, plots and the markdown report for ``task``."""
     train_df, test_df, meta = load_prepared(task)
-    metrics: dict = {"available": int(meta["available"])}
-    records, scores_test, warnings, checks = {}, {}, [], load_diagnostics(task)
+    metrics: dict = {"available": int(meta.available)}
+    records: dict[str, PredictionRecord] = {}
+    scores_test: dict[str, dict[str, float]] = {}
+    warnings: list[str] = []
+    checks = load_diagnostics(task)
     histories: list[dict] = []
     plots = PLOTS_DIR / task.name
     with atomic_path(plots) as plot_dir, atomic_path(METRICS_DIR / task.name) as series:
         plot_dir.mkdir()
         series.mkdir()
-        if meta["available"]:
+        if meta.available:
             from sklearn.metrics import confusion_matrix, roc_curve
 
             from .metrics import all_scores
 
-            classes = meta["classes"]
+            classes = meta.classes
             y = train_df["y"].to_numpy()
             curves = {}
             for model in report_models(params, task):
                 try:
                     record, arrays = load_predictions(task, model)
-                except FileNotFoundError:
+                except StageOutputError:
                     continue  # the ensemble before it exists
                 records[model] = record
-                metrics.setdefault("cv", {})[model] = record["cv"]
+                metrics.setdefault("cv", {})[model] = record.cv
                 oof, test_proba = arrays["oof"], arrays["test"]
                 scored = ~np.isnan(oof[:, 0])
                 pred = oof[scored].argmax(axis=1)
@@ -368,14 +383,13 @@ def report(task: Task, params: Params) -> dict:
                             for a, b in zip(fpr[::step], tpr[::step])
                         ],
                     )
-                    curves[model] = (fpr, tpr, record["cv"]["roc_auc"])
+                    curves[model] = (fpr, tpr, record.cv["roc_auc"])
                 if task.has_test_labels:
                     scores_test[model] = all_scores(test_df["y"].to_numpy(), test_proba)
             if "ensemble" in records:
-                weights = records["ensemble"]["weights"]
                 _comparison_png(
-                    weights,
-                    f"weight ({records['ensemble']['method']})",
+                    records["ensemble"].weights,
+                    f"weight ({records['ensemble'].method})",
                     plot_dir / "ensemble_weights.png",
                     f"{task.name}: ensemble weights",
                     zero_based=True,
@@ -392,14 +406,14 @@ def report(task: Task, params: Params) -> dict:
                 log.warning("[report %s] WARNING %s", task.name, message)
             if records:
                 _comparison_png(
-                    {m: r["cv"][task.metric] for m, r in records.items()},
+                    {m: r.cv[task.metric] for m, r in records.items()},
                     task.metric,
                     plot_dir / "model_comparison.png",
                     f"{task.name}: CV {task.metric}",
                 )
         else:
-            metrics["unavailable_reason"] = meta["reason"]
-            metrics["unavailable_fix"] = meta["fix"]
+            metrics["unavailable_reason"] = meta.reason
+            metrics["unavailable_fix"] = meta.fix
         write_text(plot_dir / ".keep", "")
         write_text(series / ".keep", "")
     if scores_test:
@@ -412,7 +426,7 @@ def report(task: Task, params: Params) -> dict:
     log.info(
         "[report %s] %s",
         task.name,
-        ", ".join(f"{m}={r['cv'][task.metric]:.4f}" for m, r in records.items()) or "unavailable",
+        ", ".join(f"{m}={r.cv[task.metric]:.4f}" for m, r in records.items()) or "unavailable",
     )
     return metrics
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .errors import DataError, StageOutputError
 from .io import atomic_path, sha256_file
 from .rawdata import read_csv
 
@@ -147,18 +147,17 @@ def write_submissions(params) -> dict:
     import json
     import logging
 
-    from .prepare import load_prepared
+    from .outputs import load_predictions, load_prepared
     from .report import report_models
     from .sources import read_source_record
     from .tasks import get_task
-    from .train import load_predictions
 
     task = get_task("competition", params)
     _, test_df, meta = load_prepared(task)
     source = read_source_record(task)
     folder = submission_folder(source)
     sample = read_sample(task.raw_dir)
-    classes = meta["classes"]
+    classes = meta.classes
     params_hash = hashlib.sha256(
         json.dumps(params.model_dump(mode="json"), sort_keys=True).encode()
     ).hexdigest()[:12]
@@ -176,14 +175,14 @@ def write_submissions(params) -> dict:
         for model in report_models(params, task):
             try:
                 record, arrays = load_predictions(task, model)
-            except FileNotFoundError:
-                continue
+            except StageOutputError:
+                continue  # a model not trained yet
             labels = np.asarray(classes)[arrays["test"].argmax(axis=1)]
             name = f"{folder}/{model}.csv"
             write_submission(out / name, build_submission(test_df["id"], labels, sample), sample, classes)
             index["files"][name] = {
                 "model": model,
-                f"cv_{task.metric}": record["cv"][task.metric],
+                f"cv_{task.metric}": record.cv[task.metric],
                 "sha256": sha256_file(out / name),
             }
         if not index["files"]:
@@ -232,7 +231,7 @@ def main(args) -> None:
     task = get_task("competition", params)
     sample = read_sample(task.raw_dir)
     frame = read_csv(path)
-    check_submission(frame, sample, list(task.classes), name=str(path))
+    check_submission(frame, sample, list(task.classes or ()), name=str(path))
     key = (
         path.resolve().relative_to(SUBMISSIONS_DIR.resolve()).as_posix()
         if path.resolve().is_relative_to(SUBMISSIONS_DIR.resolve())

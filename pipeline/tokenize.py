@@ -16,9 +16,12 @@ import time
 
 import numpy as np
 
-from .io import atomic_path, load_arrays, read_json, write_json
+from .io import atomic_path, write_json
+from .outputs import (
+    load_prepared,
+    load_sequences as load_sequences,  # models/rnn.py and tune.py read it from here
+)
 from .params import Params
-from .prepare import load_prepared
 from .tasks import Task
 
 log = logging.getLogger(__name__)
@@ -93,9 +96,9 @@ def tokenize(task: Task, params: Params) -> dict:
     """Fit the vocabulary on train text, encode train and test; return the vocab record."""
     train, test, meta = load_prepared(task)
     settings = params.tokenize.model_dump()
-    record = {"task": task.name, "available": meta["available"], "settings": settings}
+    record = {"task": task.name, "available": meta.available, "settings": settings}
     arrays = {}
-    if meta["available"]:
+    if meta.available:
         started = time.perf_counter()
         vocabulary = fit_vocabulary(
             train["text"].tolist(), params.tokenize.vocab_size, params.tokenize.min_count
@@ -122,14 +125,9 @@ def tokenize(task: Task, params: Params) -> dict:
     with atomic_path(task.features_dir) as out:
         out.mkdir()
         with open(out / "sequences.npz", "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, allow_pickle=False, **arrays)
         write_json(out / "vocab.json", record)
     return record
-
-
-def load_sequences(task: Task) -> tuple[dict, dict[str, np.ndarray]]:
-    """The vocabulary record and the stored sequences of ``task``."""
-    return read_json(task.features_dir / "vocab.json"), load_arrays(task.features_dir / "sequences.npz")
 
 
 def effective_length(seq_len: int, train_lengths: np.ndarray, quantile: float = 0.95) -> int:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import numpy as np
 
 from .folds import fold_rows
-from .io import load_arrays, read_json, save_arrays, write_json
 from .models import MODELS
+from .outputs import PredictionRecord, load_prepared, save_predictions, save_unavailable
 from .params import Params
-from .prepare import load_prepared
 from .tasks import Task
 from .workers import params_per_process, worker_map
 
@@ -36,32 +36,10 @@ def folds_to_run(model: str, params: Params, task: Task) -> list[int]:
     return list(range(n))
 
 
-def prediction_paths(task: Task, model: str):
-    base = (task.ensemble_dir if model == "ensemble" else task.predictions_dir) / model
-    return base.with_suffix(".npz"), base.with_suffix(".json")
-
-
 def refits_on_all_rows(model: str, params: Params) -> bool:
     """TF-IDF models with ``tfidf.test_predictions: refit``. RNNs always average their fold
     models: early stopping needs each fold's validation rows."""
     return MODELS[model].family == "tfidf" and params.tfidf.test_predictions == "refit"
-
-
-def save_predictions(task: Task, model: str, record: dict, oof: np.ndarray, test: np.ndarray) -> None:
-    """Write ``<model>.npz`` then ``<model>.json``, each atomically.
-
-    The old record goes first: a run killed between the two writes leaves arrays without a
-    record (an incomplete output) rather than new arrays paired with an old record.
-    """
-    arrays_path, record_path = prediction_paths(task, model)
-    record_path.unlink(missing_ok=True)
-    save_arrays(arrays_path, oof=oof, test=test)
-    write_json(record_path, record)
-
-
-def save_unavailable(task: Task, model: str, record: dict, reason: str) -> None:
-    """Empty placeholder outputs for a task whose data is unavailable (DVC needs its outs)."""
-    save_predictions(task, model, {**record, "reason": reason}, np.zeros((0, 0)), np.zeros((0, 0)))
 
 
 def train(task: Task, model: str, params: Params) -> dict:
@@ -69,16 +47,16 @@ def train(task: Task, model: str, params: Params) -> dict:
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; known: {sorted(MODELS)}")
     train_df, test_df, meta = load_prepared(task)
-    record = {"task": task.name, "model": model, "available": meta["available"]}
-    if meta["available"] and model not in task.models_to_run(params) and model in params.models.transformer:
-        meta = {"available": False, "reason": "not in transformer.tasks (CPU cost)"}
-        record["available"] = False
-    if not meta["available"]:
-        save_unavailable(task, model, record, meta["reason"])
+    record: dict[str, Any] = {"task": task.name, "model": model, "available": meta.available}
+    reason = meta.reason
+    if meta.available and model not in task.models_to_run(params) and model in params.models.transformer:
+        reason, record["available"] = "not in transformer.tasks (CPU cost)", False
+    if not record["available"]:
+        save_unavailable(task, model, record, reason)
         return record
     from .metrics import all_scores, score  # sklearn: only when there is data
 
-    n_classes = len(meta["classes"])
+    n_classes = len(meta.classes)
     y, fold_of_row = train_df["y"].to_numpy(), train_df["fold"].to_numpy()
     started = time.perf_counter()
     oof = np.full((len(train_df), n_classes), np.nan)
@@ -90,8 +68,8 @@ def train(task: Task, model: str, params: Params) -> dict:
         record.update(seeds=rnn_work.seeds, max_epochs=rnn_work.epochs)
         processes = min(params.neural.processes, len(folds))
         params = params_per_process(params, processes)
-    if MODELS[model].before_folds is not None:
-        params, info = MODELS[model].before_folds(task, model, params)
+    if (before_folds := MODELS[model].before_folds) is not None:
+        params, info = before_folds(task, model, params)
         record.update(info)
     if MODELS[model].family == "finetune":
         processes = min(params.transformer.finetune.processes, len(folds))
@@ -141,7 +119,8 @@ def train(task: Task, model: str, params: Params) -> dict:
         test_predictions="fold_mean" if refit_test is None else "refit",
         seconds=round(time.perf_counter() - started, 2),
     )
-    save_predictions(task, model, record, oof, test_sum / len(folds) if refit_test is None else refit_test)
+    test = test_sum / len(folds) if refit_test is None else refit_test
+    save_predictions(task, model, PredictionRecord.model_validate(record), oof, test)
     log.info(
         "[train %s/%s] CV %s=%.4f over %d rows",
         task.name,
@@ -162,8 +141,8 @@ def _start_fold_worker(task: Task, model: str, params: Params) -> None:
     _FOLDS.update(
         tag=f"train {task.name} {model}",
         fold_of_row=train_df["fold"].to_numpy(),
-        ordered=meta.get("cv", {}).get("ordered", False),
-        fit_predict=MODELS[model].factory(task, params, train_df, test_df, len(meta["classes"])),
+        ordered=meta.ordered,
+        fit_predict=MODELS[model].factory(task, params, train_df, test_df, len(meta.classes)),
     )
 
 
@@ -180,9 +159,3 @@ def _run_fold(fold: int) -> tuple[int, np.ndarray, np.ndarray, float, list[dict]
     valid_proba, test_proba = fit_predict(train_idx, valid_idx)
     # RNN trainers leave their per-epoch losses on `fit_predict.epochs` (the report plots them).
     return fold, valid_proba, test_proba, time.perf_counter() - started, getattr(fit_predict, "epochs", [])
-
-
-def load_predictions(task: Task, model: str) -> tuple[dict, dict[str, np.ndarray]]:
-    """The record and arrays that :func:`train` (or the ensemble) saved for ``model``."""
-    arrays_path, record_path = prediction_paths(task, model)
-    return read_json(record_path), load_arrays(arrays_path)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PipelineError
-from .io import atomic_path, read_json, sha256_file, write_json
+from .io import atomic_path, sha256_file, write_json
 from .params import Params
 from .tasks import Task
 
@@ -260,13 +260,13 @@ def wanted(task: Task, params: Params, family: str) -> bool:
 
 def encode(task: Task, params: Params) -> dict:
     """Write the frozen embeddings of ``task``'s train and test texts (see the module docstring)."""
-    from .prepare import load_prepared
+    from .outputs import load_prepared
 
     p = params.transformer
     train_df, test_df, meta = load_prepared(task)
-    record = {"task": task.name, "available": bool(meta["available"]), "max_tokens": p.max_tokens}
-    if not meta["available"]:
-        record["reason"] = meta["reason"]
+    record = {"task": task.name, "available": meta.available, "max_tokens": p.max_tokens}
+    if not meta.available:
+        record["reason"] = meta.reason
     elif not wanted(task, params, "frozen"):
         record.update(
             available=False,
@@ -297,20 +297,3 @@ def encode(task: Task, params: Params) -> dict:
             np.save(out / f"{split}.npy", values)
         write_json(out / "encode.json", record)
     return record
-
-
-def load_encoded(task: Task) -> tuple[dict, np.ndarray, np.ndarray]:
-    """``(record, train, test)`` written by :func:`encode`."""
-    path = task.encoded_dir / "encode.json"
-    if not path.exists():
-        raise PipelineError(
-            f"{path} not found: run `python -m pipeline encode --task {task.name}` "
-            "(or `dvc repro`) before training a frozen-features model"
-        )
-    record = read_json(path)
-    if not record["available"]:
-        raise PipelineError(
-            f"{path}: no embeddings ({record.get('reason')}); add the task to "
-            "transformer.tasks and a frozen model to models.transformer"
-        )
-    return record, np.load(task.encoded_dir / "train.npy"), np.load(task.encoded_dir / "test.npy")

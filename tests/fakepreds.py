@@ -1,5 +1,5 @@
 """Synthetic prepared tasks and base-model prediction files for the ensemble, report and
-submit tests (no text, no model training: the files ``train.py`` would write, made up).
+submit tests (no text, no model training: the files the train stage would write, made up).
 
 Everything is relative to the current directory, like the pipeline itself: call these
 after ``monkeypatch.chdir(tmp_path)``.
@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
-from pipeline.io import save_arrays, write_json
 from pipeline.metrics import all_scores
+from pipeline.outputs import PredictionRecord, save_predictions
 from pipeline.params import parse_params
 from pipeline.tasks import get_task
-from pipeline.train import prediction_paths
+from tiny_data import write_prepared
 
 N_FOLDS = 5
 
@@ -29,60 +28,32 @@ def make_params(tfidf=("word_lr", "char_lr", "nbsvm"), rnn=(), **sections):
     return parse_params(raw)
 
 
-def write_prepared(
+def fake_task(
     task_name: str, params, n_train: int = 400, n_test: int = 100, n_classes: int = 2, seed: int = 0
 ):
-    """data/prepared/<task>/{train,test}.parquet + meta.json; return (task, y, folds, test_y)."""
+    """A prepared task of random labels and folds; return (task, y, folds, test_y)."""
     task = get_task(task_name, params)
     rng = np.random.default_rng(seed)
     classes = [str(c) for c in range(n_classes)]
     y = rng.integers(0, n_classes, n_train)
     folds = rng.permutation(np.arange(n_train) % N_FOLDS)
-    train = pd.DataFrame(
-        {
-            "id": [f"tr{i}" for i in range(n_train)],
-            "text": ["some text"] * n_train,
-            "label": [classes[c] for c in y],
-            "y": y.astype("int64"),
-            "fold": folds.astype("int64"),
-        }
-    )
     test_y = rng.integers(0, n_classes, n_test)
-    test = pd.DataFrame({"id": [str(20800 + i) for i in range(n_test)], "text": ["other text"] * n_test})
-    if task.has_test_labels:
-        test["label"] = [classes[c] for c in test_y]
-        test["y"] = test_y.astype("int64")
-    folder = task.prepared_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    train.to_parquet(folder / "train.parquet", index=False)
-    test.to_parquet(folder / "test.parquet", index=False)
-    write_json(
-        folder / "meta.json",
-        {
-            "task": task.name,
-            "available": True,
-            "classes": classes,
-            "n_train": n_train,
-            "n_test": n_test,
-            "empty_text": {"train": 0, "test": 0},
-            "class_counts": {c: int((y == i).sum()) for i, c in enumerate(classes)},
-        },
+    write_prepared(
+        Path("."),
+        ["some text"] * n_train,
+        y,
+        ["other text"] * n_test,
+        folds=folds,
+        classes=classes,
+        task=task_name,
+        test_y=test_y if task.has_test_labels else None,
     )
     return task, y, folds, test_y
 
 
 def write_unavailable(task_name: str, params):
-    task = get_task(task_name, params)
-    folder = task.prepared_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    train = pd.DataFrame({"id": [], "text": [], "label": [], "y": [], "fold": []})
-    train.to_parquet(folder / "train.parquet", index=False)
-    train[["id", "text"]].to_parquet(folder / "test.parquet", index=False)
-    write_json(
-        folder / "meta.json",
-        {"task": task.name, "available": False, "reason": "no credentials", "fix": "set them"},
-    )
-    return task
+    write_prepared(Path("."), [], [], [], available=False, task=task_name, why=("no credentials", "set them"))
+    return get_task(task_name, params)
 
 
 def informative(y: np.ndarray, n_classes: int, strength: float, rng) -> np.ndarray:
@@ -110,22 +81,18 @@ def write_model(
     oof = oof.copy()
     oof[~np.isin(folds, folds_run)] = np.nan
     scored = ~np.isnan(oof[:, 0])
-    arrays_path, record_path = prediction_paths(task, model)
-    save_arrays(arrays_path, oof=oof, test=test)
-    write_json(
-        record_path,
-        {
-            "task": task.name,
-            "model": model,
-            "available": True,
-            "metric": task.metric,
-            "folds": list(folds_run),
-            "fold_scores": [0.5] * len(folds_run),
-            "n_scored": int(scored.sum()),
-            "cv": all_scores(y[scored], oof[scored]),
-            "seconds": 0.1,
-        },
+    record = PredictionRecord(
+        task=task.name,
+        model=model,
+        available=True,
+        metric=task.metric,
+        folds=list(folds_run),
+        fold_scores=[0.5] * len(folds_run),
+        n_scored=int(scored.sum()),
+        cv=all_scores(y[scored], oof[scored]),
+        seconds=0.1,
     )
+    save_predictions(task, model, record, oof, test)
 
 
 def write_fake_models(
@@ -171,13 +138,3 @@ def write_sample_submission(task, test_ids: list[str], seed: int = 2) -> list[st
         json.dumps({"source": "kaggle", "competition": "fake-news", "files": {}})
     )
     return order
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """BLAS/OpenMP on one thread: on a busy 2-core machine their spinning threads make a
-    tiny LogisticRegression fit 20x slower."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        yield

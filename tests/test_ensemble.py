@@ -10,21 +10,20 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from fakepreds import (  # noqa: F401
+from fakepreds import (
     N_FOLDS,
-    _one_blas_thread,
+    fake_task,
     informative,
     make_params,
     noise,
     write_fake_models,
     write_model,
-    write_prepared,
     write_unavailable,
 )
 from pipeline.ensemble import BestSingle, Stacker, WeightedMean, _inner_cv, candidates, ensemble
 from pipeline.io import load_arrays, read_json
 from pipeline.metrics import score
-from pipeline.train import prediction_paths
+from pipeline.outputs import prediction_paths
 
 MODELS = ["word_lr", "char_lr", "nbsvm"]
 
@@ -39,7 +38,7 @@ def binary(tmp_path, monkeypatch):
     """A binary competition task with three fake models; returns (params, task, y, folds, oofs)."""
     monkeypatch.chdir(tmp_path)
     params = make_params()
-    task, y, folds, test_y = write_prepared("competition", params)
+    task, y, folds, test_y = fake_task("competition", params)
     oofs = write_fake_models(task, y, folds, test_y)
     return params, task, y, folds, oofs
 
@@ -106,7 +105,7 @@ def test_weighted_weights_are_a_convex_combination_ignoring_noise(binary):
 def test_rows_without_oof_in_some_model_are_left_out(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = make_params(rnn=["lstm"])
-    task, y, folds, test_y = write_prepared("competition", params)
+    task, y, folds, test_y = fake_task("competition", params)
     write_fake_models(task, y, folds, test_y, rnn_folds={"lstm": [0, 1]})
 
     record = ensemble(task, params)
@@ -126,7 +125,7 @@ def test_rows_without_oof_in_some_model_are_left_out(tmp_path, monkeypatch):
 def test_multiclass_every_method(tmp_path, monkeypatch, method):
     monkeypatch.chdir(tmp_path)
     params = make_params(ensemble={"methods": [method]})
-    task, y, folds, test_y = write_prepared("reuters", params, n_classes=4)
+    task, y, folds, test_y = fake_task("reuters", params, n_classes=4)
     write_fake_models(task, y, folds, test_y, n_classes=4)
 
     record = ensemble(task, params)
@@ -201,7 +200,7 @@ def test_best_single_ranks_models_by_the_tasks_metric(tmp_path, monkeypatch):
         competition={"metric": "f1_macro"},
         ensemble={"methods": ["best_single"]},
     )
-    task, _, folds, test_y = write_prepared("reuters", params, n_classes=2)
+    task, _, folds, test_y = fake_task("reuters", params, n_classes=2)
     assert task.metric == "accuracy"
     rng = np.random.default_rng(3)
     y = (rng.random(400) < 0.2).astype(int)  # 80 % class 0
@@ -227,7 +226,7 @@ def test_best_single_ranks_models_by_the_tasks_metric(tmp_path, monkeypatch):
 def write_near_twin_models(params, spread: float):
     """word_lr and char_lr: one informative model plus N(0, ``spread``) noise each; nbsvm: noise.
     Returns the task and the test probabilities word_lr and char_lr share."""
-    task, y, folds, test_y = write_prepared("competition", params, seed=11)
+    task, y, folds, test_y = fake_task("competition", params, seed=11)
     rng = np.random.default_rng(18)
     base, base_test = informative(y, 2, 1.0, rng), informative(test_y, 2, 1.0, rng)
     for model in ("word_lr", "char_lr"):
@@ -273,7 +272,7 @@ def test_rnn_run_on_a_single_fold(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = make_params(rnn=["lstm"], validation={"neural_folds": 1})
     assert params.validation.neural_folds == 1
-    task, y, folds, test_y = write_prepared("reuters", params, n_classes=2)
+    task, y, folds, test_y = fake_task("reuters", params, n_classes=2)
     write_fake_models(task, y, folds, test_y, rnn_folds={"lstm": [0]})
 
     record = ensemble(task, params)

@@ -27,9 +27,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline.outputs import load_predictions
 from pipeline.params import parse_params
 from pipeline.tasks import get_task
-from pipeline.train import load_predictions
 from tiny_data import TINY, merge, write_learnable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,19 +195,18 @@ def temp_leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) if folder.exists() else []
 
 
-def assert_valid_predictions(project: Path, model: str, params: dict, all_folds: bool) -> dict:
+def assert_valid_predictions(project: Path, model: str, params: dict, all_folds: bool) -> None:
     """The stage's record and arrays load and agree with the prepared data (cwd: ``project``)."""
     task = get_task("competition", parse_params(params))
     record, arrays = load_predictions(task, model)
     train = pd.read_parquet(PREPARED / "train.parquet")
     n_test = len(pd.read_parquet(PREPARED / "test.parquet"))
-    assert record["available"] is True and 0.0 <= record["cv"]["accuracy"] <= 1.0
+    assert record.available is True and 0.0 <= record.cv["accuracy"] <= 1.0
     assert arrays["oof"].shape == (len(train), 2) and arrays["test"].shape == (n_test, 2)
     scored = ~np.isnan(arrays["oof"][:, 0])
-    assert record["n_scored"] == scored.sum() == (len(train) if all_folds else (train["fold"] == 0).sum())
+    assert record.n_scored == scored.sum() == (len(train) if all_folds else (train["fold"] == 0).sum())
     assert np.allclose(arrays["oof"][scored].sum(axis=1), 1.0)
     assert np.allclose(arrays["test"].sum(axis=1), 1.0)
-    return record
 
 
 @pytest.fixture

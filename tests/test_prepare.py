@@ -200,14 +200,14 @@ def test_good_input_outputs(project, params):
     write_raw(project)
     meta = run(params)
     train, test, stored = load_prepared(get_task("competition", params))
-    assert stored == json.loads(json.dumps(meta))
+    assert stored.dump() == meta.dump()
     assert list(train.columns) == ["id", "text", "label", "y", "fold", "group"]
     assert list(test.columns) == ["id", "text"]
     assert list(train["id"]) == [str(i) for i in range(1, 13)]
     assert list(test["id"]) == ["101", "102", "103"]
-    assert meta["classes"] == ["0", "1"]
-    assert (meta["n_train"], meta["n_test"]) == (12, 3)
-    assert meta["class_counts"] == {"0": 6, "1": 6}
+    assert meta.classes == ["0", "1"]
+    assert (meta.n_train, meta.n_test) == (12, 3)
+    assert meta.class_counts == {"0": 6, "1": 6}
     assert train["text"].iloc[0] == "xxtitle title 1 xxauthor author 1 xxtext body of article 1"
     assert test["text"].iloc[1] == "xxtitle t two xxauthor xxempty xxtext body two"
 
@@ -217,7 +217,7 @@ def test_y_and_label_consistent(project, params):
     meta = run(params)
     train, _, _ = load_prepared(get_task("competition", params))
     assert train["y"].dtype == "int64"
-    assert list(train["y"]) == [meta["classes"].index(label) for label in train["label"]]
+    assert list(train["y"]) == [meta.classes.index(label) for label in train["label"]]
     assert list(train["label"]) == [str(i % 2) for i in range(1, 13)]
 
 
@@ -247,8 +247,8 @@ def test_empty_text_rows_kept_and_counted(project, params, caplog):
     with caplog.at_level(logging.WARNING):
         meta = run(params)
     train_df, _, _ = load_prepared(get_task("competition", params))
-    assert meta["n_train"] == 8
-    assert meta["empty_text"] == {"train": 2, "test": 0}
+    assert meta.n_train == 8
+    assert meta.empty_text == {"train": 2, "test": 0}
     empty = "xxtitle xxempty xxauthor xxempty xxtext xxempty"
     assert list(train_df["text"].iloc[-2:]) == [empty, empty]
     assert "no text" in caplog.text and "kept as empty strings" in caplog.text
@@ -257,7 +257,7 @@ def test_empty_text_rows_kept_and_counted(project, params, caplog):
 def test_text_reduced_to_nothing_by_cleaning_counts_as_empty(project, params):
     write_raw(project, train=HEADER + _rows(6) + b"50,<br />,\x01,&nbsp; ,1\n")
     meta = run(params)
-    assert meta["empty_text"]["train"] == 1
+    assert meta.empty_text["train"] == 1
 
 
 def test_empty_text_single_field_task_kept_as_empty_string(project, params, caplog):
@@ -274,7 +274,7 @@ def test_empty_text_single_field_task_kept_as_empty_string(project, params, capl
     train, test, _ = load_prepared(get_task("reuters", params))
     assert list(train["text"]) == ["first text", "", "third", "fourth", ""]
     assert list(test["text"]) == ["", "some text"]
-    assert meta["empty_text"] == {"train": 2, "test": 1}
+    assert meta.empty_text == {"train": 2, "test": 1}
     assert "no text" in caplog.text
 
 
@@ -321,7 +321,7 @@ def test_huge_single_row_is_cut(project, params, caplog):
     body = big.split(" xxtext ", 1)[1]
     assert len(body) <= params.text.max_chars
     assert body.startswith("word word")
-    assert meta["n_train"] == 7
+    assert meta.n_train == 7
     assert "longer than text.max_chars" in caplog.text
 
 
@@ -352,7 +352,7 @@ def test_unavailable_source_prepares_empty_outputs(project, params):
         json.dumps({"available": False, "reason": "offline", "fix": "set local_dir", "task": "imdb"})
     )
     meta = prepare(get_task("imdb", params), params)
-    assert meta == {"task": "imdb", "available": False, "reason": "offline", "fix": "set local_dir"}
+    assert meta.dump() == {"task": "imdb", "available": False, "reason": "offline", "fix": "set local_dir"}
     train, test, _ = load_prepared(get_task("imdb", params))
     assert len(train) == 0 and len(test) == 0
 
@@ -372,12 +372,12 @@ def test_multiclass_task_prepares(project, params):
     write_raw(project, task="reuters", files={"train.csv": REUTERS_TRAIN, "test.csv": test})
     meta = run(params, task="reuters")
     train, test_df, _ = load_prepared(get_task("reuters", params))
-    assert meta["classes"] == ["acq", "earn", "grain"]
-    assert meta["class_counts"] == {"acq": 4, "earn": 5, "grain": 1}
+    assert meta.classes == ["acq", "earn", "grain"]
+    assert meta.class_counts == {"acq": 4, "earn": 5, "grain": 1}
     assert list(train.columns) == ["id", "text", "label", "y", "fold", "group"]
     assert list(test_df.columns) == ["id", "text", "label", "y"]
     assert list(test_df["y"]) == [1, 0, 2]
-    assert list(train["y"]) == [meta["classes"].index(label) for label in train["label"]]
+    assert list(train["y"]) == [meta.classes.index(label) for label in train["label"]]
     assert train["fold"].between(0, 2).all()
 
 

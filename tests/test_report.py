@@ -12,17 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fakepreds import (  # noqa: F401
-    _one_blas_thread,
+from fakepreds import (
+    fake_task,
     make_params,
     write_fake_models,
-    write_prepared,
     write_sample_submission,
     write_unavailable,
 )
 from pipeline.io import load_arrays, read_json, sha256_file, write_json
 from pipeline.metrics import score
-from pipeline.train import prediction_paths
+from pipeline.outputs import BestParams, PredictionRecord, best_params_path, prediction_paths
 
 COMPETITION_MODELS = ["word_lr", "char_lr", "nbsvm", "lstm", "ensemble"]
 REUTERS_MODELS = ["word_lr", "char_lr", "nbsvm", "ensemble"]
@@ -31,14 +30,17 @@ IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 
 def _write_trials(task, kind: str, values: list, states: list[str], metric: str = "log_loss") -> None:
     """What the tune stage leaves for the report: trials.csv and best_params.json."""
-    from pipeline.io import write_json
-
     tuning = task.tuning_dir(kind)
     tuning.mkdir(parents=True)
     pd.DataFrame({"number": range(len(values)), "value": values, "state": states}).to_csv(
         tuning / "trials.csv"
     )
-    write_json(tuning / "best_params.json", {"metric": metric})
+    write_best_params(task, kind, metric)
+
+
+def write_best_params(task, kind: str, metric: str) -> None:
+    record = BestParams(task=task.name, model=kind, available=True, config={}, metric=metric)
+    write_json(best_params_path(task, kind), record.dump())
 
 
 def assert_valid_markdown(text: str) -> None:
@@ -73,18 +75,16 @@ def assert_valid_markdown(text: str) -> None:
 @pytest.fixture(scope="module")
 def competition(tmp_path_factory):
     """Run ensemble, report and write_submissions once in a fresh folder; return what they made."""
-    from threadpoolctl import threadpool_limits
-
     from pipeline.ensemble import ensemble
     from pipeline.report import report
     from pipeline.submit import write_submissions
 
     root = tmp_path_factory.mktemp("competition")
-    with pytest.MonkeyPatch.context() as mp, threadpool_limits(limits=1):
+    with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setattr("pipeline.submit._git_commit", lambda: "abc1234")
         params = make_params(rnn=["lstm"])
-        task, y, folds, test_y = write_prepared("competition", params)
+        task, y, folds, test_y = fake_task("competition", params)
         write_fake_models(task, y, folds, test_y, rnn_folds={"lstm": [0, 1]})
         test_ids = list(pd.read_parquet(task.prepared_dir / "test.parquet")["id"])
         sample_order = write_sample_submission(task, test_ids)
@@ -109,16 +109,14 @@ def competition(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reuters(tmp_path_factory):
-    from threadpoolctl import threadpool_limits
-
     from pipeline.ensemble import ensemble
     from pipeline.report import report
 
     root = tmp_path_factory.mktemp("reuters")
-    with pytest.MonkeyPatch.context() as mp, threadpool_limits(limits=1):
+    with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         params = make_params()
-        task, y, folds, test_y = write_prepared("reuters", params, n_classes=4)
+        task, y, folds, test_y = fake_task("reuters", params, n_classes=4)
         write_fake_models(task, y, folds, test_y, n_classes=4)
         ensemble(task, params)
         metrics = report(task, params)
@@ -364,7 +362,6 @@ def test_headline_holds_the_few_numbers_exp_show_lists(tmp_path, monkeypatch):
 
 
 def test_training_curves_average_epochs_and_track_the_best_trial(tmp_path, monkeypatch):
-    from pipeline.io import write_json
     from pipeline.report import _training_curves
     from pipeline.tasks import get_task
 
@@ -380,13 +377,17 @@ def test_training_curves_average_epochs_and_track_the_best_trial(tmp_path, monke
             "state": ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"],
         }
     ).to_csv(tuning / "trials.csv")
-    write_json(tuning / "best_params.json", {"metric": "log_loss"})
+    write_best_params(task, "lstm", "log_loss")
     runs = [
         {"fold": 0, "seed": 1, "epoch": 1, "loss": 0.6, "val_loss": 0.7},
         {"fold": 1, "seed": 1, "epoch": 1, "loss": 0.4, "val_loss": 0.5},
         {"fold": 0, "seed": 1, "epoch": 2, "loss": 0.3, "val_loss": 0.6},
     ]
-    _training_curves(task, params, {"lstm": {"epochs": runs}, "word_lr": {}}, tmp_path / "plots")
+    records = {
+        model: PredictionRecord(task=task.name, model=model, available=True, epochs=epochs)
+        for model, epochs in (("lstm", runs), ("word_lr", []))
+    }
+    _training_curves(task, params, records, tmp_path / "plots")
     assert read_json(tmp_path / "plots/epochs/lstm.json") == [
         {"epoch": 1, "loss": 0.5, "val_loss": 0.6},
         {"epoch": 2, "loss": 0.3, "val_loss": 0.6},
@@ -407,7 +408,7 @@ def test_report_warns_when_every_model_is_at_or_below_chance(tmp_path, monkeypat
 
     monkeypatch.chdir(tmp_path)
     params = make_params()
-    task, y, folds, test_y = write_prepared("competition", params)
+    task, y, folds, test_y = fake_task("competition", params)
     rng = np.random.default_rng(5)
     for model in ("word_lr", "char_lr", "nbsvm"):
         target = 1 - y if flipped else y
@@ -434,7 +435,7 @@ def test_report_shows_prepares_checks_and_their_warnings(tmp_path, monkeypatch, 
 
     monkeypatch.chdir(tmp_path)
     params = make_params()
-    task, y, folds, test_y = write_prepared("competition", params)
+    task, y, folds, test_y = fake_task("competition", params)
     write_fake_models(task, y, folds, test_y)
     fold = {
         "ks": 0.49,

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from pipeline.models import rnn
+from pipeline.outputs import prediction_paths
 from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
-from pipeline.train import prediction_paths, train
+from pipeline.train import train
 from tiny_data import PREPARED, featurize, tiny_params, write_learnable
 
 VOCAB = 20

@@ -12,11 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from fakepreds import (  # noqa: F401
-    _one_blas_thread,
+from fakepreds import (
+    fake_task,
     make_params,
     write_fake_models,
-    write_prepared,
     write_sample_submission,
 )
 from pipeline.__main__ import main
@@ -28,18 +27,16 @@ ENSEMBLE_CSV = Path("submissions/fake-news/ensemble.csv")
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     """A project folder after `dvc repro`: params.yaml, predictions, submissions + index."""
-    from threadpoolctl import threadpool_limits
-
     from pipeline.ensemble import ensemble
     from pipeline.submit import write_submissions
 
     root = tmp_path_factory.mktemp("template")
-    with pytest.MonkeyPatch.context() as mp, threadpool_limits(limits=1):
+    with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setattr("pipeline.submit._git_commit", lambda: "abc1234")
         params = make_params()
         (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
-        task, y, folds, test_y = write_prepared("competition", params, n_test=40)
+        task, y, folds, test_y = fake_task("competition", params, n_test=40)
         write_fake_models(task, y, folds, test_y)
         test_ids = list(pd.read_parquet(task.prepared_dir / "test.parquet")["id"])
         write_sample_submission(task, test_ids)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from pipeline.models import MODELS
-from pipeline.prepare import load_prepared
+from pipeline.outputs import load_prepared, prediction_paths
 from pipeline.tasks import get_task
-from pipeline.train import prediction_paths, train
+from pipeline.train import train
 from tiny_data import tiny_params, write_prepared
 
 TEXTS = [

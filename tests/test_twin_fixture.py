@@ -20,11 +20,12 @@ MODELS = ["word_lr", "nbsvm", "word_svc", "wordchar_svc"]
 def _run(root, train, test, test_y, strategy):
     """prepare → train (TF-IDF models) → ensemble → report in ``root``; CV and test accuracy."""
     from pipeline.ensemble import ensemble
+    from pipeline.outputs import load_diagnostics, load_predictions
     from pipeline.params import parse_params
-    from pipeline.prepare import load_diagnostics, prepare
+    from pipeline.prepare import prepare
     from pipeline.report import report
     from pipeline.tasks import get_task
-    from pipeline.train import load_predictions, train as run_train
+    from pipeline.train import train as run_train
 
     raw = root / "data/raw/competition"
     raw.mkdir(parents=True)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipeline.outputs import PreparedMeta, save_prepared
 from pipeline.params import parse_params
+from pipeline.tasks import get_task
 
 PREPARED = Path("data/prepared/competition")
 
@@ -98,41 +100,51 @@ def learnable_texts(n: int, seed: int = 0, filler: int = 3) -> tuple[list[str], 
 
 
 def write_prepared(
-    root: Path, texts, y, test_texts, folds: int = 2, classes=("0", "1"), available: bool = True
+    root: Path,
+    texts,
+    y,
+    test_texts,
+    folds: int | np.ndarray = 2,
+    classes=("0", "1"),
+    available: bool = True,
+    task: str = "competition",
+    test_y=None,
+    why: tuple[str, str] = ("offline", "go online"),
 ) -> None:
-    """``data/prepared/competition/{train,test}.parquet`` + ``meta.json`` under ``root``."""
-    out = root / PREPARED
-    out.mkdir(parents=True, exist_ok=True)
+    """``data/prepared/<task>/`` under ``root``, written by the prepare stage's own writer.
+
+    ``folds``: a fold per train row, or a count (stratified: the i-th row of each class goes
+    to fold i % folds). ``test_y``: test labels (the validation tasks have them). An
+    unavailable task keeps no rows and records ``why`` (reason, fix).
+    """
     y = np.asarray(y, dtype="int64")
-    # Stratified, deterministic folds: the i-th row of each class goes to fold i % folds.
-    fold = np.zeros(len(y), dtype="int64")
-    for label in np.unique(y):
-        rows = np.flatnonzero(y == label)
-        fold[rows] = np.arange(len(rows)) % folds
+    if isinstance(folds, int):
+        count, folds = folds, np.zeros(len(y), dtype="int64")
+        for label in np.unique(y):
+            rows = np.flatnonzero(y == label)
+            folds[rows] = np.arange(len(rows)) % count
     train = pd.DataFrame(
         {
             "id": [f"r{i}" for i in range(len(y))],
             "text": list(texts),
             "label": [classes[v] for v in y],
             "y": y,
-            "fold": fold,
+            "fold": np.asarray(folds, dtype="int64"),
         }
     )
     test = pd.DataFrame({"id": [f"t{i}" for i in range(len(test_texts))], "text": list(test_texts)})
+    if test_y is not None:
+        test["label"] = [classes[v] for v in test_y]
+        test["y"] = np.asarray(test_y, dtype="int64")
     if not available:
         train, test = train.iloc[:0], test.iloc[:0]
-    train.to_parquet(out / "train.parquet", index=False)
-    test.to_parquet(out / "test.parquet", index=False)
-    meta = {
-        "task": "competition",
-        "available": available,
-        "classes": list(classes),
-        "n_train": len(train),
-        "n_test": len(test),
-    }
+    meta = PreparedMeta(
+        task=task, available=available, classes=list(classes), n_train=len(train), n_test=len(test)
+    )
     if not available:
-        meta.update(reason="offline", fix="go online")
-    (out / "meta.json").write_text(json.dumps(meta))
+        meta.reason, meta.fix = why
+    with contextlib.chdir(root):  # stage outputs are relative to the project folder
+        save_prepared(get_task(task, parse_params({})), train, test, meta, {})
 
 
 def write_learnable(root: Path, n: int = 64, filler: int = 12, folds: int = 2, n_test: int = 6) -> None:

@@ -23,7 +23,7 @@ def frozen_lr(task, params: Params, train, test, n_classes: int):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ..transformer import load_encoded
+    from ..outputs import load_encoded
 
     _, X, X_test = load_encoded(task)
     if len(X) != len(train) or len(X_test) != len(test):

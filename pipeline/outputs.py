@@ -1,0 +1,236 @@
+"""Stage outputs: where each stage writes for a task, typed records of its JSON files, and
+atomic save/load through :mod:`pipeline.io`.
+
+Folders come from :class:`~pipeline.tasks.Task` (``data/<stage>/<task>``); the file names and
+record layouts live here, so a stage reads another stage's output without importing it. A
+reader that finds an output missing, or in a layout this code does not read (written by an
+older version), gets a :class:`~pipeline.errors.StageOutputError` naming the file and the
+stage to run. Records keep any extra keys a stage adds (``extra="allow"``) and write back
+only the keys that were set, so files stay byte for byte what the stages wrote before.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import StageOutputError
+from .io import atomic_path, load_arrays, read_json, save_arrays, write_json
+from .tasks import Task
+
+# dvc.yaml's train stage per model family (a model's stage name is `<stage>@<task>-<model>`).
+TRAIN_STAGES = {"tfidf": "train_tfidf", "rnn": "train_rnn"}
+
+
+class StageRecord(BaseModel):
+    """The JSON record every stage writes beside its arrays: ``available`` and, when not,
+    the ``reason``. Other keys are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task: str
+    available: bool
+    reason: str = ""
+
+    def dump(self) -> dict[str, Any]:
+        """The keys that were set (defaults left out): what the stage wrote."""
+        return self.model_dump(exclude_unset=True)
+
+
+class PreparedMeta(StageRecord):
+    """``data/prepared/<task>/meta.json``: classes, row counts and the CV plan."""
+
+    classes: list[str] = []
+    n_train: int = 0
+    n_test: int = 0
+    fix: str = ""
+    cv: dict[str, Any] = {}
+
+    @property
+    def ordered(self) -> bool:
+        """Whether the folds are in time order (validation rows only after training rows)."""
+        return bool(self.cv.get("ordered", False))
+
+    # Dict-style reads for the modules not yet converted to attributes (tune.py,
+    # models/rnn.py, models/transformer.py are being changed on other branches).
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+
+class PredictionRecord(StageRecord):
+    """``<model>.json`` beside ``<model>.npz``: CV scores and how they were made. The
+    ensemble adds the ``method`` it chose, every method's scores and the ``weights``."""
+
+    model: str
+    metric: str = ""
+    folds: list[int] = []
+    fold_scores: list[float] = []
+    n_scored: int | None = None
+    cv: dict[str, float] = {}
+    seconds: float = 0.0
+    epochs: list[dict[str, Any]] = []
+    method: str = ""
+    methods: dict[str, dict[str, float]] = {}
+    base_models_same_rows: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    guard: dict[str, Any] = {}
+
+
+class BestParams(StageRecord):
+    """``data/tuning/<task>/<model>/best_params.json``: the configuration ``tune`` chose,
+    and the objective ``metric`` and best value when it ran a study."""
+
+    model: str
+    config: dict[str, Any]
+    metric: str = ""
+    best_value: float | None = None
+
+
+R = TypeVar("R", bound=StageRecord)
+
+
+def _command(task: Task, stage: str, model: str | None = None) -> str:
+    """How to make a stage's output: the CLI command and the ``dvc repro`` target."""
+    if model is None:
+        return f"`python -m pipeline {stage} --task {task.name}` (or `dvc repro {stage}@{task.name}`)"
+    from .models import MODELS
+
+    dvc_stage = stage if stage != "train" else TRAIN_STAGES.get(MODELS[model].family, "train_transformer")
+    return (
+        f"`python -m pipeline {stage} --task {task.name} --model {model}` "
+        f"(or `dvc repro {dvc_stage}@{task.name}-{model}`)"
+    )
+
+
+def read_record(path: Path, kind: type[R], task: Task, stage: str, model: str | None = None) -> R:
+    """The record at ``path``, checked against ``kind``; a missing file or one in another
+    layout raises :class:`StageOutputError` naming ``path`` and the stage to run."""
+    if not path.exists():
+        raise StageOutputError(f"{path} not found: run {_command(task, stage, model)} first")
+    try:
+        return kind.model_validate(read_json(path))
+    except (ValidationError, ValueError) as error:
+        why = error.errors()[0] if isinstance(error, ValidationError) else {"msg": str(error)}
+        where = ".".join(str(p) for p in why.get("loc", ())) or "file"
+        raise StageOutputError(
+            f"{path}: not the layout this code reads ({where}: {why['msg']}), probably written by an "
+            f"older version; run {_command(task, stage, model)} again"
+        ) from None
+
+
+def _require(path: Path, task: Task, stage: str, model: str | None = None) -> Path:
+    if not path.exists():
+        raise StageOutputError(f"{path} not found: run {_command(task, stage, model)} first")
+    return path
+
+
+# prepare --------------------------------------------------------------------------------
+def meta_path(task: Task) -> Path:
+    return task.prepared_dir / "meta.json"
+
+
+def save_prepared(
+    task: Task, train: pd.DataFrame, test: pd.DataFrame, meta: PreparedMeta, diagnostics: dict
+) -> None:
+    """``{train,test}.parquet``, ``meta.json`` and ``diagnostics.json``: the whole folder at once."""
+    with atomic_path(task.prepared_dir) as out:
+        out.mkdir()
+        train.to_parquet(out / "train.parquet", index=False)
+        test.to_parquet(out / "test.parquet", index=False)
+        write_json(out / "meta.json", meta.dump())
+        write_json(out / "diagnostics.json", diagnostics)
+
+
+def load_diagnostics(task: Task) -> dict:
+    """The checks ``prepare`` wrote (``{}`` for an unavailable task or an older run)."""
+    path = task.prepared_dir / "diagnostics.json"
+    return read_json(path) if path.exists() else {}
+
+
+def load_prepared(task: Task) -> tuple[pd.DataFrame, pd.DataFrame, PreparedMeta]:
+    meta = read_record(meta_path(task), PreparedMeta, task, "prepare")
+    folder = task.prepared_dir
+    return pd.read_parquet(folder / "train.parquet"), pd.read_parquet(folder / "test.parquet"), meta
+
+
+# tokenize, embed, encode ----------------------------------------------------------------
+def vocab_path(task: Task) -> Path:
+    return task.features_dir / "vocab.json"
+
+
+def load_sequences(task: Task) -> tuple[dict, dict[str, np.ndarray]]:
+    """The vocabulary record and the stored token sequences of ``task``."""
+    _require(vocab_path(task), task, "tokenize")
+    return read_json(vocab_path(task)), load_arrays(task.features_dir / "sequences.npz")
+
+
+def load_vectors(task: Task) -> np.ndarray | None:
+    """The word vectors ``embed`` stored, or ``None`` (``embed.method: none``, no data)."""
+    record = read_record(task.embeddings_dir / "embed.json", StageRecord, task, "embed")
+    return np.load(task.embeddings_dir / "vectors.npy") if record.available else None
+
+
+def load_encoded(task: Task) -> tuple[StageRecord, np.ndarray, np.ndarray]:
+    """``(record, train, test)``: the frozen-encoder embeddings ``encode`` stored."""
+    path = task.encoded_dir / "encode.json"
+    record = read_record(path, StageRecord, task, "encode")
+    if not record.available:
+        raise StageOutputError(
+            f"{path}: no embeddings ({record.reason}); add the task to transformer.tasks and a "
+            "frozen model to models.transformer"
+        )
+    return record, np.load(task.encoded_dir / "train.npy"), np.load(task.encoded_dir / "test.npy")
+
+
+# train, ensemble ------------------------------------------------------------------------
+def prediction_paths(task: Task, model: str) -> tuple[Path, Path]:
+    """``<model>.npz`` and ``<model>.json``; the ensemble's live in its own folder."""
+    base = (task.ensemble_dir if model == "ensemble" else task.predictions_dir) / model
+    return base.with_suffix(".npz"), base.with_suffix(".json")
+
+
+def save_predictions(
+    task: Task, model: str, record: PredictionRecord, oof: np.ndarray, test: np.ndarray
+) -> None:
+    """Write ``<model>.npz`` then ``<model>.json``, each atomically.
+
+    The old record goes first: a run killed between the two writes leaves arrays without a
+    record (an output that reads as missing) rather than new arrays paired with an old record.
+    """
+    arrays_path, record_path = prediction_paths(task, model)
+    record_path.unlink(missing_ok=True)
+    save_arrays(arrays_path, oof=oof, test=test)
+    write_json(record_path, record.dump())
+
+
+def save_unavailable(task: Task, model: str, record: dict, reason: str) -> None:
+    """Empty placeholder outputs for a task whose data is unavailable (DVC needs its outs)."""
+    full = PredictionRecord.model_validate({**record, "reason": reason})
+    save_predictions(task, model, full, np.zeros((0, 0)), np.zeros((0, 0)))
+
+
+def load_predictions(task: Task, model: str) -> tuple[PredictionRecord, dict[str, np.ndarray]]:
+    """The record and arrays (``oof``, ``test``) that ``train`` (or ``ensemble``) saved for ``model``."""
+    arrays_path, record_path = prediction_paths(task, model)
+    stage = "ensemble" if model == "ensemble" else "train"
+    record = read_record(record_path, PredictionRecord, task, stage, None if model == "ensemble" else model)
+    return record, load_arrays(_require(arrays_path, task, stage, None if model == "ensemble" else model))
+
+
+# tune -----------------------------------------------------------------------------------
+def best_params_path(task: Task, model: str) -> Path:
+    return task.tuning_dir(model) / "best_params.json"
+
+
+def load_best_params(task: Task, model: str) -> BestParams:
+    return read_record(best_params_path(task, model), BestParams, task, "tune", model)
