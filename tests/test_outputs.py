@@ -125,3 +125,17 @@ def test_a_failed_record_write_leaves_no_record_beside_new_arrays(task):
     assert not record_path.exists() and not list(arrays_path.parent.glob("*.tmp"))
     with pytest.raises(StageOutputError, match="word_lr.json not found"):
         load_predictions(task, "word_lr")
+
+
+def test_a_stage_run_before_its_inputs_exits_2_naming_the_stage(task, monkeypatch, capsys):
+    import yaml
+
+    from pipeline.__main__ import main
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")  # main() sets it; restore afterwards
+    with open("params.yaml", "w") as handle:
+        yaml.safe_dump(parse_params({}).model_dump(mode="json"), handle)
+    assert main(["ensemble", "--task", "competition"]) == 2
+    err = capsys.readouterr().err
+    assert "meta.json not found" in err and "python -m pipeline prepare --task competition" in err
+    assert "Traceback" not in err
