@@ -115,10 +115,8 @@ def _command(task: Task, stage: str, model: str | None = None) -> str:
 def read_record(path: Path, kind: type[R], task: Task, stage: str, model: str | None = None) -> R:
     """The record at ``path``, checked against ``kind``; a missing file or one in another
     layout raises :class:`StageOutputError` naming ``path`` and the stage to run."""
-    if not path.exists():
-        raise StageOutputError(f"{path} not found: run {_command(task, stage, model)} first")
     try:
-        return kind.model_validate(read_json(path))
+        return kind.model_validate(read_json(_require(path, task, stage, model)))
     except (ValidationError, ValueError) as error:
         why = error.errors()[0] if isinstance(error, ValidationError) else {"msg": str(error)}
         where = ".".join(str(p) for p in why.get("loc", ())) or "file"
@@ -222,9 +220,9 @@ def save_unavailable(task: Task, model: str, record: dict, reason: str) -> None:
 def load_predictions(task: Task, model: str) -> tuple[PredictionRecord, dict[str, np.ndarray]]:
     """The record and arrays (``oof``, ``test``) that ``train`` (or ``ensemble``) saved for ``model``."""
     arrays_path, record_path = prediction_paths(task, model)
-    stage = "ensemble" if model == "ensemble" else "train"
-    record = read_record(record_path, PredictionRecord, task, stage, None if model == "ensemble" else model)
-    return record, load_arrays(_require(arrays_path, task, stage, None if model == "ensemble" else model))
+    stage, of = ("ensemble", None) if model == "ensemble" else ("train", model)
+    record = read_record(record_path, PredictionRecord, task, stage, of)
+    return record, load_arrays(_require(arrays_path, task, stage, of))
 
 
 # tune -----------------------------------------------------------------------------------
