@@ -42,7 +42,7 @@ PREPARED = Path("data/prepared/competition")
 STALLED = r"""
 import io, pathlib, sys, time
 import numpy as np
-import pipeline.prepare, pipeline.train
+import pipeline.outputs
 from pipeline.__main__ import main
 
 marker, where, argv = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
@@ -61,9 +61,9 @@ if where == "mid_npz":  # half of the .npz bytes on disk, the rest never comes
         stall()
     np.savez = savez
 elif where == "before_rename":  # every file of data/prepared/<task> written, folder not renamed
-    pipeline.prepare.write_json = stall
+    pipeline.outputs.write_json = stall  # at meta.json, inside the temporary folder
 elif where == "between_outputs":  # train: <model>.npz replaced, <model>.json not yet written
-    pipeline.train.write_json = stall
+    pipeline.outputs.write_json = stall
 sys.exit(main(argv))
 """
 
