@@ -65,7 +65,7 @@ class TrialWorker:
         X = self.tokens.token_matrix("train", config, vocab_size)
         valid = (X[self.valid_idx], self.y[self.valid_idx])
         curves, (valid_proba,) = run(
-            Network(self.model, config, self.n_classes, vocab_size, self.vectors),
+            Network(self.model, config, self.n_classes, vocab_size, self.vectors),  # lstm/gru: model = cell
             params.seed + trial.number,
             params.neural.threads,
             self.task.rnn_work(params).schedule(params.neural),
