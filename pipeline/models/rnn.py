@@ -7,6 +7,10 @@ of the ``embed`` stage when there are any, and keeps training.
 
 The recurrent layers keep Keras' defaults (tanh/sigmoid, no recurrent dropout, no mask;
 sequences are pre-padded), the configuration that runs on cuDNN kernels on a GPU.
+
+:func:`run` is the one path from tokens to probabilities, shared by the ``tune`` stage's
+trials (:mod:`pipeline.trials`) and the ``train`` stage's folds (:class:`FoldTrainer`); the
+config comes from the caller (training: the tuned one, read by :func:`tuned_plan`).
 """
 
 from __future__ import annotations
