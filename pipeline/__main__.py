@@ -52,7 +52,7 @@ def _stage(name: str):
         if name == "train":
             stage(task, args.model, params)
         elif name == "tune":
-            stage(task, args.model, params, storage=args.storage, processes=args.workers)
+            stage(task, args.model, params, storage=args.storage, processes=args.processes)
         else:
             stage(task, params)
 
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("embed", "train word2vec vectors on the task's text"),
         ("encode", "frozen pretrained-encoder embeddings of the task's text"),
         ("train", "out-of-fold and test predictions for one model"),
-        ("tune", "Optuna search for one RNN family"),
+        ("tune", "Optuna search for one RNN model"),
         ("ensemble", "stack/blend the models' out-of-fold predictions"),
         ("report", "metrics, plots, markdown report"),
     ):
@@ -119,10 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "--storage", default=None, help="Optuna storage URL (default: tune.storage in params.yaml)"
             )
             stage.add_argument(
-                "--workers",
+                "--processes",
+                "--workers",  # its former name, still accepted
+                dest="processes",
                 type=int,
                 default=None,
-                help="trials run side by side (default: neural.processes)",
+                help="trials run side by side, one per process (default: neural.processes)",
             )
         stage.set_defaults(func=_stage(name))
     sub.add_parser(
@@ -163,7 +165,7 @@ def _describe_os_error(error: OSError) -> str:
         errno.EISDIR: "it is a folder where a file is expected",
         errno.ENOTDIR: "a part of the path is a file, not a folder",
         errno.ELOOP: "a symbolic link in the path loops",
-    }.get(error.errno, "check the path")
+    }.get(error.errno or 0, "check the path")
     return f"cannot access{where}: {reason}; {hint}"
 
 

@@ -205,7 +205,7 @@ class SearchSpace(_Section):
 
 class Budget(_Section):
     n_trials: int = Field(8, ge=0)  # 0 = no tuning: neural.defaults are used
-    timeout: float = Field(1800, gt=0)  # seconds per model family
+    timeout: float = Field(1800, gt=0)  # seconds per tuned model (one study each)
 
 
 class Tune(_Section):

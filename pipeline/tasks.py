@@ -95,8 +95,8 @@ class Task:
     def ensemble_dir(self) -> Path:
         return DATA / "ensemble" / self.name
 
-    def tuning_dir(self, family: str) -> Path:
-        return DATA / "tuning" / self.name / family
+    def tuning_dir(self, model: str) -> Path:
+        return DATA / "tuning" / self.name / model
 
 
 def get_task(name: str, params: Params) -> Task:

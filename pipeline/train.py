@@ -10,49 +10,34 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .folds import fold_rows
-from .models import MODELS
+from .models import MODELS, FitPredict, FoldPlan
 from .outputs import PredictionRecord, load_prepared, save_predictions, save_unavailable
 from .params import Params
 from .tasks import Task
-from .workers import params_per_process, worker_map
+from .workers import worker_map
 
 log = logging.getLogger(__name__)
 ALL_ROWS = -1  # work item: fit on every train row, predict test only
-
-
-def folds_to_run(model: str, params: Params, task: Task) -> list[int]:
-    """All folds for TF-IDF models; the first ``neural.folds`` (``validation.neural_folds``
-    on the validation tasks) for the slower RNNs, ``transformer.finetune.folds`` for fine-tuning."""
-    n = params.cv.folds
-    if MODELS[model].family == "rnn":
-        n = min(n, task.rnn_work(params).folds)
-    if MODELS[model].family == "finetune":
-        n = min(n, params.transformer.finetune.folds)
-    return list(range(n))
-
-
-def refits_on_all_rows(model: str, params: Params) -> bool:
-    """TF-IDF models with ``tfidf.test_predictions: refit``. RNNs always average their fold
-    models: early stopping needs each fold's validation rows."""
-    return MODELS[model].family == "tfidf" and params.tfidf.test_predictions == "refit"
 
 
 def train(task: Task, model: str, params: Params) -> dict:
     """Run ``model`` over the folds of ``task``; save and return its CV record."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; known: {sorted(MODELS)}")
+    spec = MODELS[model]
     train_df, test_df, meta = load_prepared(task)
     record: dict[str, Any] = {"task": task.name, "model": model, "available": meta.available}
-    reason = meta.reason
-    if meta.available and model not in task.models_to_run(params) and model in params.models.transformer:
-        reason, record["available"] = "not in transformer.tasks (CPU cost)", False
+    skipped = spec.skip(task, model, params) if meta.available and spec.skip else None
+    if skipped:
+        record["available"] = False
     if not record["available"]:
-        save_unavailable(task, model, record, reason)
+        save_unavailable(task, model, record, skipped or meta.reason)
         return record
     from .metrics import all_scores, score  # sklearn: only when there is data
 
@@ -61,22 +46,16 @@ def train(task: Task, model: str, params: Params) -> dict:
     started = time.perf_counter()
     oof = np.full((len(train_df), n_classes), np.nan)
     test_sum = np.zeros((len(test_df), n_classes))
-    folds = folds_to_run(model, params, task)
-    processes = 1  # TF-IDF models fit in this process
-    if MODELS[model].family == "rnn":
-        rnn_work = task.rnn_work(params)
-        record.update(seeds=rnn_work.seeds, max_epochs=rnn_work.epochs)
-        processes = min(params.neural.processes, len(folds))
-        params = params_per_process(params, processes)
-    if (before_folds := MODELS[model].before_folds) is not None:
-        params, info = before_folds(task, model, params)
+    if spec.before_folds is not None:
+        params, info = spec.before_folds(task, model, params)
         record.update(info)
-    if MODELS[model].family == "finetune":
-        processes = min(params.transformer.finetune.processes, len(folds))
-        params = params_per_process(params, processes)
+    plan = spec.plan(task, model, params) if spec.plan else FoldPlan(params.cv.folds, params)
+    record.update(plan.record)
+    folds = list(range(plan.folds))
     fold_scores, refit_test = [], None
-    items = folds + ([ALL_ROWS] if refits_on_all_rows(model, params) else [])  # refit last
-    with worker_map(processes, _start_fold_worker, (task, model, params)) as run:
+    items = folds + ([ALL_ROWS] if plan.refit else [])  # refit last
+    start_args = (task, model, plan.params, plan.trainer_args)
+    with worker_map(plan.processes, _start_fold_worker, start_args) as run:
         for done, (fold, valid_proba, test_proba, seconds, epochs) in enumerate(
             run(_run_fold, items), start=1
         ):
@@ -108,7 +87,6 @@ def train(task: Task, model: str, params: Params) -> dict:
                 seconds,
                 elapsed / done * (len(items) - done),
             )
-    _FOLDS.clear()  # in-process runs: let the fold trainer and its data go
     scored = ~np.isnan(oof[:, 0])
     record.update(
         metric=task.metric,
@@ -132,30 +110,37 @@ def train(task: Task, model: str, params: Params) -> dict:
     return record
 
 
-# The fold trainer of the model being trained, built once per worker process.
-_FOLDS: dict = {}
+@dataclass(frozen=True)
+class _FoldWorker:
+    """What a worker process builds once for the model being trained: its fold trainer."""
+
+    tag: str
+    fold_of_row: np.ndarray
+    ordered: bool
+    fit_predict: FitPredict
 
 
-def _start_fold_worker(task: Task, model: str, params: Params) -> None:
+def _start_fold_worker(task: Task, model: str, params: Params, trainer_args: dict) -> _FoldWorker:
     train_df, test_df, meta = load_prepared(task)
-    _FOLDS.update(
+    n_classes = len(meta.classes)
+    return _FoldWorker(
         tag=f"train {task.name} {model}",
         fold_of_row=train_df["fold"].to_numpy(),
         ordered=meta.ordered,
-        fit_predict=MODELS[model].factory(task, params, train_df, test_df, len(meta.classes)),
+        fit_predict=MODELS[model].factory(task, params, train_df, test_df, n_classes, **trainer_args),
     )
 
 
-def _run_fold(fold: int) -> tuple[int, np.ndarray, np.ndarray, float, list[dict]]:
+def _run_fold(worker: _FoldWorker, fold: int) -> tuple[int, np.ndarray, np.ndarray, float, list[dict]]:
     started = time.perf_counter()
-    fold_of_row = _FOLDS["fold_of_row"]
     if fold == ALL_ROWS:
-        train_idx, valid_idx = np.arange(len(fold_of_row)), np.array([], dtype=int)
+        train_idx, valid_idx = np.arange(len(worker.fold_of_row)), np.array([], dtype=int)
     else:
-        train_idx, valid_idx = fold_rows(fold_of_row, fold, _FOLDS["ordered"])
-    fit_predict = _FOLDS["fit_predict"]
-    # Trainers that log (RNN epochs, TF-IDF convergence) start their lines with this tag.
-    fit_predict.tag = f"{_FOLDS['tag']} " + ("all rows" if fold == ALL_ROWS else f"fold {fold}")
+        train_idx, valid_idx = fold_rows(worker.fold_of_row, fold, worker.ordered)
+    fit_predict = worker.fit_predict
+    # Trainers that log (RNN epochs, TF-IDF convergence) start their lines with this tag
+    # (an attribute every trainer may read: the registry's call signature stays two arrays).
+    fit_predict.tag = f"{worker.tag} " + ("all rows" if fold == ALL_ROWS else f"fold {fold}")  # type: ignore[attr-defined]
     valid_proba, test_proba = fit_predict(train_idx, valid_idx)
     # RNN trainers leave their per-epoch losses on `fit_predict.epochs` (the report plots them).
     return fold, valid_proba, test_proba, time.perf_counter() - started, getattr(fit_predict, "epochs", [])

@@ -196,10 +196,12 @@ def load_backbone(checkpoint: Checkpoint):
     import keras
     import keras_hub
 
+    from .keras_adapter import set_feedforward_activation
+
     backbone = keras_hub.models.BertBackbone.from_preset(str(checkpoint.path), load_weights=True)
     if checkpoint.config.get("hidden_act", "gelu") == "gelu":  # HF "gelu" is the exact erf form
         for layer in backbone.transformer_layers:
-            layer._feedforward_intermediate_dense.activation = keras.activations.gelu  # approximate=False
+            set_feedforward_activation(layer, keras.activations.gelu)  # approximate=False
     return backbone
 
 

@@ -15,10 +15,14 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from typing import Any, TypeVar
 
 from . import configure_logging
 
 log = logging.getLogger(__name__)
+C = TypeVar("C")  # a worker's context
+R = TypeVar("R")
 
 
 def threads_per_process(threads: int, processes: int) -> int:
@@ -41,33 +45,42 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _init_worker(initializer: Callable | None, initargs: tuple, verbose: bool) -> None:
+# What the pool's initializer built in this worker process (empty in the parent): a pool
+# hands a function only its item, so the worker's context waits here between items.
+_context: dict[str, Any] = {}
+
+
+def _init_worker(start: Callable[..., Any], args: tuple, verbose: bool) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     configure_logging(verbose, prefix=f"[pid {os.getpid()}] ")
-    if initializer is not None:
-        initializer(*initargs)
+    _context["value"] = start(*args)
+
+
+def _in_context(fn: Callable[[Any, Any], R], item: Any) -> R:
+    return fn(_context["value"], item)
 
 
 @contextmanager
-def worker_map(processes: int, initializer: Callable | None = None, initargs: tuple = ()):
-    """Yield ``run(fn, items)``: an iterator of ``fn(item)`` in the order of ``items``.
+def worker_map(
+    processes: int, start: Callable[..., C], args: tuple = ()
+) -> Iterator[Callable[[Callable[[C, Any], R], Iterable], Iterator[R]]]:
+    """Yield ``run(fn, items)``: an iterator of ``fn(context, item)`` in the order of ``items``,
+    where ``context = start(*args)`` is built once per process (data loaded, trainer built).
 
     ``processes`` <= 1 runs here, lazily, one item at a time. Otherwise ``fn`` (a module-level
-    function) runs in that many spawned processes (TensorFlow state must not be forked),
-    each prepared once by ``initializer(*initargs)``; leaving the block stops them, also on
-    error or Ctrl-C.
+    function) runs in that many spawned processes (TensorFlow state must not be forked);
+    leaving the block stops them, also on error or Ctrl-C.
     """
     if processes <= 1:
-        if initializer is not None:
-            initializer(*initargs)
-        yield lambda fn, items: map(fn, items)
+        context = start(*args)
+        yield lambda fn, items: (fn(context, item) for item in items)
         return
-    context = multiprocessing.get_context("spawn")
+    spawn = multiprocessing.get_context("spawn")
     verbose = logging.getLogger().isEnabledFor(logging.DEBUG)  # -v: the workers log as much
-    with context.Pool(processes, initializer=_init_worker, initargs=(initializer, initargs, verbose)) as pool:
+    with spawn.Pool(processes, initializer=_init_worker, initargs=(start, args, verbose)) as pool:
 
-        def run(fn: Callable, items: Iterable) -> Iterator:
-            return pool.imap(fn, list(items))
+        def run(fn: Callable[[C, Any], R], items: Iterable) -> Iterator[R]:
+            return pool.imap(partial(_in_context, fn), list(items))
 
         yield run

@@ -7,7 +7,8 @@ Static analysis with ``ast`` (nothing is executed, so it also covers TensorFlow 
 * Roots. A stage runs ``python -m pipeline <command> ...``: the handler that
   ``build_parser`` wires to ``<command>`` (read from the parser itself), plus the two
   by-name imports the code makes: ``__main__._STAGES`` (command -> module and function) and
-  the model registry (``MODELS[model].factory`` and ``.before_folds`` close over their module and function).
+  the model registry for ``train`` (``MODELS[model].factory`` and its hooks ``.skip``, ``.before_folds``, ``.plan`` close
+  over their module and function).
 * Reachability by *name*. A function or class defined in a loaded module is reached when a
   reached body mentions its name (call, reference or attribute; type annotations do not
   count). A reached class runs its class body, dunder methods and decorated methods
@@ -272,9 +273,9 @@ def _roots(argv: list[str]) -> tuple[set[str], set[str]]:
         module, function = _STAGES[command]
         modules.add(f"{PACKAGE}.{module}")
         names.add(function)
-    if "--model" in argv:
+    if command == "train":  # only train runs the registry's factory and hooks (tune: its own)
         spec = MODELS[argv[argv.index("--model") + 1]]
-        for lazy in filter(None, (spec.factory, spec.before_folds)):
+        for lazy in filter(None, (spec.factory, spec.skip, spec.before_folds, spec.plan)):
             target = inspect.getclosurevars(lazy).nonlocals
             modules.add(f"{PACKAGE}.models.{target['module']}")
             names.add(target["function"])

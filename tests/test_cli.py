@@ -384,3 +384,11 @@ def test_tensorflow_noise_is_off_unless_verbose(verbose, monkeypatch):
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == ("0" if verbose else "3")
     assert logging.getLogger("tensorflow").level == (logging.NOTSET if verbose else logging.ERROR)
     assert [str(w.message) for w in caught] == (["retracing", "ours"] if verbose else ["ours"])
+
+
+@pytest.mark.parametrize("flag", ["--processes", "--workers"])
+def test_tune_processes_flag_keeps_its_former_name(flag):
+    from pipeline.__main__ import build_parser
+
+    args = build_parser().parse_args(["tune", "--task", "competition", "--model", "gru", flag, "3"])
+    assert args.processes == 3

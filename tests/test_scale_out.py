@@ -19,7 +19,7 @@ from tiny_data import TINY, merge, tiny_params, write_learnable
 
 pytestmark = pytest.mark.slow  # make test-fast skips these
 
-N_TRIALS, WORKERS = 6, 2
+N_TRIALS, PROCESSES = 6, 2
 
 
 def _project(tmp_path) -> dict:
@@ -56,8 +56,8 @@ def _tune(tmp_path, storage: str | None) -> subprocess.CompletedProcess:
         "competition",
         "--model",
         "gru",
-        "--workers",
-        str(WORKERS),
+        "--processes",
+        str(PROCESSES),
     ] + (["--storage", storage] if storage else [])
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -66,8 +66,8 @@ def _tune(tmp_path, storage: str | None) -> subprocess.CompletedProcess:
 def _check_study(tmp_path, raw: dict, storage: str | None) -> None:
     import optuna
 
+    from pipeline.study import make_storage, study_name
     from pipeline.tasks import get_task
-    from pipeline.tune import make_storage, study_name
 
     cwd = os.getcwd()
     os.chdir(tmp_path)
@@ -82,8 +82,8 @@ def _check_study(tmp_path, raw: dict, storage: str | None) -> None:
         os.chdir(cwd)
     counted = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     # MaxTrialsCallback stops each worker once the shared budget is reached; a trial that
-    # another worker already started may still finish (at most WORKERS - 1 over).
-    assert N_TRIALS <= len(counted) <= N_TRIALS + WORKERS - 1
+    # another worker already started may still finish (at most PROCESSES - 1 over).
+    assert N_TRIALS <= len(counted) <= N_TRIALS + PROCESSES - 1
     pids = {t.user_attrs.get("worker_pid") for t in trials if t.state.name == "COMPLETE"}
     assert len(pids - {None}) >= 2, "both worker processes should have run trials"
     assert (tmp_path / "data/tuning/competition/gru/best_params.json").exists()

@@ -135,8 +135,8 @@ def test_storage_password_in_params_is_refused_without_echoing_it():
 
 
 def test_storage_url_from_the_environment_wins_over_params(tmp_path, monkeypatch):
-    """tune() opens the URL in PIPELINE_OPTUNA_STORAGE when --storage is not given."""
-    from pipeline import tune as tune_module
+    """The tune stage opens the URL in PIPELINE_OPTUNA_STORAGE when --storage is not given."""
+    from pipeline import study as study_module
     from pipeline.errors import PipelineError
     from pipeline.params import parse_params
     from pipeline.tasks import get_task
@@ -146,13 +146,13 @@ def test_storage_url_from_the_environment_wins_over_params(tmp_path, monkeypatch
     params = parse_params({"models": {"rnn": ["lstm"]}})
     opened = []
     monkeypatch.setattr(
-        tune_module,
+        study_module,
         "make_storage",
         lambda url, task: opened.append(url) or (_ for _ in ()).throw(PipelineError("stop")),
     )
-    monkeypatch.setattr(tune_module, "study_name", lambda *a: "study")
+    monkeypatch.setattr(study_module, "study_name", lambda *a: "study")
     with pytest.raises(PipelineError):
-        tune_module.create_study(
-            get_task("competition", params), "lstm", params, tune_module.resolve_storage(None, params)
+        study_module.create_study(
+            get_task("competition", params), "lstm", params, study_module.resolve_storage(None, params)
         )
     assert opened == ["postgresql+psycopg://optuna:hunter2@127.0.0.1:9/none"]

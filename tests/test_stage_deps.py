@@ -67,10 +67,19 @@ def test_params_are_the_keys_each_stage_reads(stages):
 
 
 def test_lazy_imports_inside_functions_are_followed():
-    # models/rnn.py imports tune.best_config inside a function; train dispatches by name.
-    files, _ = derive("python -m pipeline train --task competition --model lstm")
-    assert {"pipeline/models/rnn.py", "pipeline/tune.py", "pipeline/workers.py"} <= files
-    assert "pipeline/models/tfidf.py" not in files
+    # The registry names models/rnn.py's factory and plan hook; the hook imports tuned.py
+    # inside a function. Training never runs the tune stage's code.
+    files, keys = derive("python -m pipeline train --task competition --model lstm")
+    assert {"pipeline/models/rnn.py", "pipeline/tuned.py", "pipeline/workers.py"} <= files
+    assert "pipeline/tune.py" not in files and "pipeline/models/tfidf.py" not in files
+    assert "neural" in keys and "tfidf.test_predictions" not in keys
+
+
+def test_a_model_family_s_hooks_stay_out_of_other_families_stages():
+    files, keys = derive("python -m pipeline train --task competition --model word_lr")
+    assert "pipeline/models/rnn.py" not in files and "pipeline/models/transformer_plan.py" not in files
+    assert not {k for k in keys if k.split(".")[0] in ("neural", "transformer", "tune", "models")}
+    assert "tfidf.test_predictions" in keys
 
 
 def test_params_read_through_aliases_and_helpers():

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from pipeline import tune as tune_mod
+from pipeline import study as study_mod, trials, tune as tune_mod, tuned
 from pipeline.errors import ParamsError, PipelineError
 from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
@@ -51,17 +51,17 @@ def resumed(tmp_path_factory):
         task = get_task("competition", params3)
         featurize(task, params3)
 
-        study = tune_mod.create_study(task, "lstm", params2)  # enqueues neural.defaults
+        study = study_mod.create_study(task, "lstm", params2)  # enqueues neural.defaults
         study.enqueue_trial(HEAD)
         tune_mod.run_trials(task, "lstm", params2)
-        before = tune_mod.create_study(task, "lstm", params2)
+        before = study_mod.create_study(task, "lstm", params2)
         states_before = [t.state for t in before.trials]
 
         # Interruption: a trial was started and the process died before telling its result.
         before.ask()
         before.enqueue_trial(HEAD)  # the next trial (after resume) is a bad one again
         result = tune_mod.tune(task, "lstm", params3)
-        after = tune_mod.create_study(task, "lstm", params3)
+        after = study_mod.create_study(task, "lstm", params3)
         yield {
             "root": root,
             "params": params3,
@@ -91,7 +91,7 @@ def test_outputs_are_written(resumed):
 @pytest.mark.slow
 def test_best_config_reads_best_params(resumed, monkeypatch):
     monkeypatch.chdir(resumed["root"])
-    chosen = tune_mod.best_config(resumed["task"], "lstm", resumed["params"])
+    chosen = tuned.best_config(resumed["task"], "lstm", resumed["params"])
     assert chosen == RNNConfig.model_validate(resumed["result"]["config"])
 
 
@@ -127,10 +127,10 @@ def test_metric_objective_maximises_the_task_metric(tmp_path, monkeypatch):
     params = _budget(2, tune={"objective": "metric"})
     task = get_task("competition", params)
     featurize(task, params)
-    study = tune_mod.create_study(task, "lstm", params)
+    study = study_mod.create_study(task, "lstm", params)
     study.enqueue_trial(HEAD)
     result = tune_mod.tune(task, "lstm", params)
-    study = tune_mod.create_study(task, "lstm", params)
+    study = study_mod.create_study(task, "lstm", params)
     assert study.direction.name == "MAXIMIZE"
     assert result["metric"] == "accuracy" and result["best_trial"] == 0 and result["best_value"] == 1.0
     assert [t.value for t in study.trials] == [1.0, 0.5]
@@ -161,9 +161,9 @@ def test_default_storage_is_a_journal_file(resumed):
 @pytest.mark.slow
 def test_budget_already_used_runs_nothing(resumed, monkeypatch):
     monkeypatch.chdir(resumed["root"])
-    monkeypatch.setattr(tune_mod, "_objective", lambda *a: pytest.fail("no trial should run"))
+    monkeypatch.setattr(tune_mod, "start_worker", lambda *a: pytest.fail("no trial should run"))
     tune_mod.run_trials(resumed["task"], "lstm", resumed["params"])
-    study = tune_mod.create_study(resumed["task"], "lstm", resumed["params"])
+    study = study_mod.create_study(resumed["task"], "lstm", resumed["params"])
     assert len(study.trials) == 4
 
 
@@ -187,18 +187,18 @@ def _fake_features(root: Path) -> None:
 @pytest.mark.parametrize(
     "objective, expected",
     [
-        ("log_loss", tune_mod.Objective("log_loss", "minimize", "val_loss")),
-        ("metric", tune_mod.Objective("f1_macro", "maximize", "val_accuracy")),
+        ("log_loss", study_mod.Objective("log_loss", "minimize", "val_loss")),
+        ("metric", study_mod.Objective("f1_macro", "maximize", "val_accuracy")),
     ],
 )
 def test_objective_of(objective, expected):
     params = tiny_params(tune={"objective": objective}, competition={"metric": "f1_macro"})
-    assert tune_mod.objective_of(get_task("competition", params), params) == expected
+    assert study_mod.objective_of(get_task("competition", params), params) == expected
 
 
 def test_pruning_callback_fails_when_metric_is_missing():
     trial = optuna.create_study(direction="maximize").ask()
-    callback = tune_mod._pruning_callback(trial, "val_accuracy")
+    callback = trials.pruning_callback(trial, "val_accuracy")
     with pytest.raises(PipelineError, match="val_accuracy"):
         callback.on_epoch_end(0, logs={"loss": 1.0, "val_loss": 0.5})
     with pytest.raises(PipelineError, match="val_accuracy"):
@@ -210,7 +210,7 @@ def test_pruning_callback_reports_the_monitored_log(monitor):
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
     logs = {"loss": 1.0, "val_loss": 0.25, "val_accuracy": 0.75}
-    tune_mod._pruning_callback(trial, monitor).on_epoch_end(0, logs=logs)
+    trials.pruning_callback(trial, monitor).on_epoch_end(0, logs=logs)
     assert study.trials[0].intermediate_values == {0: logs[monitor]}
 
 
@@ -235,7 +235,7 @@ def test_every_trial_failing_raises_and_counts_no_trial(project, monkeypatch):
     monkeypatch.setattr("pipeline.models.rnn.build_model", _broken_build_model)
     with pytest.raises(PipelineError, match="no trial completed"):
         tune_mod.tune(task, "lstm", params)
-    study = tune_mod.create_study(task, "lstm", params)
+    study = study_mod.create_study(task, "lstm", params)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
 
 
@@ -244,8 +244,8 @@ def test_sqlite_storage_url(project):
     params = _budget(3)
     task = get_task("competition", params)
     url = f"sqlite:///{project / 'optuna.db'}"
-    first = tune_mod.create_study(task, "lstm", params, url)
-    again = tune_mod.create_study(task, "lstm", params, url)
+    first = study_mod.create_study(task, "lstm", params, url)
+    again = study_mod.create_study(task, "lstm", params, url)
     assert (project / "optuna.db").exists()
     assert not (project / "data/optuna").exists()  # no journal when a URL is given
     assert again.study_name == first.study_name
@@ -257,8 +257,8 @@ def test_journal_storage_create_study_twice_loads_the_same_study(project):
     _fake_features(project)
     params = _budget(3)
     task = get_task("competition", params)
-    first = tune_mod.create_study(task, "lstm", params)
-    again = tune_mod.create_study(task, "lstm", params)
+    first = study_mod.create_study(task, "lstm", params)
+    again = study_mod.create_study(task, "lstm", params)
     assert (project / "data/optuna/competition.journal").exists()
     assert again.study_name == first.study_name and len(again.trials) == 1
 
@@ -267,33 +267,33 @@ def test_study_name_changes_with_what_a_trial_measures_only(project):
     _fake_features(project)
     base = _budget(3)
     task = get_task("competition", base)
-    name = tune_mod.study_name(task, "lstm", base)
+    name = study_mod.study_name(task, "lstm", base)
     assert name.startswith("competition-lstm-")
-    assert tune_mod.study_name(task, "lstm", _budget(10)) == name  # a bigger budget resumes
-    assert tune_mod.study_name(task, "gru", base) != name
+    assert study_mod.study_name(task, "lstm", _budget(10)) == name  # a bigger budget resumes
+    assert study_mod.study_name(task, "gru", base) != name
     changed = _budget(3, tune={"space": {"units": [4, 8]}})
-    assert tune_mod.study_name(task, "lstm", changed) != name
+    assert study_mod.study_name(task, "lstm", changed) != name
     # Another objective (and direction) cannot resume this study.
-    assert tune_mod.study_name(task, "lstm", _budget(3, tune={"objective": "metric"})) != name
+    assert study_mod.study_name(task, "lstm", _budget(3, tune={"objective": "metric"})) != name
     # Other word vectors (embed params changed) measure something else: a new study.
     task.embeddings_dir.mkdir(parents=True)
     np.save(task.embeddings_dir / "vectors.npy", np.ones((5, 4), np.float32))
-    with_vectors = tune_mod.study_name(task, "lstm", base)
+    with_vectors = study_mod.study_name(task, "lstm", base)
     assert with_vectors != name
     np.save(task.embeddings_dir / "vectors.npy", np.zeros((5, 4), np.float32))
-    assert tune_mod.study_name(task, "lstm", base) not in (name, with_vectors)
+    assert study_mod.study_name(task, "lstm", base) not in (name, with_vectors)
 
 
 def test_fail_stale_trials(project):
     _fake_features(project)
     params = _budget(3)
     task = get_task("competition", params)
-    study = tune_mod.create_study(task, "lstm", params)
+    study = study_mod.create_study(task, "lstm", params)
     study.ask()
     study.ask()
-    assert tune_mod.fail_stale_trials(study) == 2
+    assert study_mod.fail_stale_trials(study) == 2
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
-    assert tune_mod.fail_stale_trials(study) == 0
+    assert study_mod.fail_stale_trials(study) == 0
 
 
 def test_zero_trials_uses_defaults_without_a_study(project):
@@ -307,7 +307,7 @@ def test_zero_trials_uses_defaults_without_a_study(project):
     assert "study" not in saved and "best_value" not in saved
     assert not (project / OUT / "trials.csv").exists()
     assert not (project / "data/optuna").exists()
-    assert tune_mod.best_config(task, "lstm", params) == params.neural.defaults
+    assert tuned.best_config(task, "lstm", params) == params.neural.defaults
 
 
 def test_untunable_baseline_is_recorded_without_a_study(project):
@@ -331,7 +331,7 @@ def test_sample_config_stays_in_the_space():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     space = params.tune.space
     for _ in range(10):
-        config = tune_mod.sample_config(study.ask(tune_mod.search_space(params)), params)
+        config = study_mod.sample_config(study.ask(study_mod.search_space(params)), params)
         assert isinstance(config, RNNConfig)
         assert config.truncate in space.truncate and config.units in space.units
         assert space.learning_rate[0] <= config.learning_rate <= space.learning_rate[1]
@@ -348,8 +348,8 @@ def test_defaults_outside_the_space_do_not_silently_lose_the_first_trial(project
         params = _budget(3, neural={"defaults": {"units": 8}})  # tune.space.units is [4]
     except ParamsError:
         return  # rejected up front with a clear message: fine
-    study = tune_mod.create_study(get_task("competition", params), "lstm", params)
-    config = tune_mod.sample_config(study.ask(tune_mod.search_space(params)), params)
+    study = study_mod.create_study(get_task("competition", params), "lstm", params)
+    config = study_mod.sample_config(study.ask(study_mod.search_space(params)), params)
     assert config.units == 8
 
 
@@ -371,7 +371,7 @@ def test_trials_in_two_processes_are_reproducible(tmp_path, monkeypatch):
         task = get_task("competition", params)
         featurize(task, params)
         result = tune_mod.tune(task, "lstm", params)
-        stories.append((result, _trial_story(tune_mod.create_study(task, "lstm", params))))
+        stories.append((result, _trial_story(study_mod.create_study(task, "lstm", params))))
     (result_a, story_a), (result_b, story_b) = stories
     assert [s[:4] for s in story_a] == [s[:4] for s in story_b]
     assert result_a["config"] == result_b["config"] and result_a["best_value"] == result_b["best_value"]

@@ -1,19 +1,40 @@
-"""The model registry: name → how to build a per-fold trainer.
+"""The model registry: name → how to build a per-fold trainer, and how its folds run.
 
-A model factory takes ``(task, params, train, test, n_classes)`` and returns a callable
-``fit_predict(train_idx, valid_idx) -> (valid_proba, test_proba)``; TF-IDF trainers also
-accept an empty ``valid_idx`` (the refit on all train rows). ``train.py`` runs every
-model through the same fold loop, so adding a model is adding one entry here.
+A model factory takes ``(task, params, train, test, n_classes, **plan.trainer_args)`` and
+returns a callable ``fit_predict(train_idx, valid_idx) -> (valid_proba, test_proba)``;
+TF-IDF trainers also accept an empty ``valid_idx`` (the refit on all train rows).
+``train.py`` runs every model through the same fold loop; what differs by family (which
+folds, how many processes, a refit, a task that does not run the model) comes from the
+optional hooks of its :class:`ModelSpec`. Adding a model is adding one entry here.
+
+Factories and hooks are imported on use (:func:`_lazy`): a stage imports, and its
+``dvc.yaml`` entry depends on, only its own family's code and params.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from ..params import Params
+
 FitPredict = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """How ``train.py``'s fold loop runs a model (what a :attr:`ModelSpec.plan` returns)."""
+
+    folds: int  # the first ``folds`` CV folds run
+    params: Params  # as the fold trainers see them (e.g. TensorFlow threads per process)
+    processes: int = 1  # folds side by side, one per process
+    refit: bool = False  # then fit on every train row: the test predictions come from that fit
+    record: dict[str, Any] = field(default_factory=dict)  # added to the model's record
+    trainer_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the factory
 
 
 @dataclass(frozen=True)
@@ -23,12 +44,18 @@ class ModelSpec:
     description: str
     factory: Callable[..., FitPredict]
     tunable: bool = True  # rnn models only: has a `tune` stage search space
-    # Optional ``(task, model, params) -> (params, record info)`` run once before the folds.
+    # Optional hooks, each ``(task, model, params)``, run by train.py in this order:
+    # why this task does not run the model (None: it does; placeholder outputs are written)
+    skip: Callable[..., str | None] | None = None
+    # run once before the folds: ``(params, record info)``
     before_folds: Callable[..., tuple] | None = None
+    # the :class:`FoldPlan` (None: every CV fold in this process, no refit)
+    plan: Callable[..., FoldPlan] | None = None
 
 
-def _lazy(module: str, function: str) -> Callable[..., FitPredict]:
+def _lazy(module: str, function: str) -> Callable[..., Any]:
     # Import on use: the TF-IDF stages must not pay for importing TensorFlow.
+    # tests/stage_deps.py reads `module` and `function` from this closure.
     def factory(*args, **kwargs):
         import importlib
 
@@ -41,34 +68,61 @@ MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec(
-            "word_lr", "tfidf", "word 1-2-gram TF-IDF + logistic regression", _lazy("tfidf", "word_lr")
+            "word_lr",
+            "tfidf",
+            "word 1-2-gram TF-IDF + logistic regression",
+            _lazy("tfidf", "word_lr"),
+            plan=_lazy("tfidf", "tfidf_plan"),
         ),
         ModelSpec(
-            "char_lr", "tfidf", "char 2-5-gram TF-IDF + logistic regression", _lazy("tfidf", "char_lr")
+            "char_lr",
+            "tfidf",
+            "char 2-5-gram TF-IDF + logistic regression",
+            _lazy("tfidf", "char_lr"),
+            plan=_lazy("tfidf", "tfidf_plan"),
         ),
         ModelSpec(
-            "nbsvm", "tfidf", "NB-weighted logistic regression (Wang & Manning)", _lazy("tfidf", "nbsvm")
+            "nbsvm",
+            "tfidf",
+            "NB-weighted logistic regression (Wang & Manning)",
+            _lazy("tfidf", "nbsvm"),
+            plan=_lazy("tfidf", "tfidf_plan"),
         ),
         ModelSpec(
             "word_svc",
             "tfidf",
             "plain word TF-IDF + LinearSVC (reference baseline)",
             _lazy("tfidf", "word_svc"),
+            plan=_lazy("tfidf", "tfidf_plan"),
         ),
         ModelSpec(
             "wordchar_svc",
             "tfidf",
             "word and char TF-IDF side by side + LinearSVC",
             _lazy("tfidf", "wordchar_svc"),
+            plan=_lazy("tfidf", "tfidf_plan"),
         ),
-        ModelSpec("lstm", "rnn", "stacked (Bi)LSTM tuned with Optuna", _lazy("rnn", "lstm")),
-        ModelSpec("gru", "rnn", "stacked (Bi)GRU tuned with Optuna", _lazy("rnn", "gru")),
+        ModelSpec(
+            "lstm",
+            "rnn",
+            "stacked (Bi)LSTM tuned with Optuna",
+            _lazy("rnn", "lstm"),
+            plan=_lazy("rnn", "tuned_plan"),
+        ),
+        ModelSpec(
+            "gru",
+            "rnn",
+            "stacked (Bi)GRU tuned with Optuna",
+            _lazy("rnn", "gru"),
+            plan=_lazy("rnn", "tuned_plan"),
+        ),
         ModelSpec(
             "lstm_baseline",
             "rnn",
             "lecture-style Embedding(5000,100) → LSTM(100) reference, not tuned",
             _lazy("rnn", "lstm_baseline"),
             tunable=False,
+            plan=_lazy("rnn", "baseline_plan"),
         ),
         ModelSpec(
             "frozen_lr",
@@ -76,6 +130,7 @@ MODELS: dict[str, ModelSpec] = {
             "frozen pretrained-encoder mean embeddings + logistic regression",
             _lazy("transformer", "frozen_lr"),
             tunable=False,
+            skip=_lazy("transformer_plan", "unless_transformer_task"),
             before_folds=_lazy("transformer", "before_folds"),
         ),
         ModelSpec(
@@ -84,7 +139,9 @@ MODELS: dict[str, ModelSpec] = {
             "pretrained encoder fine-tuned whole + mean pooling + linear head",
             _lazy("transformer", "finetune"),
             tunable=False,
+            skip=_lazy("transformer_plan", "unless_transformer_task"),
             before_folds=_lazy("transformer", "before_folds"),
+            plan=_lazy("transformer_plan", "finetune_plan"),
         ),
     )
 }

@@ -7,6 +7,10 @@ of the ``embed`` stage when there are any, and keeps training.
 
 The recurrent layers keep Keras' defaults (tanh/sigmoid, no recurrent dropout, no mask;
 sequences are pre-padded), the configuration that runs on cuDNN kernels on a GPU.
+
+:func:`run` is the one path from tokens to probabilities, shared by the ``tune`` stage's
+trials (:mod:`pipeline.trials`) and the ``train`` stage's folds (:class:`FoldTrainer`); the
+config comes from the caller (training: the tuned one, read by :func:`tuned_plan`).
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
+from ..keras_adapter import build_training_state
 from ..params import Neural, Params, RNNConfig
+from . import FoldPlan
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +45,9 @@ def set_determinism(seed: int, threads: int = 0) -> None:
 
 
 def build_model(
-    kind: str, config: RNNConfig, n_classes: int, vocab_size: int, vectors: np.ndarray | None = None
+    cell: str, config: RNNConfig, n_classes: int, vocab_size: int, vectors: np.ndarray | None = None
 ):
-    """A compiled Keras model; ``kind`` is ``"lstm"`` or ``"gru"``.
+    """A compiled Keras model; ``cell`` (the recurrent layer) is ``"lstm"`` or ``"gru"``.
 
     ``vectors`` (``(>= vocab_size, >= embedding_dim)``, see :mod:`pipeline.embed`) initialise
     the embedding: its first ``vocab_size`` rows and ``embedding_dim`` columns. It still trains.
@@ -48,22 +55,22 @@ def build_model(
     import keras
     from keras import layers
 
-    if kind not in ("lstm", "gru"):
-        raise ValueError(f"kind must be 'lstm' or 'gru', got {kind!r}")
-    cell = layers.LSTM if kind == "lstm" else layers.GRU
+    if cell not in ("lstm", "gru"):
+        raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+    recurrent = layers.LSTM if cell == "lstm" else layers.GRU
     inputs = keras.Input(shape=(config.seq_len,), dtype="int32", name="tokens")
     x = layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(inputs)
     x = layers.SpatialDropout1D(config.spatial_dropout)(x)
     for i in range(config.layers):
         last = i == config.layers - 1
-        rnn = cell(config.units, return_sequences=True, return_state=last, name=f"{kind}_{i}")
-        out = layers.Bidirectional(rnn, name=f"bi_{kind}_{i}")(x) if config.bidirectional else rnn(x)
+        rnn = recurrent(config.units, return_sequences=True, return_state=last, name=f"{cell}_{i}")
+        out = layers.Bidirectional(rnn, name=f"bi_{cell}_{i}")(x) if config.bidirectional else rnn(x)
         if not last:
             x = out
             continue
         x, *states = out
         # LSTM returns (h, c) per direction, GRU h: keep the hidden states h.
-        per_direction = 2 if kind == "lstm" else 1
+        per_direction = 2 if cell == "lstm" else 1
         hidden = states[::per_direction]
     pooled = [layers.GlobalMaxPooling1D()(x), layers.GlobalAveragePooling1D()(x), *hidden]
     x = layers.Concatenate()(pooled)
@@ -73,7 +80,7 @@ def build_model(
         x = layers.Dropout(config.dropout)(x)
     binary = n_classes == 2
     outputs = layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax")(x)
-    model = keras.Model(inputs, outputs, name=f"stacked_{kind}")
+    model = keras.Model(inputs, outputs, name=f"stacked_{cell}")
     if vectors is not None:
         if vectors.shape[0] < vocab_size or vectors.shape[1] < config.embedding_dim:
             raise ValueError(
@@ -96,8 +103,7 @@ def _compile(model, config: RNNConfig):
     )
     # Create the optimizer's and the metric's variables now: created inside the first train
     # step, they make TensorFlow trace that step twice (a second per model). Same weights.
-    if hasattr(model, "_symbolic_build"):
-        model._symbolic_build(data_batch=(np.zeros((1, config.seq_len), "int32"), np.zeros(1), None))
+    build_training_state(model, np.zeros((1, config.seq_len), "int32"), np.zeros(1))
     return model
 
 
@@ -120,7 +126,7 @@ BASELINE = RNNConfig(
 )
 
 
-def build_baseline(kind: str, config: RNNConfig, n_classes: int, vocab_size: int):
+def build_baseline(cell: str, config: RNNConfig, n_classes: int, vocab_size: int):
     """Embedding → one LSTM (last state) → Dense, compiled with Adam."""
     import keras
     from keras import layers
@@ -199,64 +205,114 @@ def epoch_logger(tag: str):
     return EpochLog()
 
 
-def fold_trainer(
-    kind: str,
-    task,
-    params: Params,
-    train,
-    test,
-    n_classes: int,
-    config: RNNConfig | None = None,
-    baseline: bool = False,
-):
-    """Per-fold trainer for the registry: the tuned config (or ``neural.defaults``)."""
-    from ..embed import load_vectors
-    from ..tokenize import effective_length, load_sequences, to_matrix
-    from ..tune import best_config
+@dataclass(frozen=True)
+class Tokens:
+    """A task's token sequences (the ``tokenize`` stage) and its vocabulary size."""
 
-    config = config or best_config(task, kind, params)
+    vocab_size: int
+    arrays: dict[str, np.ndarray]
+
+    def fit_config(self, config: RNNConfig) -> tuple[RNNConfig, int]:
+        """``config`` with ``seq_len`` capped by :func:`pipeline.tokenize.effective_length`,
+        and the embedding's vocabulary size (``config.vocab_size`` at most)."""
+        from ..tokenize import effective_length
+
+        seq_len = effective_length(config.seq_len, self.arrays["train_lengths"])
+        return config.model_copy(update={"seq_len": seq_len}), min(config.vocab_size, self.vocab_size)
+
+    def token_matrix(self, split: str, config: RNNConfig, vocab_size: int) -> np.ndarray:
+        """The ``split`` ("train" or "test") rows as ``config`` reads them."""
+        from ..tokenize import to_matrix
+
+        values, lengths = self.arrays[f"{split}_values"], self.arrays[f"{split}_lengths"]
+        return to_matrix(values, lengths, config.seq_len, config.truncate, vocab_size)
+
+
+def load_tokens(task) -> Tokens:
+    """The ``tokenize`` stage's sequences of ``task``."""
+    from ..tokenize import load_sequences
+
     record, arrays = load_sequences(task)
-    vocab_size = min(config.vocab_size, record["vocab_size"])
-    config = config.model_copy(update={"seq_len": effective_length(config.seq_len, arrays["train_lengths"])})
-    X = to_matrix(
-        arrays["train_values"], arrays["train_lengths"], config.seq_len, config.truncate, vocab_size
-    )
-    X_test = to_matrix(
-        arrays["test_values"], arrays["test_lengths"], config.seq_len, config.truncate, vocab_size
-    )
-    y = train["y"].to_numpy()
-    vectors = None if baseline else load_vectors(task)  # the lecture baseline starts random
-    log.info(
-        "%s config: %s; embedding from %s",
-        kind,
-        config.model_dump(),
-        "word2vec vectors" if vectors is not None else "random initialisation",
-    )
+    return Tokens(record["vocab_size"], arrays)
 
-    # Averaging a few seeds removes much of an RNN's seed-to-seed noise (docs/benchmarks.md).
-    # The lecture baseline trains as taught: one model, Adam at a constant rate.
-    work = task.rnn_work(params)
-    seeds = [params.seed] if baseline else [params.seed + k for k in range(work.seeds)]
-    schedule = work.schedule(params.neural)
-    if baseline:
-        schedule = schedule.model_copy(update={"reduce_lr": 0.0})
 
-    def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
-        import keras
+@dataclass(frozen=True)
+class Network:
+    """The model to build: recurrent cell, config, data shape, the embedding's start."""
 
-        X_train, y_train, X_valid, y_valid = X[train_idx], y[train_idx], X[valid_idx], y[valid_idx]
-        valid_sum, test_sum, fit_predict.epochs = 0.0, 0.0, []  # per-epoch curves for the report
-        for seed in seeds:
-            set_determinism(seed, params.neural.threads)
-            if baseline:
-                model = build_baseline(kind, config, n_classes, vocab_size)
-            else:
-                model = build_model(kind, config, n_classes, vocab_size, vectors)
-            tag = f"{getattr(fit_predict, 'tag', kind)} seed {seed}"  # train sets the fold's tag
-            curves = fit(
-                model, X_train, y_train, X_valid, y_valid, schedule, config.batch_size, tag=tag
-            ).history
-            fit_predict.epochs += [
+    cell: str  # "lstm" or "gru"
+    config: RNNConfig
+    n_classes: int
+    vocab_size: int
+    vectors: np.ndarray | None = None  # word vectors (the lecture baseline starts random)
+    baseline: bool = False  # the lecture-style reference instead of the stacked model
+
+    def build(self):
+        if self.baseline:
+            return build_baseline(self.cell, self.config, self.n_classes, self.vocab_size)
+        return build_model(self.cell, self.config, self.n_classes, self.vocab_size, self.vectors)
+
+
+def run(
+    network: Network,
+    seed: int,
+    threads: int,
+    schedule: Neural,
+    train: tuple[np.ndarray, np.ndarray],
+    valid: tuple[np.ndarray, np.ndarray],
+    predict: list[np.ndarray],
+    tag: str,
+    callbacks: tuple = (),
+) -> tuple[dict[str, list[float]], list[np.ndarray]]:
+    """Train one model and predict, the one path of tuning trials and training folds:
+    seed → deterministic TensorFlow → build → :func:`fit` on ``train`` with early stopping
+    on ``valid`` (one ``[tag]`` line per epoch) → class probabilities of each matrix in
+    ``predict`` → Keras' session cleared (also on error). Returns the per-epoch curves
+    (Keras' ``history.history``) and the probabilities."""
+    import keras
+
+    try:
+        set_determinism(seed, threads)
+        model = network.build()
+        history = fit(model, *train, *valid, schedule, network.config.batch_size, callbacks, tag)
+        return history.history, [predict_proba(model, X) for X in predict]
+    finally:
+        keras.backend.clear_session()
+
+
+class FoldTrainer:
+    """The registry's per-fold trainer for an RNN: one model per seed, probabilities
+    averaged. ``tag`` (set by ``train``) starts its log lines; after a call, ``epochs``
+    holds that fold's per-epoch curves (the report plots them)."""
+
+    def __init__(
+        self,
+        network: Network,
+        data: tuple[np.ndarray, np.ndarray, np.ndarray],
+        seeds: list[int],
+        schedule: Neural,
+        threads: int,
+    ):
+        self.network, (self.X, self.X_test, self.y) = network, data
+        self.seeds, self.schedule, self.threads = seeds, schedule, threads
+        self.tag = network.cell
+        self.epochs: list[dict] = []
+
+    def __call__(self, train_idx: np.ndarray, valid_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X_valid, y_valid = self.X[valid_idx], self.y[valid_idx]
+        valid, test, self.epochs = [], [], []
+        for seed in self.seeds:
+            curves, (valid_proba, test_proba) = run(
+                self.network,
+                seed,
+                self.threads,
+                self.schedule,
+                (self.X[train_idx], self.y[train_idx]),
+                (X_valid, y_valid),
+                [X_valid, self.X_test],
+                tag=f"{self.tag} seed {seed}",
+            )
+            self.epochs += [
                 {
                     "seed": seed,
                     "epoch": epoch + 1,
@@ -264,23 +320,86 @@ def fold_trainer(
                 }
                 for epoch in range(len(curves["loss"]))
             ]
-            valid_sum = valid_sum + predict_proba(model, X_valid)
-            test_sum = test_sum + predict_proba(model, X_test)
-            keras.backend.clear_session()
-        return valid_sum / len(seeds), test_sum / len(seeds)
-
-    return fit_predict
+            valid.append(valid_proba)
+            test.append(test_proba)
+        return _seed_mean(valid), _seed_mean(test)
 
 
-def lstm(task, params, train, test, n_classes):
-    return fold_trainer("lstm", task, params, train, test, n_classes)
+def _seed_mean(probas: list[np.ndarray]) -> np.ndarray:
+    total = probas[0]
+    for proba in probas[1:]:  # summed in seed order: the same floats run after run
+        total = total + proba
+    return total / len(probas)
 
 
-def gru(task, params, train, test, n_classes):
-    return fold_trainer("gru", task, params, train, test, n_classes)
+def fold_trainer(
+    cell: str, task, params: Params, train, n_classes: int, config: RNNConfig, baseline: bool = False
+) -> FoldTrainer:
+    """Per-fold trainer for the registry with ``config`` (the caller reads the tuned one)."""
+    from ..embed import load_vectors
+
+    tokens = load_tokens(task)
+    config, vocab_size = tokens.fit_config(config)
+    X = tokens.token_matrix("train", config, vocab_size)
+    X_test = tokens.token_matrix("test", config, vocab_size)
+    vectors = None if baseline else load_vectors(task)  # the lecture baseline starts random
+    log.info(
+        "%s config: %s; embedding from %s",
+        cell,
+        config.model_dump(),
+        "word2vec vectors" if vectors is not None else "random initialisation",
+    )
+    # Averaging a few seeds removes much of an RNN's seed-to-seed noise (docs/benchmarks.md).
+    # The lecture baseline trains as taught: one model, Adam at a constant rate.
+    work = task.rnn_work(params)
+    seeds = [params.seed] if baseline else [params.seed + k for k in range(work.seeds)]
+    schedule = work.schedule(params.neural)
+    if baseline:
+        schedule = schedule.model_copy(update={"reduce_lr": 0.0})
+    network = Network(cell, config, n_classes, vocab_size, vectors, baseline)
+    data = (X, X_test, train["y"].to_numpy())
+    return FoldTrainer(network, data, seeds, schedule, params.neural.threads)
+
+
+def lstm(task, params, train, test, n_classes, config: RNNConfig):
+    return fold_trainer("lstm", task, params, train, n_classes, config)
+
+
+def gru(task, params, train, test, n_classes, config: RNNConfig):
+    return fold_trainer("gru", task, params, train, n_classes, config)
 
 
 def lstm_baseline(task, params, train, test, n_classes):
     # As taught, but like every RNN here its 300 steps are capped at the 95th percentile of
     # train lengths (tokenize.effective_length): the cap only drops padding.
-    return fold_trainer("lstm", task, params, train, test, n_classes, config=BASELINE, baseline=True)
+    return fold_trainer("lstm", task, params, train, n_classes, BASELINE, baseline=True)
+
+
+def tuned_plan(task, model: str, params: Params) -> FoldPlan:
+    """:func:`_plan`, and the factory gets the config the ``tune`` stage chose."""
+    from ..tuned import best_config
+
+    return _plan(task, params, {"config": best_config(task, model, params)})
+
+
+def baseline_plan(task, model: str, params: Params) -> FoldPlan:
+    """:func:`_plan`; the lecture baseline's architecture is fixed (:data:`BASELINE`)."""
+    return _plan(task, params, {})
+
+
+def _plan(task, params: Params, trainer_args: dict) -> FoldPlan:
+    """The first ``neural.folds`` (``validation.neural_folds`` on the validation tasks),
+    ``neural.processes`` at a time. Test predictions are the fold models' mean, never a
+    refit: early stopping needs each fold's validation rows."""
+    from ..workers import params_per_process
+
+    work = task.rnn_work(params)
+    folds = min(params.cv.folds, work.folds)
+    processes = min(params.neural.processes, folds)
+    return FoldPlan(
+        folds,
+        params_per_process(params, processes),
+        processes,
+        record={"seeds": work.seeds, "max_epochs": work.epochs},
+        trainer_args=trainer_args,
+    )

@@ -20,6 +20,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
 from ..params import Params
+from . import FoldPlan
 
 log = logging.getLogger(__name__)
 
@@ -316,3 +317,9 @@ def nbsvm(task, params: Params, train, test, n_classes: int):
         train["y"].to_numpy(),
         n_classes,
     )
+
+
+def tfidf_plan(task, model: str, params: Params) -> FoldPlan:
+    """Every CV fold in this process; with ``tfidf.test_predictions: refit``, then a fit on
+    every train row for the test predictions."""
+    return FoldPlan(params.cv.folds, params, refit=params.tfidf.test_predictions == "refit")

@@ -1,0 +1,19 @@
+"""The configuration the ``tune`` stage chose for an RNN model.
+
+:mod:`pipeline.tune` writes ``data/tuning/<task>/<model>/best_params.json``; the ``train``
+stage reads it here (the RNN models' fold plan) and passes the config into the model.
+"""
+
+from __future__ import annotations
+
+from .io import read_json
+from .params import Params, RNNConfig
+from .tasks import Task
+
+
+def best_config(task: Task, model: str, params: Params) -> RNNConfig:
+    """The configuration the ``tune`` stage chose (``neural.defaults`` without tuning)."""
+    path = task.tuning_dir(model) / "best_params.json"
+    if not path.exists():
+        return params.neural.defaults
+    return RNNConfig.model_validate(read_json(path)["config"])
