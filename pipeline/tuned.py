@@ -6,14 +6,13 @@ stage reads it here (the RNN models' fold plan) and passes the config into the m
 
 from __future__ import annotations
 
-from .io import read_json
+from .outputs import best_params_path, load_best_params
 from .params import Params, RNNConfig
 from .tasks import Task
 
 
 def best_config(task: Task, model: str, params: Params) -> RNNConfig:
     """The configuration the ``tune`` stage chose (``neural.defaults`` without tuning)."""
-    path = task.tuning_dir(model) / "best_params.json"
-    if not path.exists():
+    if not best_params_path(task, model).exists():
         return params.neural.defaults
-    return RNNConfig.model_validate(read_json(path)["config"])
+    return RNNConfig.model_validate(load_best_params(task, model).config)
