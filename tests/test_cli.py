@@ -24,8 +24,8 @@ TINY = {  # a tiny valid competition folder, with CRLF and a BOM to check byte-f
 }
 
 
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args],
         cwd=cwd,
@@ -280,15 +280,7 @@ def test_local_dir_with_a_tilde_is_expanded(tmp_path):
     home = tmp_path / "home"
     make_local_dir(home / "comp")
     write_params(tmp_path, "competition: {source: local, local_dir: ~/comp}\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(home)}
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "fetch", "--task", "competition"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = cli(tmp_path, "fetch", "--task", "competition", env={**os.environ, "HOME": str(home)})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / RAW / "train.csv").read_bytes() == TINY["train.csv"]
 
@@ -417,17 +409,10 @@ def test_stages_and_their_workers_print_no_tensorflow_noise(tmp_path):
         TINY, {"neural": {"folds": 2, "processes": 2, "epochs": 1}, "tune": {"budget": {"n_trials": 0}}}
     )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")} | {"PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
     stderr = ""
     for argv in (["tokenize"], ["embed"], ["train", "--model", "lstm"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "pipeline", *argv, "--task", "competition"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        result = cli(tmp_path, *argv, "--task", "competition", env=env)
         assert result.returncode == 0, result.stderr
         stderr += result.stderr
     assert "[pid " in stderr and "] epoch 1/1 " in stderr  # the folds trained in worker processes
