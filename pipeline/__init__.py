@@ -46,8 +46,13 @@ def _drop_noise_on_fd2():
 
 
 class _QuietLoader(importlib.abc.Loader):
+    """The real loader of ``tensorflow``, executing the module with :func:`_drop_noise_on_fd2`."""
+
     def __init__(self, loader):
         self._loader = loader
+
+    def __getattr__(self, name):  # get_resource_reader, is_package, ...: the real loader's
+        return getattr(self._loader, name)
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
@@ -65,13 +70,15 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
         if fullname != "tensorflow":
             return None
-        sys.meta_path.remove(self)  # once per process; the real finders locate it
-        from importlib.util import find_spec
-
-        spec = find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
-        return spec
+        for finder in sys.meta_path:  # the finders after this one locate it
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _QuietLoader(spec.loader)
+                return spec
+        return None
 
 
 def _quiet_tensorflow_import(quiet: bool) -> None:
