@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 
-from . import configure_logging
+from .logs import configure_logging
 from .errors import PipelineError
 from .tasks import TASK_NAMES
 

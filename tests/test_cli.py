@@ -363,7 +363,7 @@ def test_tensorflow_noise_is_off_unless_verbose(verbose, monkeypatch):
     import logging
     import warnings
 
-    from pipeline import _NOISY_LOGGERS, _QuietTensorFlowImport, configure_logging
+    from pipeline.logs import _NOISY_LOGGERS, _QuietTensorFlowImport, configure_logging
 
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))  # the import hook stays test-local
@@ -382,7 +382,7 @@ def test_tensorflow_noise_is_off_unless_verbose(verbose, monkeypatch):
 
 
 def test_tensorflow_load_lines_are_dropped_and_the_rest_kept(capfd):
-    from pipeline import _drop_noise_on_fd2
+    from pipeline.logs import _drop_noise_on_fd2
 
     with _drop_noise_on_fd2():
         os.write(
