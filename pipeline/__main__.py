@@ -14,8 +14,8 @@ import logging
 import sys
 import time
 
-from . import configure_logging
 from .errors import PipelineError
+from .logs import configure_logging
 from .tasks import TASK_NAMES
 
 log = logging.getLogger("pipeline")

@@ -165,24 +165,24 @@ def plan_folds(
     lap("fold_resemblance")
     chosen = choose(cv.strategy, fits, list(cands))
     pick = cands[chosen]
+    duplicates = diag.duplicate_report(train["text"], test["text"], y, near_groups, pairs, cv.near_duplicate)
+    lap("duplicate_report")
+    adversarial = diag.adversarial(
+        train["text"], test["text"], params.seed, cv.sample_rows, groups=all_groups
+    )
+    lap("adversarial")
     record = {
         "strategy": cv.strategy,
         "chosen": chosen,
         "ordered": pick.ordered,
         "folds": fits,
-        "duplicates": diag.duplicate_report(
-            train["text"], test["text"], y, near_groups, pairs, cv.near_duplicate
-        ),
+        "duplicates": duplicates,
+        "adversarial": adversarial,
     }
-    lap("duplicate_report")
-    record["adversarial"] = diag.adversarial(
-        train["text"], test["text"], params.seed, cv.sample_rows, groups=all_groups
-    )
-    lap("adversarial")
     warnings = [
-        f"{name} check: {record[name]['verdict']}"
-        for name in ("duplicates", "adversarial")
-        if record[name]["warn"]
+        f"{name} check: {check['verdict']}"
+        for name, check in (("duplicates", duplicates), ("adversarial", adversarial))
+        if check["warn"]
     ]
     if fits.get(chosen, {}).get("differs"):
         warnings.append(f"folds ({chosen}): {fits[chosen]['verdict']}")

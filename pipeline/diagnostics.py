@@ -44,7 +44,7 @@ def duplicate_report(
     i, j = pairs[0], pairs[1]
     cross = (i < n_train) & (j >= n_train)
     near_test = len(np.unique(j[cross]))
-    record = {
+    record: dict[str, object] = {
         "threshold": threshold,
         "exact_train_rows": int(exact_counts[exact_counts > 1].sum()),
         "exact_test_rows_in_train": exact_test,
@@ -124,24 +124,26 @@ def adversarial(
     coef = model.fit(X, is_test).coef_[0]
     names = vectoriser.get_feature_names_out()
     order = np.argsort(coef)
-    record = {
+    test_features = [str(names[k]) for k in order[::-1][:top]]
+    train_features = [str(names[k]) for k in order[:top]]
+    record: dict[str, object] = {
         "auc": round(auc, 4),
         "rows": [len(a), len(b)],
-        "test_features": [str(names[k]) for k in order[::-1][:top]],
-        "train_features": [str(names[k]) for k in order[:top]],
+        "test_features": test_features,
+        "train_features": train_features,
     }
     if auc < AUC_ALIKE:
         verdict = f"train and test look alike: a classifier tells them apart no better than AUC {auc:.2f}."
     elif auc < AUC_STRONG:
         verdict = (
             f"mild shift between train and test (AUC {auc:.2f}); test leans to "
-            f"{', '.join(record['test_features'][:5])}."
+            f"{', '.join(test_features[:5])}."
         )
     else:
         verdict = (
             f"strong shift: a classifier tells test rows from train (AUC {auc:.2f}) by "
-            f"{', '.join(record['test_features'][:5])} (test) and "
-            f"{', '.join(record['train_features'][:5])} (train); CV may not predict test."
+            f"{', '.join(test_features[:5])} (test) and "
+            f"{', '.join(train_features[:5])} (train); CV may not predict test."
         )
     record.update(verdict=verdict, warn=auc >= AUC_STRONG)
     return record
@@ -206,7 +208,7 @@ def chance_score(metric: str, y: np.ndarray, n_classes: int, seed: int = 0) -> f
     onehot = lambda labels: np.eye(n_classes)[labels]  # noqa: E731
     majority = score(metric, y, onehot(np.full(len(y), np.bincount(y).argmax())))
     rng = np.random.default_rng(seed)
-    shuffled = np.mean([score(metric, y, onehot(rng.permutation(y))) for _ in range(5)])
+    shuffled = float(np.mean([score(metric, y, onehot(rng.permutation(y))) for _ in range(5)]))
     return float(max(majority, shuffled))
 
 

@@ -84,7 +84,7 @@ def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Save arrays to a ``.npz`` file atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, allow_pickle=False, **arrays)  # numbers only, as load_arrays reads them
 
 
 def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -171,7 +171,7 @@ class RNNConfig(_Section):
 
 class Neural(_Section):
     folds: int = Field(2, ge=1, le=20)  # RNNs run the first `folds` CV folds (CPU cost)
-    seeds: int = Field(1, ge=1, le=20)  # models averaged per fold, one per seed (seed, seed+1, ...)
+    seeds: int = Field(3, ge=1, le=20)  # models averaged per fold, one per seed (seed, seed+1, ...)
     epochs: int = Field(8, ge=1)  # maximum; early stopping picks the best epoch
     patience: int = Field(2, ge=1)
     reduce_lr: float = Field(0.3, ge=0, lt=1)  # learning-rate factor after an epoch without gain; 0 = off
@@ -249,8 +249,8 @@ class Validation(_Section):
 
 class Models(_Section):
     tfidf: tuple[str, ...] = ("word_lr", "nbsvm", "word_svc", "wordchar_svc")
-    rnn: tuple[str, ...] = ()
-    transformer: tuple[str, ...] = ()  # pretrained encoders (families "frozen", "finetune")
+    rnn: tuple[str, ...] = ("lstm", "gru")
+    transformer: tuple[str, ...] = ("frozen_lr",)  # pretrained encoders (families "frozen", "finetune")
 
     @model_validator(mode="after")
     def _known(self):

@@ -112,15 +112,16 @@ def _scan(path: Path, keep: bool = True):
             f"{path}, line {header_line}: duplicate column name(s) {duplicated} in the "
             f"header {columns}; rename or remove the extra column(s)"
         )
-    rows: list | int = [] if keep else 0
+    rows: list[tuple[int, list[str]]] = []
+    count = 0
     ragged = []
     for line, fields in records:
         if len(fields) != len(columns):
             ragged.append((line, len(fields)))
-        elif keep:
-            rows.append((line, fields))
         else:
-            rows += 1
+            count += 1
+            if keep:
+                rows.append((line, fields))
     if ragged:
         listed = ", ".join(f"{line} ({n} fields)" for line, n in ragged[:_MAX_LISTED])
         more = f" and {len(ragged) - _MAX_LISTED} more" if len(ragged) > _MAX_LISTED else ""
@@ -130,9 +131,9 @@ def _scan(path: Path, keep: bool = True):
             "on those lines (a field holding commas, quotes or line breaks must be in "
             'double quotes, with "" for a quote inside)'
         )
-    if not rows:
+    if not count:
         raise DataError(f"{path}: no data rows, only a header; expected at least one row")
-    return columns, header, rows
+    return columns, header, rows if keep else count
 
 
 def _header_and_records(path: Path) -> tuple[int, list[str], Iterator[tuple[int, list[str]]]]:

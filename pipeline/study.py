@@ -129,6 +129,7 @@ def open_study(task: Task, model: str, params: Params, storage):
     ``neural.defaults`` as the first trial of a new one."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line per run
     sampler = optuna.samplers.TPESampler(seed=params.seed, n_startup_trials=params.tune.startup_trials)
     study = optuna.create_study(
         study_name=study_name(task, model, params),

@@ -125,7 +125,7 @@ def tokenize(task: Task, params: Params) -> dict:
     with atomic_path(task.features_dir) as out:
         out.mkdir()
         with open(out / "sequences.npz", "wb") as handle:
-            np.savez(handle, allow_pickle=False, **arrays)
+            np.savez(handle, allow_pickle=False, **arrays)  # numbers only, as load_arrays reads them
         write_json(out / "vocab.json", record)
     return record
 

@@ -58,7 +58,6 @@ def run_trials(
     import optuna
     from optuna.trial import TrialState
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     budget = task.rnn_work(params).tuning
     storage = make_storage(storage_url, task)
     study = open_study(task, model, params, storage)

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
-from . import configure_logging
+from .logs import configure_logging
 
 log = logging.getLogger(__name__)
 C = TypeVar("C")  # a worker's context

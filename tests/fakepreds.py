@@ -21,9 +21,10 @@ from tiny_data import write_prepared
 N_FOLDS = 5
 
 
-def make_params(tfidf=("word_lr", "char_lr", "nbsvm"), rnn=(), **sections):
+def make_params(tfidf=("word_lr", "char_lr", "nbsvm"), rnn=(), transformer=(), **sections):
     """Params for the fake models (their names must be registered models)."""
-    raw = {"models": {"tfidf": list(tfidf), "rnn": list(rnn)}, "cv": {"folds": N_FOLDS}}
+    models = {"tfidf": list(tfidf), "rnn": list(rnn), "transformer": list(transformer)}
+    raw = {"models": models, "cv": {"folds": N_FOLDS}}
     raw.update(sections)
     return parse_params(raw)
 

@@ -24,8 +24,8 @@ TINY = {  # a tiny valid competition folder, with CRLF and a BOM to check byte-f
 }
 
 
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args],
         cwd=cwd,
@@ -280,15 +280,7 @@ def test_local_dir_with_a_tilde_is_expanded(tmp_path):
     home = tmp_path / "home"
     make_local_dir(home / "comp")
     write_params(tmp_path, "competition: {source: local, local_dir: ~/comp}\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(home)}
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "fetch", "--task", "competition"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = cli(tmp_path, "fetch", "--task", "competition", env={**os.environ, "HOME": str(home)})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / RAW / "train.csv").read_bytes() == TINY["train.csv"]
 
@@ -371,9 +363,10 @@ def test_tensorflow_noise_is_off_unless_verbose(verbose, monkeypatch):
     import logging
     import warnings
 
-    from pipeline import _NOISY_LOGGERS, configure_logging
+    from pipeline.logs import _NOISY_LOGGERS, _QuietTensorFlowImport, configure_logging
 
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))  # the import hook stays test-local
     for name in _NOISY_LOGGERS:
         monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
     with warnings.catch_warnings(record=True) as caught:
@@ -384,6 +377,47 @@ def test_tensorflow_noise_is_off_unless_verbose(verbose, monkeypatch):
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == ("0" if verbose else "3")
     assert logging.getLogger("tensorflow").level == (logging.NOTSET if verbose else logging.ERROR)
     assert [str(w.message) for w in caught] == (["retracing", "ours"] if verbose else ["ours"])
+    hooked = [hook for hook in sys.meta_path if isinstance(hook, _QuietTensorFlowImport)]
+    assert len(hooked) == (0 if verbose or "tensorflow" in sys.modules else 1)
+
+
+def test_tensorflow_load_lines_are_dropped_and_the_rest_kept(capfd):
+    from pipeline.logs import _drop_noise_on_fd2
+
+    with _drop_noise_on_fd2():
+        os.write(
+            2,
+            b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            b"I0000 00:00:1795997247.625718   16740 port.cc:153] oneDNN custom operations are on.\n"
+            b"W0000 00:00:1795997247.625718   16740 foo.cc:9] a warning\n"
+            b"E0000 00:00:1795997247.625718   16740 bar.cc:7] a real error\n",
+        )
+        os.write(2, b"ours\n")
+    assert capfd.readouterr().err == "E0000 00:00:1795997247.625718   16740 bar.cc:7] a real error\nours\n"
+
+
+@pytest.mark.slow
+def test_stages_and_their_workers_print_no_tensorflow_noise(tmp_path):
+    """tokenize (TensorFlow in the stage) and an LSTM trained in two worker processes, run as
+    dvc runs them (no TF_CPP_MIN_LOG_LEVEL set): no oneDNN / absl line on stderr."""
+    import yaml
+
+    from tiny_data import TINY, merge, write_learnable
+
+    write_learnable(tmp_path, n=32)
+    raw = merge(
+        TINY, {"neural": {"folds": 2, "processes": 2, "epochs": 1}, "tune": {"budget": {"n_trials": 0}}}
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    stderr = ""
+    for argv in (["tokenize"], ["embed"], ["train", "--model", "lstm"]):
+        result = cli(tmp_path, *argv, "--task", "competition", env=env)
+        assert result.returncode == 0, result.stderr
+        stderr += result.stderr
+    assert "[pid " in stderr and "] epoch 1/1 " in stderr  # the folds trained in worker processes
+    noise = [line for line in stderr.splitlines() if "oneDNN" in line or "absl" in line]
+    assert not noise, "\n".join(noise)
 
 
 @pytest.mark.parametrize("flag", ["--processes", "--workers"])

@@ -34,6 +34,31 @@ def test_empty_mapping_gives_defaults():
     assert params.models.tfidf == ("word_lr", "nbsvm", "word_svc", "wordchar_svc")
 
 
+def _flat(mapping: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}; tuples as lists, as YAML has them."""
+    out = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def test_defaults_are_params_yaml():
+    """One source of defaults: a test built from parse_params runs what the pipeline runs."""
+    import yaml
+
+    defaults = _flat(parse_params({}).model_dump(mode="json"))
+    project = _flat(yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8")))
+    differ = [
+        f"{key}: params.py {defaults.get(key, '(missing)')!r} vs params.yaml {project.get(key, '(missing)')!r}"
+        for key in sorted(defaults.keys() | project.keys())
+        if key not in defaults or key not in project or defaults[key] != project[key]
+    ]
+    assert not differ, "defaults in pipeline/params.py differ from params.yaml:\n" + "\n".join(differ)
+
+
 def test_empty_file_gives_defaults(tmp_path):
     assert load_params(_write(tmp_path, "")) == Params()
 
@@ -137,7 +162,7 @@ def test_rnn_model_in_tfidf_family_is_an_error():
 
 
 def test_known_models_are_valid():
-    params = parse_params({"models": {"tfidf": ["nbsvm"], "rnn": ["gru"]}})
+    params = parse_params({"models": {"tfidf": ["nbsvm"], "rnn": ["gru"], "transformer": []}})
     assert params.models.all == ("nbsvm", "gru")
 
 

@@ -35,7 +35,9 @@ def _run(root, train, test, test_y, strategy):
     (raw / "source.json").write_text(json.dumps({"available": True, "task": "competition"}))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        params = parse_params({"cv": {"strategy": strategy}, "models": {"tfidf": MODELS, "rnn": []}})
+        params = parse_params(
+            {"cv": {"strategy": strategy}, "models": {"tfidf": MODELS, "rnn": [], "transformer": []}}
+        )
         task = get_task("competition", params)
         prepare(task, params)
         cv, scores = {}, {}

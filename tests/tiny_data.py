@@ -18,11 +18,14 @@ PREPARED = Path("data/prepared/competition")
 TINY = {
     "seed": 7,
     "cv": {"folds": 2},
+    # params.yaml's models and seeds are the defaults; the tiny tests name the models they run.
+    "models": {"rnn": [], "transformer": []},
     "tokenize": {"vocab_size": 100, "min_count": 1, "max_tokens": 10},
     # Narrow vectors, few epochs: word2vec on the tiny corpora takes milliseconds.
     "embed": {"method": "word2vec", "dim": 4, "epochs": 2, "window": 2},
     "neural": {
         "folds": 1,
+        "seeds": 1,
         "epochs": 2,
         "patience": 2,
         "threads": 1,

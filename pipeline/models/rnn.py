@@ -16,7 +16,6 @@ config comes from the caller (training: the tuned one, read by :func:`tuned_plan
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 
 def set_determinism(seed: int, threads: int = 0) -> None:
     """Seed Python/NumPy/TensorFlow and make TensorFlow ops deterministic."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
 

@@ -73,9 +73,9 @@ def _write_validation_task(task: Task, params: Params, dest: Path) -> dict:
             fix=f"set validation.{task.name}.source to 'local' or 'download'",
         )
     if task.name == "imdb":
-        from . import imdb as loader
+        from .imdb import download, load_local as load
     else:
-        from . import reuters as loader
+        from .reuters import download, load_r52 as load
     if config.source == "local":
         if not config.local_dir:
             raise SourceUnavailable(
@@ -89,8 +89,8 @@ def _write_validation_task(task: Task, params: Params, dest: Path) -> dict:
                 fix=f"dvc exp run -S validation.{task.name}.local_dir=<folder>",
             )
     else:
-        folder = loader.download(Path("data") / "downloads" / task.name)
-    train, test = loader.load_local(folder) if task.name == "imdb" else loader.load_r52(folder)
+        folder = download(Path("data") / "downloads" / task.name)
+    train, test = load(folder)
     train.to_csv(dest / "train.csv", index=False, lineterminator="\n")
     test.to_csv(dest / "test.csv", index=False, lineterminator="\n")
     return {"source": config.source, "local_dir": str(folder)}

@@ -21,6 +21,7 @@ import os
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from pipeline.errors import ParamsError
 
@@ -86,7 +87,7 @@ def limits_from_env(env: Mapping[str, str] | None = None) -> Limits:
                 f"environment variable {name}={raw!r} must be {kind} (default {default}); fix or unset it"
             )
         values[field] = value
-    return Limits(**values)
+    return Limits(values["connect"], values["read"], int(values["retries"]), values["backoff"])
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -114,12 +115,15 @@ def limited_http(limits: Limits, trace: Trace | None = None) -> Iterator[Trace]:
     original = requests.Session.send
     no_retry = requests.adapters.Retry(0, read=False)  # requests' own default
 
-    def send(session, request, **kwargs):
+    def send(
+        session: requests.Session, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
         kwargs["timeout"] = (limits.connect, limits.read)
         for adapter in session.adapters.values():  # kaggle's upload mounts Retry(total=10)
-            adapter.max_retries = no_retry  # (minutes): the retries are ours alone
+            if isinstance(adapter, requests.adapters.HTTPAdapter):  # (minutes): the retries
+                adapter.max_retries = no_retry  # are ours alone
         repeatable = _repeatable(request)
-        trace.host = urllib.parse.urlsplit(request.url).hostname or trace.host
+        trace.host = urllib.parse.urlsplit(request.url or "").hostname or trace.host
         trace.attempts, trace.retry_after = 0, None
         while True:
             trace.attempts += 1
@@ -154,11 +158,12 @@ def limited_http(limits: Limits, trace: Trace | None = None) -> Iterator[Trace]:
             )
             time.sleep(delay)
 
-    requests.Session.send = send
+    # Patched on the class for the block: kaggle makes its sessions where we cannot reach them.
+    requests.Session.send = send  # type: ignore[method-assign, assignment]  # deliberate, undone below
     try:
         yield trace
     finally:
-        requests.Session.send = original
+        requests.Session.send = original  # type: ignore[method-assign]  # the class's own again
 
 
 def _repeatable(request) -> bool:

@@ -31,8 +31,9 @@ _LAYOUTS = (
 def load_local(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Load IMDB from the CSV pair or the extracted ``aclImdb/`` folder at ``path``."""
     path = Path(path)
-    if _csv(path, "train") and _csv(path, "test"):
-        frames = [_read_csv(_csv(path, split), split) for split in SPLITS]
+    train_csv, test_csv = _csv(path, "train"), _csv(path, "test")
+    if train_csv and test_csv:
+        frames = [_read_csv(train_csv, "train"), _read_csv(test_csv, "test")]
     else:
         folder = path / "aclImdb" if (path / "aclImdb" / "train").is_dir() else path
         if not all((folder / s / c).is_dir() for s in SPLITS for c in LABELS):

@@ -115,12 +115,13 @@ def check_network(host: str = _HOSTS[0], port: int = _PORT, timeout: float = 5.0
     thread.join(timeout)
     if outcome and outcome[0] is None:
         return
-    if not outcome:
+    error = outcome[0] if outcome else None
+    if error is None:
         reason = f"no answer within {timeout:g} s"
-    elif isinstance(outcome[0], socket.gaierror):
-        reason = f"DNS lookup failed: {outcome[0].strerror or outcome[0]}"
+    elif isinstance(error, socket.gaierror):
+        reason = f"DNS lookup failed: {error.strerror or error}"
     else:
-        reason = outcome[0].strerror or str(outcome[0]) or type(outcome[0]).__name__
+        reason = error.strerror or str(error) or type(error).__name__
     what = f"the proxy {host}:{port} (HTTPS_PROXY)" if via == "proxy" else f"{host}:{port}"
     raise SourceUnavailable(
         f"cannot reach {what} ({reason}): no network?",
@@ -334,12 +335,11 @@ def _translate_kaggle_error(
             "Kaggle accepted none of the credentials (invalid or expired token or key)", fix=_HOW_TO
         )
     # kaggle 2.2.5 raises requests.exceptions.HTTPError(..., response=...) for HTTP errors.
-    status = getattr(getattr(exc, "response", None), "status_code", None)
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
     page = f"https://www.kaggle.com/competitions/{competition}"
     host = (
-        urllib.parse.urlsplit(getattr(exc.response, "url", None) or "").hostname
-        if status is not None
-        else None
+        urllib.parse.urlsplit(getattr(response, "url", None) or "").hostname if status is not None else None
     )
     if status in (401, 403, 404) and host and not host.endswith("kaggle.com"):
         return SourceUnavailable(
