@@ -53,9 +53,25 @@ def mix_lengths(mix: str, rows: int, longest: int = 96, seed: int = 0) -> np.nda
     return np.clip(np.round(drawn), 8, longest).astype(int)
 
 
+def _timer(times: list[float], per_epoch: bool):
+    """A Keras callback appending the seconds of every epoch (or training step) to ``times``."""
+    import keras
+
+    class Timer(keras.callbacks.Callback):
+        def _begin(self, *_args, **_kwargs):
+            self.started = time.perf_counter()
+
+        def _end(self, *_args, **_kwargs):
+            times.append(time.perf_counter() - self.started)
+
+    hook = "epoch" if per_epoch else "train_batch"
+    setattr(Timer, f"on_{hook}_begin", Timer._begin)
+    setattr(Timer, f"on_{hook}_end", Timer._end)
+    return Timer()
+
+
 def _finetune_mix(checkpoint, bucketed: bool, mix: str, rows: int, tokens: int) -> dict:
     """Two epochs on random ids of :func:`mix_lengths`; the second epoch's seconds per step."""
-    import keras
 
     from .models.transformer import build_classifier, length_bucketed
     from .params import FineTune
@@ -69,21 +85,13 @@ def _finetune_mix(checkpoint, bucketed: bool, mix: str, rows: int, tokens: int) 
     y = np.arange(rows) % 2
     model = build_classifier(checkpoint, 2, FineTune(max_tokens=tokens), steps=1000)
     epochs: list[float] = []
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            epochs.append(time.perf_counter() - self.started)
-
     if bucketed:
         data = length_bucketed(seqs, y, tokenizer.pad, 32, seed=0)
-        model.fit(data, epochs=2, shuffle=False, verbose=0, callbacks=[EpochTimer()])
+        model.fit(data, epochs=2, shuffle=False, verbose=0, callbacks=[_timer(epochs, per_epoch=True)])
     else:
         ids, mask = pad_batch(seqs, tokenizer.pad, tokens)
         inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
-        model.fit(inputs, y, batch_size=32, epochs=2, verbose=0, callbacks=[EpochTimer()])
+        model.fit(inputs, y, batch_size=32, epochs=2, verbose=0, callbacks=[_timer(epochs, per_epoch=True)])
     steps = -(-rows // 32)
     return {
         "seconds_per_step": epochs[-1] / steps,
@@ -133,15 +141,14 @@ def _child(kind: str, rows: int, tokens: int, threads: int, mix: str = "constrai
         model.compile(optimizer=keras.optimizers.Adam(5e-5), loss="binary_crossentropy")
     y = np.arange(rows) % 2
     times: list[float] = []
-
-    class StepTimer(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            times.append(time.perf_counter() - self.started)
-
-    model.fit(inputs, y, batch_size=config.batch_size, epochs=1, verbose=0, callbacks=[StepTimer()])
+    model.fit(
+        inputs,
+        y,
+        batch_size=config.batch_size,
+        epochs=1,
+        verbose=0,
+        callbacks=[_timer(times, per_epoch=False)],
+    )
     return {"seconds_per_step": float(np.median(times[2:])), "steps": len(times)}
 
 
