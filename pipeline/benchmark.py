@@ -4,7 +4,8 @@
     python -m pipeline.benchmark rnn     # seconds/epoch and peak memory of the default LSTM/GRU,
                                          # and their ratio to a bare 2x64 LSTM timed alongside
     python -m pipeline.benchmark transformer  # encode sentences/s, fine-tune s/step, peak memory,
-                                              # next to the bare keras-hub backbone (bench_transformer.py)
+                                              # next to the bare keras-hub backbone (bench_transformer.py);
+                                              # fine-tune padded to 96 tokens vs length-bucketed
     python -m pipeline.benchmark bigfield  # peak memory of fetch and prepare on a train.csv
                                            # holding one 200 MB text field, as a ratio to it
 
