@@ -4,22 +4,26 @@ Each measurement runs in its own child process (its peak resident memory is its 
 encoding (our :class:`~pipeline.transformer.Encoder`: tokenizer, exact GELU, mean pooling)
 and fine-tuning steps (:func:`~pipeline.models.transformer.build_classifier`), each next to
 the bare keras-hub ``BertBackbone`` as loaded (no pooling, its own GELU) timed in the same run,
-so the ratio holds on a busy machine. Inputs are seeded random word sequences.
+so the ratio holds on a busy machine. Inputs are seeded random word sequences. Then
+fine-tuning on realistic mixes of lengths (:data:`MIXES`), epochs alternating in one process
+between every row padded to 96 tokens (the old way) and length-bucketed batches
+(:func:`~pipeline.models.transformer.length_bucketed`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from .benchmark import _run_child
+
+# Token lengths (ids with [CLS] and [SEP], cut at 96) measured on the competitions' train
+# texts: (mean, median). Drawn from the gamma distribution with that mean and median.
+MIXES = {"constraint": (50.0, 47.0), "liar": (29.6, 28.0)}
 
 
 def _texts(n: int, words: int, seed: int = 0) -> list[str]:
@@ -41,13 +45,72 @@ def _ids(texts: list[str], max_tokens: int):
     return pad_batch(tokenizer.encode(texts, max_tokens), tokenizer.pad, max_tokens)
 
 
-def _child(kind: str, rows: int, tokens: int, threads: int) -> dict:
+def mix_lengths(mix: str, rows: int, longest: int = 96, seed: int = 0) -> np.ndarray:
+    """``rows`` token lengths with the mean and median of :data:`MIXES` ``[mix]`` (a gamma with
+    shape from the Wilson-Hilferty median), cut to ``[8, longest]``."""
+    mean, median = MIXES[mix]
+    shape = 1 / (9 * (1 - (median / mean) ** (1 / 3)))
+    drawn = np.random.default_rng(seed).gamma(shape, mean / shape, size=rows)
+    return np.clip(np.round(drawn), 8, longest).astype(int)
+
+
+def _timer(times: list[float], per_epoch: bool):
+    """A Keras callback appending the seconds of every epoch (or training step) to ``times``."""
+    import keras
+
+    class Timer(keras.callbacks.Callback):
+        def _begin(self, *_args, **_kwargs):
+            self.started = time.perf_counter()
+
+        def _end(self, *_args, **_kwargs):
+            times.append(time.perf_counter() - self.started)
+
+    hook = "epoch" if per_epoch else "train_batch"
+    setattr(Timer, f"on_{hook}_begin", Timer._begin)
+    setattr(Timer, f"on_{hook}_end", Timer._end)
+    return Timer()
+
+
+def _finetune_mix(checkpoint, mix: str, rows: int, tokens: int, rounds: int = 3) -> dict:
+    """One model trained on random ids of :func:`mix_lengths`, epochs alternating between every
+    row padded to ``tokens`` and length-bucketed batches (so load changes hit both alike); the
+    median seconds per step of each after its first (tracing) epoch."""
+    from .models.transformer import build_classifier, length_bucketed
+    from .params import FineTune
+    from .transformer import Tokenizer, pad_batch
+
+    tokenizer, rng = Tokenizer(checkpoint), np.random.default_rng(1)
+    lengths = mix_lengths(mix, rows, tokens)
+    seqs = [
+        np.array([tokenizer.cls, *rng.integers(1000, 30000, n - 2), tokenizer.sep], np.int32) for n in lengths
+    ]
+    y = np.arange(rows) % 2
+    ids, mask = pad_batch(seqs, tokenizer.pad, tokens)
+    padded = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+    bucketed = length_bucketed(seqs, y, tokenizer.pad, 32, seed=0)
+    model = build_classifier(checkpoint, 2, FineTune(max_tokens=tokens), steps=1000)
+    epochs: dict[str, list[float]] = {"padded": [], "bucketed": []}
+    for _ in range(rounds):
+        model.fit(padded, y, batch_size=32, verbose=0, callbacks=[_timer(epochs["padded"], per_epoch=True)])
+        model.fit(bucketed, shuffle=False, verbose=0, callbacks=[_timer(epochs["bucketed"], per_epoch=True)])
+    steps = -(-rows // 32)
+    return {
+        **{f"{mode}_seconds_per_step": float(np.median(times[1:])) / steps for mode, times in epochs.items()},
+        "steps": steps,
+        "rounds": rounds,
+        "tokens": {"median": float(np.median(lengths)), "mean": round(float(lengths.mean()), 1)},
+    }
+
+
+def _child(kind: str, rows: int, tokens: int, threads: int, mix: str = "constraint") -> dict:
     """One measurement; returns what it timed."""
     from .models.rnn import set_determinism
     from .transformer import Encoder, resolve_checkpoint
 
     set_determinism(0, threads)
     checkpoint = resolve_checkpoint("packaged")
+    if kind == "finetune_mix":
+        return _finetune_mix(checkpoint, mix, rows, tokens)
     texts = _texts(rows, tokens)  # about 1.3 word pieces per word: every text reaches `tokens`
     if kind == "encode":
         encoder = Encoder(checkpoint)
@@ -80,55 +143,35 @@ def _child(kind: str, rows: int, tokens: int, threads: int) -> dict:
         model.compile(optimizer=keras.optimizers.Adam(5e-5), loss="binary_crossentropy")
     y = np.arange(rows) % 2
     times: list[float] = []
-
-    class StepTimer(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            times.append(time.perf_counter() - self.started)
-
-    model.fit(inputs, y, batch_size=config.batch_size, epochs=1, verbose=0, callbacks=[StepTimer()])
+    model.fit(
+        inputs,
+        y,
+        batch_size=config.batch_size,
+        epochs=1,
+        verbose=0,
+        callbacks=[_timer(times, per_epoch=False)],
+    )
     return {"seconds_per_step": float(np.median(times[2:])), "steps": len(times)}
 
 
-def _start(kind: str, rows: int, tokens: int, threads: int) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.bench_transformer",
-            kind,
-            "--rows",
-            str(rows),
-            "--tokens",
-            str(tokens),
-            "--threads",
-            str(threads),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _result(proc: subprocess.Popen) -> tuple[dict, float]:
-    _, status, usage = os.wait4(proc.pid, 0)
-    out, err = proc.stdout.read(), proc.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"transformer benchmark child failed:\n{err[-2000:]}")
-    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 2**20
+def _args(kind: str, rows: int, tokens: int, threads: int, mix: str = "constraint") -> list[str]:
+    sizes = ["--rows", str(rows), "--tokens", str(tokens), "--threads", str(threads), "--mix", mix]
+    return ["-m", "pipeline.bench_transformer", kind, *sizes]
 
 
 def bench_transformer(
-    rows: int = 512, tokens: int = 64, train_rows: int = 320, train_tokens: int = 96, threads: int = 0
+    rows: int = 512,
+    tokens: int = 64,
+    train_rows: int = 320,
+    train_tokens: int = 96,
+    threads: int = 0,
+    mix_rows: int = 640,
 ) -> dict:
-    """Encode sentences/s and fine-tune s/step with peak memory, ours against the bare backbone."""
-    results = {}
+    """Encode sentences/s and fine-tune s/step with peak memory, ours against the bare backbone;
+    fine-tune s/step on each length mix, padded against bucketed."""
+    results: dict[str, dict] = {}
     for kind in ("encode_bare", "encode"):
-        out, peak = _result(_start(kind, rows, tokens, threads))
+        out, peak = _run_child(_args(kind, rows, tokens, threads))
         results[kind] = {
             "sentences_per_second": round(rows / out["seconds"], 1),
             "peak_gib": round(peak, 2),
@@ -141,7 +184,7 @@ def bench_transformer(
             flush=True,
         )
     for kind in ("finetune_bare", "finetune"):
-        out, peak = _result(_start(kind, train_rows, train_tokens, threads))
+        out, peak = _run_child(_args(kind, train_rows, train_tokens, threads))
         results[kind] = {
             "seconds_per_step": round(out["seconds_per_step"], 3),
             "peak_gib": round(peak, 2),
@@ -156,6 +199,24 @@ def bench_transformer(
         )
     for what, key in (("encode", "sentences_per_second"), ("finetune", "seconds_per_step")):
         results[what]["ratio_to_bare"] = round(results[what][key] / results[f"{what}_bare"][key], 2)
+    for mix in MIXES:
+        out, peak = _run_child(_args("finetune_mix", mix_rows, train_tokens, threads, mix))
+        padded, bucketed = out["padded_seconds_per_step"], out["bucketed_seconds_per_step"]
+        results[f"finetune_mix_{mix}"] = {
+            "padded_seconds_per_step": round(padded, 3),
+            "bucketed_seconds_per_step": round(bucketed, 3),
+            "speedup": round(padded / bucketed, 2),
+            "peak_gib": round(peak, 2),
+            "steps_per_epoch": out["steps"],
+            "tokens": out["tokens"],
+        }
+        print(
+            f"fine-tune on {mix} lengths (median {out['tokens']['median']:.0f}, mean {out['tokens']['mean']} "
+            f"tokens), median of {out['rounds'] - 1} alternating epochs of {out['steps']} steps: padded to "
+            f"{train_tokens} {padded:.3f} s/step, bucketed {bucketed:.3f} s/step ({padded / bucketed:.2f}x "
+            f"faster), peak {peak:.2f} GiB",
+            flush=True,
+        )
     return results
 
 
@@ -163,12 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="child process of `python -m pipeline.benchmark transformer`"
     )
-    parser.add_argument("kind", choices=["encode", "encode_bare", "finetune", "finetune_bare"])
+    kinds = ["encode", "encode_bare", "finetune", "finetune_bare", "finetune_mix"]
+    parser.add_argument("kind", choices=kinds)
     parser.add_argument("--rows", type=int, required=True)
     parser.add_argument("--tokens", type=int, required=True)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--mix", choices=sorted(MIXES), default="constraint")
     args = parser.parse_args(argv)
-    print(json.dumps(_child(args.kind, args.rows, args.tokens, args.threads)))
+    print(json.dumps(_child(args.kind, args.rows, args.tokens, args.threads, args.mix)))
     return 0
 
 

@@ -4,7 +4,8 @@
     python -m pipeline.benchmark rnn     # seconds/epoch and peak memory of the default LSTM/GRU,
                                          # and their ratio to a bare 2x64 LSTM timed alongside
     python -m pipeline.benchmark transformer  # encode sentences/s, fine-tune s/step, peak memory,
-                                              # next to the bare keras-hub backbone (bench_transformer.py)
+                                              # next to the bare keras-hub backbone (bench_transformer.py);
+                                              # fine-tune padded to 96 tokens vs length-bucketed
     python -m pipeline.benchmark bigfield  # peak memory of fetch and prepare on a train.csv
                                            # holding one 200 MB text field, as a ratio to it
 
@@ -21,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import yaml
 
@@ -30,24 +33,52 @@ IMDB = ROOT.parent / "shared" / "data" / "imdb"
 TARGETS = {"tfidf_seconds": 180, "tfidf_peak_gib": 4.0, "tokenize_seconds": 30}
 
 
+@dataclass
+class _Child:
+    args: list[str]
+    proc: subprocess.Popen
+    out: IO[str]
+    err: IO[str]
+
+
+def _start_child(args: list[str], cwd: Path | None = None) -> _Child:
+    """Start ``python <args>`` with this checkout first on PYTHONPATH. Its output goes to
+    temporary files (a full pipe would stall the child while we wait for it)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, stdout=out, stderr=err, text=True)
+    return _Child(args, proc, out, err)
+
+
+def _finish(child: _Child) -> tuple[str, float]:
+    """Wait for ``child``; return its stdout and peak resident memory in GiB (exit on failure)."""
+    _, status, usage = os.wait4(child.proc.pid, 0)
+    child.out.seek(0)
+    child.err.seek(0)
+    out, err = child.out.read(), child.err.read()
+    child.out.close()
+    child.err.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"`python {' '.join(child.args)}` failed:\n{err[-2000:]}")
+    return out, usage.ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
+
+
+def _child_result(child: _Child) -> tuple[dict, float]:
+    """The JSON object a measuring child printed last, and its peak memory in GiB."""
+    out, peak = _finish(child)
+    return json.loads(out.strip().splitlines()[-1]), peak
+
+
+def _run_child(args: list[str]) -> tuple[dict, float]:
+    """Run one measuring child (``python <args>`` printing a JSON line); ``(result, peak GiB)``."""
+    return _child_result(_start_child(args))
+
+
 def _run(args: list[str], cwd: Path) -> tuple[float, float]:
     """Run ``python -m pipeline <args>``; return (seconds, peak RSS in GiB)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    stderr = proc.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"`python -m pipeline {' '.join(args)}` failed:\n{stderr[-2000:]}")
-    return seconds, usage.ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
+    _, peak = _finish(_start_child(["-m", "pipeline", *args], cwd))
+    return time.perf_counter() - started, peak
 
 
 def _imdb_project(workdir: Path, extra: dict | None = None) -> Path:
@@ -102,7 +133,7 @@ def bench_bigfield(workdir: Path, megabytes: int = 200) -> dict:
     params["competition"].update(source="local", local_dir=str(local))
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     size_gib = (local / "train.csv").stat().st_size / 2**30
-    results = {"train_csv_gib": round(size_gib, 3)}
+    results: dict[str, object] = {"train_csv_gib": round(size_gib, 3)}
     for stage in ("fetch", "prepare"):
         seconds, peak = _run([stage, "--task", "competition"], workdir)
         results[stage] = {
@@ -168,38 +199,15 @@ def _epoch_child(kind: str, rows: int, seq_len: int, threads: int = 0) -> None:
     )
 
 
-def _start_child(kind: str, rows: int, seq_len: int, threads: int = 0) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.benchmark",
-            "--epoch-child",
-            kind,
-            "--rows",
-            str(rows),
-            "--seq-len",
-            str(seq_len),
-            "--threads",
-            str(threads),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-
-
-def _child_result(proc: subprocess.Popen) -> tuple[dict, float]:
-    _, _, usage = os.wait4(proc.pid, 0)
-    return json.loads(proc.stdout.read().strip().splitlines()[-1]), usage.ru_maxrss / 2**20
+def _epoch_args(kind: str, rows: int, seq_len: int, threads: int = 0) -> list[str]:
+    sizes = ["--rows", str(rows), "--seq-len", str(seq_len), "--threads", str(threads)]
+    return ["-m", "pipeline.benchmark", "--epoch-child", kind, *sizes]
 
 
 def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
     results, reference_seconds = {}, 0.0
     for kind in ("reference", "lstm", "gru"):
-        out, peak = _child_result(_start_child(kind, rows, seq_len))
+        out, peak = _run_child(_epoch_args(kind, rows, seq_len))
         results[kind] = {
             "seconds_per_epoch": round(out["seconds_per_epoch"], 1),
             "first_epoch_seconds": round(out["first_epoch"], 1),
@@ -224,8 +232,8 @@ def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
         )
     # What neural.processes relies on: two single-thread processes side by side against one
     # process using every core (the default LSTM row above).
-    procs = [_start_child("lstm", rows, seq_len, threads=1) for _ in range(2)]
-    parallel = max(_child_result(proc)[0]["seconds_per_epoch"] for proc in procs)
+    children = [_start_child(_epoch_args("lstm", rows, seq_len, threads=1)) for _ in range(2)]
+    parallel = max(_child_result(child)[0]["seconds_per_epoch"] for child in children)
     speedup = 2 * results["lstm"]["seconds_per_epoch"] / parallel
     results["lstm_two_processes"] = {
         "seconds_per_epoch": round(parallel, 1),

@@ -191,6 +191,54 @@ def pad_batch(
     return ids, mask
 
 
+def length_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None, chunk: int = 50
+) -> list[np.ndarray]:
+    """Row indices per batch, rows of similar length together (little padding).
+
+    Without ``rng`` (scoring): every row sorted by length, cut into batches. With ``rng``
+    (one training epoch): the rows shuffled, cut into chunks of ``chunk`` batches, each chunk
+    sorted by length and cut into batches, then the batches shuffled; only the last batch
+    of the last chunk can be short.
+    """
+    if batch_size < 1 or chunk < 1:
+        raise ValueError(f"batch_size and chunk must be at least 1, got {batch_size} and {chunk}")
+    lengths = np.asarray(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    shuffled, span, batches = rng.permutation(len(lengths)), chunk * batch_size, []
+    for start in range(0, len(shuffled), span):
+        part = shuffled[start : start + span]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def batch_inputs(seqs: list[np.ndarray], pad: int = 0, multiple: int = 16) -> dict[str, np.ndarray]:
+    """The encoder's inputs for one batch, padded to its longest row rounded up to ``multiple``
+    (few distinct shapes). The padding mask makes the outputs independent of the padding."""
+    longest = max(len(s) for s in seqs)
+    ids, mask = pad_batch(seqs, pad, -(-longest // multiple) * multiple)
+    return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+
+
+def predict_by_length(
+    predict_batch, seqs: list[np.ndarray], pad: int = 0, batch_size: int = 64
+) -> np.ndarray:
+    """``predict_batch`` (inputs dict -> array) over ``seqs`` in length-sorted batches (see
+    :func:`batch_inputs`); rows come back in the order of ``seqs``."""
+    out = None
+    for rows in length_batches(np.array([len(s) for s in seqs]), batch_size):
+        pred = np.asarray(predict_batch(batch_inputs([seqs[i] for i in rows], pad)))
+        if out is None:
+            out = np.zeros((len(seqs), *pred.shape[1:]), dtype=pred.dtype)
+        out[rows] = pred
+    if out is None:
+        raise ValueError("predict_by_length needs at least one sequence")
+    return out
+
+
 def load_backbone(checkpoint: Checkpoint):
     """keras-hub's ``BertBackbone`` with the checkpoint's weights and its exact GELU."""
     import keras
@@ -225,27 +273,29 @@ class Encoder:
         self.model = keras.Model(backbone.input, pooled)
 
     def embed_ids(self, seqs: list[np.ndarray], batch_size: int = 32, label: str = "") -> np.ndarray:
-        order = np.argsort([len(s) for s in seqs], kind="stable")  # similar lengths share a batch
-        out = np.zeros((len(seqs), self.model.output.shape[-1]), dtype=np.float32)
-        started, last_log = time.perf_counter(), time.perf_counter()
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            ids, mask = pad_batch([seqs[i] for i in rows], self.tokenizer.pad)
-            inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+        if not seqs:
+            return np.zeros((0, self.model.output.shape[-1]), dtype=np.float32)
+        started = time.perf_counter()
+        progress = {"done": 0, "logged": started}
+
+        def predict(inputs: dict) -> np.ndarray:
             # A compiled call (it generalises over batch lengths): 1.5x an eager model call here.
-            out[rows] = self.model.predict_on_batch(inputs)
-            if time.perf_counter() - last_log > 30:
-                last_log = time.perf_counter()
-                done = start + len(rows)
+            pooled = self.model.predict_on_batch(inputs)
+            progress["done"] += len(pooled)
+            if time.perf_counter() - progress["logged"] > 30:
+                progress["logged"] = time.perf_counter()
+                done, seconds = progress["done"], progress["logged"] - started
                 log.info(
                     "[encode %s] %d/%d texts, %.0f s, about %.0f s left",
                     label,
                     done,
                     len(seqs),
-                    last_log - started,
-                    (last_log - started) / done * (len(seqs) - done),
+                    seconds,
+                    seconds / done * (len(seqs) - done),
                 )
-        return out
+            return pooled
+
+        return predict_by_length(predict, seqs, self.tokenizer.pad, batch_size).astype(np.float32)
 
     def embed(self, texts: list[str], max_tokens: int, batch_size: int = 32, label: str = "") -> np.ndarray:
         return self.embed_ids(self.tokenizer.encode(texts, max_tokens), batch_size, label)

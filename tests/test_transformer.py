@@ -189,3 +189,87 @@ def test_finetune_tuning_trials_are_recorded_and_the_best_is_used(tmp_path, monk
     best = min(trials, key=lambda t: t["val_loss"])["params"]
     assert record["finetune"]["learning_rate"] == best["learning_rate"]
     assert record["checkpoint"]["sha256"].startswith("53aa5117")
+
+
+def test_length_batches_group_similar_lengths_and_repeat_with_the_seed():
+    from pipeline.transformer import length_batches
+
+    lengths = np.random.default_rng(0).integers(3, 97, size=1000)
+    epoch = length_batches(lengths, 32, np.random.default_rng(7), chunk=5)
+    assert sorted(np.concatenate(epoch).tolist()) == list(range(1000))  # every row once
+    assert [len(b) for b in epoch].count(32) == len(epoch) - 1  # one short batch (1000 = 31 x 32 + 8)
+    again = length_batches(lengths, 32, np.random.default_rng(7), chunk=5)
+    assert all(np.array_equal(a, b) for a, b in zip(epoch, again))
+    other = length_batches(lengths, 32, np.random.default_rng(8), chunk=5)
+    assert not all(np.array_equal(a, b) for a, b in zip(epoch, other))
+    spread = np.mean([np.ptp(lengths[b]) for b in epoch])
+    random_spread = np.mean([np.ptp(lengths[b]) for b in np.array_split(np.arange(1000), 32)])
+    assert spread < random_spread / 4
+    scoring = length_batches(lengths, 64)
+    assert np.array_equal(np.concatenate(scoring), np.argsort(lengths, kind="stable"))
+
+
+def test_predict_by_length_pads_to_multiples_of_16_and_restores_the_order():
+    from pipeline.transformer import predict_by_length
+
+    seqs = [np.arange(n, dtype=np.int32) + 1 for n in (40, 3, 17, 96, 5, 33, 16)]
+    widths = []
+
+    def real_lengths(inputs):
+        widths.append(inputs["token_ids"].shape[1])
+        return inputs["padding_mask"].sum(axis=1)
+
+    got = predict_by_length(real_lengths, seqs, pad=0, batch_size=2)
+    assert got.tolist() == [40, 3, 17, 96, 5, 33, 16]
+    assert widths == [16, 32, 48, 96]  # (3, 5), (16, 17), (33, 40), (96,)
+
+
+def test_bucketed_predictions_equal_padded_ones(checkpoint):
+    from pipeline.models.transformer import _proba, build_classifier
+    from pipeline.params import FineTune
+    from pipeline.transformer import pad_batch
+
+    tokenizer = Tokenizer(checkpoint)
+    seqs = tokenizer.encode(SENTENCES + ["short", "a little longer than short"], 96)
+    model = build_classifier(checkpoint, 3, FineTune(), steps=10)
+    ids, mask = pad_batch(seqs, tokenizer.pad, 96)
+    padded = model.predict(
+        {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}, verbose=0
+    )
+    bucketed = _proba(model, seqs, tokenizer.pad, 3, batch_size=2)
+    np.testing.assert_allclose(bucketed, padded, atol=1e-5)
+
+
+def test_bucketed_training_traces_the_step_once():
+    import keras
+
+    from pipeline.models.transformer import length_bucketed
+
+    traced = []
+
+    class Traced(keras.layers.Layer):
+        def call(self, x, training=None):
+            traced.append(training)
+            return x
+
+    inputs = {
+        k: keras.Input((None,), dtype="int32", name=k) for k in ("token_ids", "segment_ids", "padding_mask")
+    }
+    x = Traced()(keras.layers.Embedding(50, 4)(inputs["token_ids"]))
+    pooled = keras.layers.GlobalAveragePooling1D()(x, mask=inputs["padding_mask"])
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(pooled))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    traced.clear()
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(1, 50, size=n).astype(np.int32) for n in rng.integers(3, 90, size=120)]
+    y = rng.integers(0, 2, size=120)
+    model.fit(
+        length_bucketed(seqs, y, 0, 8, seed=1),
+        validation_data=length_bucketed(seqs[:40], y[:40], 0, 16, None),
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+    )
+    # 6 widths x 3 epochs: the train step is traced as often as for one fixed shape (twice: its
+    # first call creates the optimizer's variables), the validation step once.
+    assert traced == [True, True, False]

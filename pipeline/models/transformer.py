@@ -4,11 +4,15 @@
 stage (standardised columns). ``finetune``: the whole encoder plus masked mean pooling,
 dropout and one linear layer, trained per fold with AdamW, a linear warm-up then a linear
 decay to zero, early stopping on the fold's validation loss (best epoch's weights kept).
+Batches group rows of similar length (a seeded shuffle per epoch, sorted within chunks) and
+are padded to their own length rounded up to 16 tokens; scoring runs length-sorted batches
+and returns the rows in their original order.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import numpy as np
 
@@ -91,18 +95,60 @@ def build_classifier(checkpoint, n_classes: int, config: FineTune, steps: int):
     return model
 
 
-def _inputs(ids: np.ndarray, mask: np.ndarray, rows: np.ndarray) -> dict:
-    return {"token_ids": ids[rows], "segment_ids": np.zeros_like(ids[rows]), "padding_mask": mask[rows]}
+class TokenIds(NamedTuple):
+    """Unpadded token ids per text, and the id padding fills batches with."""
+
+    seqs: list[np.ndarray]
+    pad: int
+
+    def rows(self, idx: np.ndarray) -> list[np.ndarray]:
+        return [self.seqs[i] for i in idx]
 
 
-def _proba(model, inputs: dict, n_classes: int, batch_size: int) -> np.ndarray:
-    raw = model.predict(inputs, batch_size=batch_size, verbose=0).astype(np.float64)
+def token_ids(tokenizer, texts: list[str], max_tokens: int) -> TokenIds:
+    """The ids of ``texts`` (``[CLS] head … tail [SEP]``, at most ``max_tokens``), unpadded."""
+    return TokenIds(tokenizer.encode(texts, max_tokens), tokenizer.pad)
+
+
+def length_bucketed(seqs: list[np.ndarray], y: np.ndarray, pad: int, batch_size: int, seed: int | None):
+    """A ``tf.data`` dataset of ``(inputs, labels)`` batches from
+    :func:`~pipeline.transformer.length_batches`, each padded to its own length (multiple of
+    16). With ``seed``, every pass (epoch) draws new batches from one generator seeded by it;
+    without, the rows come sorted by length. Batch and token axes are ``None`` in the
+    signature: one trace of the train step serves every shape."""
+    import tensorflow as tf
+
+    from ..transformer import batch_inputs, length_batches
+
+    lengths = np.array([len(s) for s in seqs])
+    rng = None if seed is None else np.random.default_rng(seed)
+
+    def batches():
+        for rows in length_batches(lengths, batch_size, rng):
+            yield batch_inputs([seqs[i] for i in rows], pad), y[rows]
+
+    ids = tf.TensorSpec((None, None), tf.int32)
+    signature = (
+        {"token_ids": ids, "segment_ids": ids, "padding_mask": ids},
+        tf.TensorSpec((None,), tf.as_dtype(y.dtype)),
+    )
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    n_batches = -(-len(seqs) // batch_size)  # what length_batches gives: Keras knows the epoch's end
+    return dataset.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
+
+
+def _proba(model, seqs: list[np.ndarray], pad: int, n_classes: int, batch_size: int = 64) -> np.ndarray:
+    if not seqs:
+        return np.zeros((0, n_classes))
+    from ..transformer import predict_by_length
+
+    raw = predict_by_length(model.predict_on_batch, seqs, pad, batch_size).astype(np.float64)
     return np.column_stack([1 - raw[:, 0], raw[:, 0]]) if n_classes == 2 else raw
 
 
 def fit_fold(
     checkpoint,
-    data: tuple,
+    data: TokenIds,
     y: np.ndarray,
     n_classes: int,
     config: FineTune,
@@ -113,37 +159,28 @@ def fit_fold(
     callbacks=(),
     tag: str = "finetune",
 ):
-    """Train one fold; return ``(model, history)``. ``data`` is ``(ids, mask)`` of train rows.
-    One log line per epoch, starting ``[tag]``."""
+    """Train one fold on length-bucketed batches; return ``(model, history)``. ``data`` holds
+    the train rows' token ids. One log line per epoch, starting ``[tag]``."""
     import keras
 
     from .rnn import epoch_logger, set_determinism
 
     set_determinism(seed, threads)
-    ids, mask = data
     steps = config.epochs * int(np.ceil(len(train_idx) / config.batch_size))
     model = build_classifier(checkpoint, n_classes, config, steps)
     has_valid = len(valid_idx) > 0
     stop = [keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)]
     history = model.fit(
-        _inputs(ids, mask, train_idx),
-        y[train_idx],
-        batch_size=config.batch_size,
+        length_bucketed(data.rows(train_idx), y[train_idx], data.pad, config.batch_size, seed),
         epochs=config.epochs,
-        shuffle=True,
+        shuffle=False,  # the dataset draws its own seeded, length-bucketed batches
         verbose=0,
-        validation_data=(_inputs(ids, mask, valid_idx), y[valid_idx]) if has_valid else None,
+        validation_data=(
+            length_bucketed(data.rows(valid_idx), y[valid_idx], data.pad, 64, None) if has_valid else None
+        ),
         callbacks=(stop if has_valid else []) + [epoch_logger(tag)] + list(callbacks),
     )
     return model, history
-
-
-def token_arrays(tokenizer, texts: list[str], max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """Padded ``(ids, mask)`` of ``texts``, as long as the longest (at most ``max_tokens``)."""
-    from ..transformer import pad_batch
-
-    seqs = tokenizer.encode(texts, max_tokens)
-    return pad_batch(seqs, tokenizer.pad, max((len(s) for s in seqs), default=2))
 
 
 def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
@@ -170,7 +207,7 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
                 "max_tokens": trial.suggest_categorical("max_tokens", list(space.max_tokens)),
             }
         )
-        data = token_arrays(tokenizer, train["text"].tolist(), trial_config.max_tokens)
+        data = token_ids(tokenizer, train["text"].tolist(), trial_config.max_tokens)
         _, history = fit_fold(
             checkpoint,
             data,
@@ -214,9 +251,9 @@ def before_folds(task, model: str, params: Params) -> tuple[Params, dict]:
     from ..transformer import resolve_checkpoint
 
     checkpoint = resolve_checkpoint(params.transformer.checkpoint, params.transformer.sha256)
-    info = {"checkpoint": checkpoint.describe()}
+    info: dict = {"checkpoint": checkpoint.describe()}
     if model == "finetune":
-        config, trials = params.transformer.finetune, []
+        config, trials = params.transformer.finetune, list[dict]()
         if config.budget.n_trials > 0:
             config, trials = _tune(task, params, checkpoint)
             params = params.model_copy(
@@ -232,8 +269,8 @@ def finetune(task, params: Params, train, test, n_classes: int):
     config = params.transformer.finetune
     checkpoint = resolve_checkpoint(params.transformer.checkpoint, params.transformer.sha256)
     tokenizer = Tokenizer(checkpoint)
-    data = token_arrays(tokenizer, train["text"].tolist(), config.max_tokens)
-    test_ids, test_mask = token_arrays(tokenizer, test["text"].tolist(), config.max_tokens)
+    data = token_ids(tokenizer, train["text"].tolist(), config.max_tokens)
+    test_seqs = tokenizer.encode(test["text"].tolist(), config.max_tokens)
     y = train["y"].to_numpy()
 
     def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
@@ -256,13 +293,8 @@ def finetune(task, params: Params, train, test, n_classes: int):
             len(history.history["loss"]),
             [round(v, 4) for v in history.history.get("val_loss", [])],
         )
-        every = np.arange(len(test_ids))
-        valid = (
-            _proba(model, _inputs(*data, valid_idx), n_classes, 64)
-            if len(valid_idx)
-            else np.zeros((0, n_classes))
-        )
-        test_proba = _proba(model, _inputs(test_ids, test_mask, every), n_classes, 64)
+        valid = _proba(model, data.rows(valid_idx), data.pad, n_classes)
+        test_proba = _proba(model, test_seqs, data.pad, n_classes)
         keras.backend.clear_session()
         return valid, test_proba
 
