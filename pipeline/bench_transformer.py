@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from .benchmark import _run_child
+from .bench_child import run_child
 
 # Token lengths (ids with [CLS] and [SEP], cut at 96) measured on the competitions' train
 # texts: (mean, median). Drawn from the gamma distribution with that mean and median.
@@ -59,15 +59,15 @@ def _timer(times: list[float], per_epoch: bool):
     import keras
 
     class Timer(keras.callbacks.Callback):
-        def _begin(self, *_args, **_kwargs):
+        def begin(self, *_args, **_kwargs):
             self.started = time.perf_counter()
 
-        def _end(self, *_args, **_kwargs):
+        def end(self, *_args, **_kwargs):
             times.append(time.perf_counter() - self.started)
 
     hook = "epoch" if per_epoch else "train_batch"
-    setattr(Timer, f"on_{hook}_begin", Timer._begin)
-    setattr(Timer, f"on_{hook}_end", Timer._end)
+    setattr(Timer, f"on_{hook}_begin", Timer.begin)
+    setattr(Timer, f"on_{hook}_end", Timer.end)
     return Timer()
 
 
@@ -171,7 +171,7 @@ def bench_transformer(
     fine-tune s/step on each length mix, padded against bucketed."""
     results: dict[str, dict] = {}
     for kind in ("encode_bare", "encode"):
-        out, peak = _run_child(_args(kind, rows, tokens, threads))
+        out, peak = run_child(_args(kind, rows, tokens, threads))
         results[kind] = {
             "sentences_per_second": round(rows / out["seconds"], 1),
             "peak_gib": round(peak, 2),
@@ -184,7 +184,7 @@ def bench_transformer(
             flush=True,
         )
     for kind in ("finetune_bare", "finetune"):
-        out, peak = _run_child(_args(kind, train_rows, train_tokens, threads))
+        out, peak = run_child(_args(kind, train_rows, train_tokens, threads))
         results[kind] = {
             "seconds_per_step": round(out["seconds_per_step"], 3),
             "peak_gib": round(peak, 2),
@@ -200,7 +200,7 @@ def bench_transformer(
     for what, key in (("encode", "sentences_per_second"), ("finetune", "seconds_per_step")):
         results[what]["ratio_to_bare"] = round(results[what][key] / results[f"{what}_bare"][key], 2)
     for mix in MIXES:
-        out, peak = _run_child(_args("finetune_mix", mix_rows, train_tokens, threads, mix))
+        out, peak = run_child(_args("finetune_mix", mix_rows, train_tokens, threads, mix))
         padded, bucketed = out["padded_seconds_per_step"], out["bucketed_seconds_per_step"]
         results[f"finetune_mix_{mix}"] = {
             "padded_seconds_per_step": round(padded, 3),

@@ -17,67 +17,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from .bench_child import ROOT, child_result, finish, run_child, start_child
+
 IMDB = ROOT.parent / "shared" / "data" / "imdb"
 TARGETS = {"tfidf_seconds": 180, "tfidf_peak_gib": 4.0, "tokenize_seconds": 30}
-
-
-@dataclass
-class _Child:
-    args: list[str]
-    proc: subprocess.Popen
-    out: IO[str]
-    err: IO[str]
-
-
-def _start_child(args: list[str], cwd: Path | None = None) -> _Child:
-    """Start ``python <args>`` with this checkout first on PYTHONPATH. Its output goes to
-    temporary files (a full pipe would stall the child while we wait for it)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, stdout=out, stderr=err, text=True)
-    return _Child(args, proc, out, err)
-
-
-def _finish(child: _Child) -> tuple[str, float]:
-    """Wait for ``child``; return its stdout and peak resident memory in GiB (exit on failure)."""
-    _, status, usage = os.wait4(child.proc.pid, 0)
-    child.out.seek(0)
-    child.err.seek(0)
-    out, err = child.out.read(), child.err.read()
-    child.out.close()
-    child.err.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"`python {' '.join(child.args)}` failed:\n{err[-2000:]}")
-    return out, usage.ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
-
-
-def _child_result(child: _Child) -> tuple[dict, float]:
-    """The JSON object a measuring child printed last, and its peak memory in GiB."""
-    out, peak = _finish(child)
-    return json.loads(out.strip().splitlines()[-1]), peak
-
-
-def _run_child(args: list[str]) -> tuple[dict, float]:
-    """Run one measuring child (``python <args>`` printing a JSON line); ``(result, peak GiB)``."""
-    return _child_result(_start_child(args))
 
 
 def _run(args: list[str], cwd: Path) -> tuple[float, float]:
     """Run ``python -m pipeline <args>``; return (seconds, peak RSS in GiB)."""
     started = time.perf_counter()
-    _, peak = _finish(_start_child(["-m", "pipeline", *args], cwd))
+    _, peak = finish(start_child(["-m", "pipeline", *args], cwd))
     return time.perf_counter() - started, peak
 
 
@@ -207,7 +163,7 @@ def _epoch_args(kind: str, rows: int, seq_len: int, threads: int = 0) -> list[st
 def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
     results, reference_seconds = {}, 0.0
     for kind in ("reference", "lstm", "gru"):
-        out, peak = _run_child(_epoch_args(kind, rows, seq_len))
+        out, peak = run_child(_epoch_args(kind, rows, seq_len))
         results[kind] = {
             "seconds_per_epoch": round(out["seconds_per_epoch"], 1),
             "first_epoch_seconds": round(out["first_epoch"], 1),
@@ -232,8 +188,8 @@ def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
         )
     # What neural.processes relies on: two single-thread processes side by side against one
     # process using every core (the default LSTM row above).
-    children = [_start_child(_epoch_args("lstm", rows, seq_len, threads=1)) for _ in range(2)]
-    parallel = max(_child_result(child)[0]["seconds_per_epoch"] for child in children)
+    children = [start_child(_epoch_args("lstm", rows, seq_len, threads=1)) for _ in range(2)]
+    parallel = max(child_result(child)[0]["seconds_per_epoch"] for child in children)
     speedup = 2 * results["lstm"]["seconds_per_epoch"] / parallel
     results["lstm_two_processes"] = {
         "seconds_per_epoch": round(parallel, 1),

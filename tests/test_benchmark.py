@@ -5,19 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.bench_child import run_child
 from pipeline.bench_transformer import MIXES, mix_lengths
-from pipeline.benchmark import _run_child
 
 
-def test_run_child_returns_the_last_json_line_and_the_peak_memory():
+def testrun_child_returns_the_last_json_line_and_the_peak_memory():
     grow = "import json; block = bytearray(300 * 2**20); print('noise'); print(json.dumps({'rows': 3}))"
-    result, peak = _run_child(["-c", grow])
+    result, peak = run_child(["-c", grow])
     assert result == {"rows": 3} and 0.29 < peak < 2
 
 
-def test_run_child_exits_with_the_childs_error():
+def testrun_child_exits_with_the_childs_error():
     with pytest.raises(SystemExit, match="ValueError: bad size"):
-        _run_child(["-c", "raise ValueError('bad size')"])
+        run_child(["-c", "raise ValueError('bad size')"])
 
 
 @pytest.mark.parametrize("mix", sorted(MIXES))
