@@ -20,10 +20,7 @@ import zlib
 import numpy as np
 
 from .io import atomic_path, write_json
-from .outputs import (
-    load_sequences,
-    load_vectors as load_vectors,  # models/rnn.py and tune.py read it from here
-)
+from .outputs import load_sequences
 from .params import Params
 from .tasks import Task
 from .tokenize import PAD

@@ -55,17 +55,6 @@ class PreparedMeta(StageRecord):
         """Whether the folds are in time order (validation rows only after training rows)."""
         return bool(self.cv.get("ordered", False))
 
-    # Dict-style reads for the modules not yet converted to attributes (tune.py,
-    # models/rnn.py, models/transformer.py are being changed on other branches).
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return getattr(self, key)
-        except AttributeError:
-            raise KeyError(key) from None
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
-
 
 class PredictionRecord(StageRecord):
     """``<model>.json`` beside ``<model>.npz``: CV scores and how they were made. The

@@ -13,11 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .outputs import (
-    PreparedMeta,
-    load_prepared as load_prepared,  # tune.py and models/ read it from here
-    save_prepared,
-)
+from .outputs import PreparedMeta, save_prepared
 from .params import Params
 from .sources import read_source_record
 from .tasks import Task

@@ -104,22 +104,22 @@ def _comparison_png(
     _save_png(fig, path)
 
 
-def tuning_history(task: Task, kind: str) -> dict | None:
-    """The ``tune`` stage's trials for ``kind``: every trial's number, state and objective value,
+def tuning_history(task: Task, model: str) -> dict | None:
+    """The ``tune`` stage's trials for ``model``: every trial's number, state and objective value,
     the best complete value so far, and what the objective was (``None`` when not tuned)."""
     import pandas as pd
 
-    trials = task.tuning_dir(kind) / "trials.csv"
-    if not (trials.exists() and best_params_path(task, kind).exists()):
+    trials = task.tuning_dir(model) / "trials.csv"
+    if not (trials.exists() and best_params_path(task, model).exists()):
         return None
     frame = pd.read_csv(trials).sort_values("number")
-    metric = load_best_params(task, kind).metric
+    metric = load_best_params(task, model).metric
     minimise = metric == "log_loss"
     complete = frame["value"].where(frame["state"] == "COMPLETE")
     frame["best"] = (complete.cummin() if minimise else complete.cummax()).ffill()
     return {
         "task": task.name,
-        "kind": kind,
+        "model": model,
         "metric": metric,
         "minimise": minimise,
         "trials": frame[["number", "state", "value", "best"]],
@@ -142,7 +142,7 @@ def _tuning_png(history: dict, path: Path) -> None:
     ax.set(
         xlabel="trial",
         ylabel=_objective(history),
-        title=f"{history['task']} / {history['kind']}: tuning history ({len(trials)} trials)",
+        title=f"{history['task']} / {history['model']}: tuning history ({len(trials)} trials)",
     )
     ax.legend(fontsize=8)
     _save_png(fig, path)
@@ -157,7 +157,7 @@ def _tuning_markdown(histories: Sequence[dict]) -> list[str]:
             set(counts.index) - {"COMPLETE", "PRUNED", "FAIL"}
         )
         lines += [
-            f"## Tuning: {history['kind']} on {history['task']}",
+            f"## Tuning: {history['model']} on {history['task']}",
             "",
             f"Objective: {_objective(history)}. "
             + ", ".join(f"{counts[s]} {s.lower()}" for s in states)
@@ -172,7 +172,7 @@ def _tuning_markdown(histories: Sequence[dict]) -> list[str]:
         ]
         lines += [
             "",
-            f"![tuning {history['kind']}](../plots/{history['task']}/tuning_{history['kind']}.png)",
+            f"![tuning {history['model']}](../plots/{history['task']}/tuning_{history['model']}.png)",
             "",
         ]
     return lines
@@ -314,13 +314,13 @@ def _training_curves(
             write_json(
                 plot_dir / "epochs" / f"{model}.json", per_epoch.round(5).reset_index().to_dict("records")
             )
-    for kind in params.models.rnn:
-        history = tuning_history(task, kind)
+    for model in params.models.rnn:
+        history = tuning_history(task, model)
         if history is None:
             continue
         done = history["trials"].query("state == 'COMPLETE'")
         write_json(
-            plot_dir / "trials" / f"{kind}.json",
+            plot_dir / "trials" / f"{model}.json",
             [
                 {"trial": int(n), "value": round(float(v), 5), "best": round(float(b), 5)}
                 for n, v, b in zip(done["number"], done["value"], done["best"])
@@ -394,9 +394,9 @@ def report(task: Task, params: Params) -> dict:
                     f"{task.name}: ensemble weights",
                     zero_based=True,
                 )
-            histories = [h for h in (tuning_history(task, kind) for kind in params.models.rnn) if h]
+            histories = [h for h in (tuning_history(task, model) for model in params.models.rnn) if h]
             for history in histories:
-                _tuning_png(history, plot_dir / f"tuning_{history['kind']}.png")
+                _tuning_png(history, plot_dir / f"tuning_{history['model']}.png")
             _training_curves(task, params, records, series)
             if curves:
                 _roc_png(curves, plot_dir / "roc.png", f"{task.name}: out-of-fold ROC")

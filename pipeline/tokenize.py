@@ -17,10 +17,7 @@ import time
 import numpy as np
 
 from .io import atomic_path, write_json
-from .outputs import (
-    load_prepared,
-    load_sequences as load_sequences,  # models/rnn.py and tune.py read it from here
-)
+from .outputs import load_prepared
 from .params import Params
 from .tasks import Task
 

@@ -84,14 +84,13 @@ def start_worker(task: Task, model: str, params: Params, storage_url: str | None
     """Load the data and open the study, once per worker process."""
     import optuna
 
-    from .embed import load_vectors
     from .folds import fold_rows
     from .models.rnn import load_tokens
-    from .prepare import load_prepared
+    from .outputs import load_prepared, load_vectors
 
     train, _, meta = load_prepared(task)
     y, fold = train["y"].to_numpy(), train["fold"].to_numpy()
-    train_idx, valid_idx = fold_rows(fold, 0, meta.get("cv", {}).get("ordered", False))
+    train_idx, valid_idx = fold_rows(fold, 0, meta.ordered)
     if len(train_idx) > params.tune.max_train_rows:  # big data: trials compare configs, cheaper
         rng = np.random.default_rng(params.seed)
         train_idx = np.sort(rng.choice(train_idx, params.tune.max_train_rows, replace=False))
@@ -108,7 +107,7 @@ def start_worker(task: Task, model: str, params: Params, storage_url: str | None
         load_tokens(task),
         load_vectors(task),
         y,
-        len(meta["classes"]),
+        len(meta.classes),
         train_idx,
         valid_idx,
     )

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from .errors import PipelineError
 from .io import atomic_path, write_json
+from .outputs import BestParams, best_params_path, load_prepared
 from .params import Budget, Params
 from .secrets import mask_url
 from .study import (
@@ -128,7 +130,6 @@ def tune(
     ``processes`` (default ``neural.processes``) trials run side by side.
     """
     from .models import MODELS
-    from .prepare import load_prepared
 
     if model not in MODELS or MODELS[model].family != "rnn":
         raise ValueError(
@@ -137,10 +138,10 @@ def tune(
         )
     _, _, meta = load_prepared(task)
     budget, goal = task.rnn_work(params).tuning, objective_of(task, params)
-    result: dict = {"task": task.name, "model": model, "available": meta["available"]}
+    found: dict[str, Any] = {}  # what the study found, or a note on why there was none
     storage_url = resolve_storage(storage, params)
     study = None
-    if meta["available"] and budget.n_trials > 0 and MODELS[model].tunable:
+    if meta.available and budget.n_trials > 0 and MODELS[model].tunable:
         study = create_study(task, model, params, storage_url)
         if not storage_url:  # the local journal is this run's alone: RUNNING means killed
             fail_stale_trials(study)
@@ -155,36 +156,38 @@ def tune(
             )
         best = study.best_trial
         config = params.neural.defaults.model_copy(update=best.params)
-        result.update(
-            study=study.study_name,
-            best_value=best.value,
-            best_trial=best.number,
-            n_complete=len(complete),
-            n_trials=len(study.trials),
-            metric=goal.name,
-        )
+        found = {
+            "study": study.study_name,
+            "best_value": best.value,
+            "best_trial": best.number,
+            "n_complete": len(complete),
+            "n_trials": len(study.trials),
+            "metric": goal.name,
+        }
     else:
         config = params.neural.defaults
-        result["note"] = (
+        found["note"] = (
             "fixed architecture, not tuned"
             if not MODELS[model].tunable
             else "no tuning (budget n_trials is 0 or task unavailable): neural.defaults used"
         )
-    result["config"] = config.model_dump()
+    record = BestParams(
+        task=task.name, model=model, available=meta.available, config=config.model_dump(), **found
+    )
     with atomic_path(task.tuning_dir(model)) as out:
         out.mkdir()
         if study is not None:
             study.trials_dataframe().to_csv(out / "trials.csv", index=False)
             save_plots(study, out)
-        write_json(out / "best_params.json", result)
+        write_json(out / best_params_path(task, model).name, record.dump())
     if study is not None:
         log.info(
             "[tune %s/%s] best %s=%.4f (trial %d): %s",
             task.name,
             model,
             goal.name,
-            result["best_value"],
-            result["best_trial"],
+            record.best_value,
+            best.number,
             best.params,
         )
-    return result
+    return record.dump()

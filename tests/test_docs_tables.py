@@ -80,3 +80,11 @@ def test_bad_markers_are_named(tmp_path, doc, message):
 def test_readme_stays_a_manual():
     size = (ROOT / "README.md").stat().st_size
     assert size <= 10 * 1024, f"README.md is {size} bytes (> 10 KB): move long text to docs/<topic>.md"
+
+
+def test_architecture_names_every_module():
+    text = (ROOT / "docs/architecture.md").read_text(encoding="utf-8")
+    pipeline = ROOT / "pipeline"
+    modules = [*pipeline.glob("*.py"), *(pipeline / "models").glob("*.py")]
+    missing = sorted(p.name for p in modules if p.name != "__init__.py" and f"`{p.name}`" not in text)
+    assert not missing, f"docs/architecture.md does not name {missing}: add them to its module table"

@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.embed import load_vectors, train_vectors
+from pipeline.embed import train_vectors
 from pipeline.errors import ParamsError, PipelineError
 from pipeline.models import rnn
+from pipeline.outputs import load_vectors
 from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
 from tiny_data import featurize, tiny_params, write_learnable

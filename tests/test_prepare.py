@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import DataError
+from pipeline.outputs import load_prepared
 from pipeline.params import parse_params
-from pipeline.prepare import load_prepared, prepare
+from pipeline.prepare import prepare
 from pipeline.tasks import get_task
 
 HEADER = b"id,title,author,text,label\n"

@@ -23,6 +23,7 @@ from collections import Counter
 import numpy as np
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
+from pipeline.outputs import load_sequences
 from pipeline.tasks import get_task
 from pipeline.tokenize import (
     OOV,
@@ -31,7 +32,6 @@ from pipeline.tokenize import (
     _keep_ends,
     _lookup_layer,
     fit_vocabulary,
-    load_sequences,
     tokenize,
 )
 from tiny_data import tiny_params, write_prepared

@@ -228,7 +228,7 @@ class Tokens:
 
 def load_tokens(task) -> Tokens:
     """The ``tokenize`` stage's sequences of ``task``."""
-    from ..tokenize import load_sequences
+    from ..outputs import load_sequences
 
     record, arrays = load_sequences(task)
     return Tokens(record["vocab_size"], arrays)
@@ -334,7 +334,7 @@ def fold_trainer(
     cell: str, task, params: Params, train, n_classes: int, config: RNNConfig, baseline: bool = False
 ) -> FoldTrainer:
     """Per-fold trainer for the registry with ``config`` (the caller reads the tuned one)."""
-    from ..embed import load_vectors
+    from ..outputs import load_vectors
 
     tokens = load_tokens(task)
     config, vocab_size = tokens.fit_config(config)

@@ -189,7 +189,7 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
     import optuna
 
     from ..folds import fold_rows
-    from ..prepare import load_prepared
+    from ..outputs import load_prepared
     from ..transformer import Tokenizer
     from ..workers import threads_per_process
 
@@ -197,7 +197,7 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
     train, _, meta = load_prepared(task)
     tokenizer, y, fold = Tokenizer(checkpoint), train["y"].to_numpy(), train["fold"].to_numpy()
     threads = threads_per_process(params.neural.threads, 1)
-    train_idx, valid_idx = fold_rows(fold, 0, meta.get("cv", {}).get("ordered", False))  # as tune.py
+    train_idx, valid_idx = fold_rows(fold, 0, meta.ordered)  # as tune.py
 
     def objective(trial):
         trial_config = config.model_copy(
@@ -212,7 +212,7 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
             checkpoint,
             data,
             y,
-            len(meta["classes"]),
+            len(meta.classes),
             trial_config,
             params.seed,
             threads,
