@@ -64,58 +64,38 @@ def _lazy(module: str, function: str) -> Callable[..., Any]:
     return factory
 
 
+def _tfidf(name: str, description: str) -> ModelSpec:
+    return ModelSpec(name, "tfidf", description, _lazy("tfidf", name), plan=_lazy("tfidf", "tfidf_plan"))
+
+
+def _tuned_rnn(name: str, description: str) -> ModelSpec:
+    return ModelSpec(name, "rnn", description, _lazy("rnn", name), plan=_lazy("rnn", "tuned_plan"))
+
+
+def _transformer(name: str, description: str, **hooks: Any) -> ModelSpec:
+    # Both run on the tasks in `transformer.tasks` only, after checking the checkpoint.
+    return ModelSpec(
+        name,
+        name if name == "finetune" else "frozen",
+        description,
+        _lazy("transformer", name),
+        tunable=False,
+        skip=_lazy("transformer_plan", "unless_transformer_task"),
+        before_folds=_lazy("transformer", "before_folds"),
+        **hooks,
+    )
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec(
-            "word_lr",
-            "tfidf",
-            "word 1-2-gram TF-IDF + logistic regression",
-            _lazy("tfidf", "word_lr"),
-            plan=_lazy("tfidf", "tfidf_plan"),
-        ),
-        ModelSpec(
-            "char_lr",
-            "tfidf",
-            "char 2-5-gram TF-IDF + logistic regression",
-            _lazy("tfidf", "char_lr"),
-            plan=_lazy("tfidf", "tfidf_plan"),
-        ),
-        ModelSpec(
-            "nbsvm",
-            "tfidf",
-            "NB-weighted logistic regression (Wang & Manning)",
-            _lazy("tfidf", "nbsvm"),
-            plan=_lazy("tfidf", "tfidf_plan"),
-        ),
-        ModelSpec(
-            "word_svc",
-            "tfidf",
-            "plain word TF-IDF + LinearSVC (reference baseline)",
-            _lazy("tfidf", "word_svc"),
-            plan=_lazy("tfidf", "tfidf_plan"),
-        ),
-        ModelSpec(
-            "wordchar_svc",
-            "tfidf",
-            "word and char TF-IDF side by side + LinearSVC",
-            _lazy("tfidf", "wordchar_svc"),
-            plan=_lazy("tfidf", "tfidf_plan"),
-        ),
-        ModelSpec(
-            "lstm",
-            "rnn",
-            "stacked (Bi)LSTM tuned with Optuna",
-            _lazy("rnn", "lstm"),
-            plan=_lazy("rnn", "tuned_plan"),
-        ),
-        ModelSpec(
-            "gru",
-            "rnn",
-            "stacked (Bi)GRU tuned with Optuna",
-            _lazy("rnn", "gru"),
-            plan=_lazy("rnn", "tuned_plan"),
-        ),
+        _tfidf("word_lr", "word 1-2-gram TF-IDF + logistic regression"),
+        _tfidf("char_lr", "char 2-5-gram TF-IDF + logistic regression"),
+        _tfidf("nbsvm", "NB-weighted logistic regression (Wang & Manning)"),
+        _tfidf("word_svc", "plain word TF-IDF + LinearSVC (reference baseline)"),
+        _tfidf("wordchar_svc", "word and char TF-IDF side by side + LinearSVC"),
+        _tuned_rnn("lstm", "stacked (Bi)LSTM tuned with Optuna"),
+        _tuned_rnn("gru", "stacked (Bi)GRU tuned with Optuna"),
         ModelSpec(
             "lstm_baseline",
             "rnn",
@@ -124,23 +104,10 @@ MODELS: dict[str, ModelSpec] = {
             tunable=False,
             plan=_lazy("rnn", "baseline_plan"),
         ),
-        ModelSpec(
-            "frozen_lr",
-            "frozen",
-            "frozen pretrained-encoder mean embeddings + logistic regression",
-            _lazy("transformer", "frozen_lr"),
-            tunable=False,
-            skip=_lazy("transformer_plan", "unless_transformer_task"),
-            before_folds=_lazy("transformer", "before_folds"),
-        ),
-        ModelSpec(
-            "finetune",
+        _transformer("frozen_lr", "frozen pretrained-encoder mean embeddings + logistic regression"),
+        _transformer(
             "finetune",
             "pretrained encoder fine-tuned whole + mean pooling + linear head",
-            _lazy("transformer", "finetune"),
-            tunable=False,
-            skip=_lazy("transformer_plan", "unless_transformer_task"),
-            before_folds=_lazy("transformer", "before_folds"),
             plan=_lazy("transformer_plan", "finetune_plan"),
         ),
     )
