@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -113,6 +114,43 @@ def test_bad_checkpoint_exits_2_and_writes_nothing(tmp_path, checkpoint):
     )
     assert done.returncode == 2, done.stderr
     assert str(folder / "model.safetensors") in done.stderr and "To fix" in done.stderr
+    assert not (tmp_path / "data" / "encoded").exists()
+
+
+@pytest.mark.slow
+def test_hf_handle_offline_fails_fast_naming_the_fix(tmp_path):
+    """An ``hf://`` checkpoint with the Hub unreachable (a loopback port that refuses):
+    exit 2 within seconds, the handle and the fix named, nothing written."""
+    import time
+
+    import yaml
+
+    texts, y = learnable_texts(8)
+    write_prepared(tmp_path, texts, y, texts[:2])
+    handle = "hf://sentence-transformers/all-MiniLM-L6-v2"
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"models": {"transformer": ["frozen_lr"]}, "transformer": {"checkpoint": handle}})
+    )
+    with socket.socket() as probe:  # a free port, closed again: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))},
+        "HF_ENDPOINT": f"http://127.0.0.1:{port}",
+        "HF_HOME": str(tmp_path / "hf-home"),  # an empty cache: nothing to fall back on
+    }
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "encode", "--task", "competition"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"cannot fetch {handle}" in done.stderr and "go online" in done.stderr
+    assert time.monotonic() - started < 60
     assert not (tmp_path / "data" / "encoded").exists()
 
 
