@@ -154,6 +154,83 @@ def test_hf_handle_offline_fails_fast_naming_the_fix(tmp_path):
     assert not (tmp_path / "data" / "encoded").exists()
 
 
+def _fake_hub(repo: str, folder, files):
+    """A Hugging Face Hub on 127.0.0.1 serving ``files`` of ``folder`` as model ``repo``: the
+    three calls ``snapshot_download`` makes (revision info, file tree, resolve HEAD/GET)."""
+    import hashlib
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    oids = {f: hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in files}
+
+    class Hub(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _reply(self, status: int, body: bytes = b"", headers: dict | None = None):
+            self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_GET(self):
+            path, api, resolve = self.path.split("?")[0], f"/api/models/{repo}/", f"/{repo}/resolve/{commit}/"
+            if path.startswith(api + "revision/"):
+                info = {"id": repo, "sha": commit, "siblings": [{"rfilename": f} for f in files]}
+                return self._reply(200, json.dumps(info).encode())
+            if path.startswith(api + "tree/"):
+                tree = [
+                    {"type": "file", "path": f, "size": (folder / f).stat().st_size, "oid": oids[f]}
+                    for f in files
+                ]
+                return self._reply(200, json.dumps(tree).encode())
+            name = path.removeprefix(resolve)
+            if path.startswith(resolve) and name in oids:
+                headers = {"X-Repo-Commit": commit, "ETag": f'"{oids[name]}"'}
+                return self._reply(200, (folder / name).read_bytes(), headers)
+            return self._reply(404)
+
+        do_HEAD = do_GET
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.slow
+def test_hf_handle_is_fetched_verified_and_described(tmp_path, checkpoint):
+    """The real huggingface_hub client fetches an ``hf://`` checkpoint (from a fake Hub on
+    loopback, ``HF_ENDPOINT``) into its cache; the weights are sha256-checked and recorded."""
+    files = [
+        f
+        for f in ("config.json", "model.safetensors", "tokenizer.json", "README.md")
+        if (checkpoint.path / f).exists()
+    ]
+    server = _fake_hub("acme/minilm", checkpoint.path, files)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}", HF_HOME=str(tmp_path / "hf"))
+    code = (
+        "import json; from pipeline.transformer import resolve_checkpoint; "
+        f"c = resolve_checkpoint('hf://acme/minilm', {checkpoint.sha256!r}); "
+        "print(json.dumps({'path': str(c.path), **c.describe()}))"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["path"].startswith(str(tmp_path / "hf"))
+    assert got["name"] == "hf://acme/minilm" and got["sha256"] == checkpoint.sha256
+    assert got["licence"] == checkpoint.describe()["licence"]
+
+
 def _saved(task, model):
     record = json.loads((task.predictions_dir / f"{model}.json").read_text())
     with np.load(task.predictions_dir / f"{model}.npz") as data:
