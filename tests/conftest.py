@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,21 @@ def run(
         cmd,
         cwd=project,
         env={**project_env(project), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_cli(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """``python -m pipeline <args>`` in ``cwd`` with this checkout's code; ``env`` replaces
+    the environment (default: this process's)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd,
+        env={**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=timeout,

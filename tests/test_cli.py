@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli as cli
 
 from pipeline.__main__ import main
 
@@ -22,18 +23,6 @@ TINY = {  # a tiny valid competition folder, with CRLF and a BOM to check byte-f
     "test.csv": b"id,title,author,text\n10,X,Ann,caf\xc3\xa9\n11,Y,,\n",
     "sample_submission.csv": b"id,label\n10,0\n11,0\n",
 }
-
-
-def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def write_params(folder: Path, text: str = "") -> None:

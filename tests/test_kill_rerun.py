@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import run_cli
 
 from pipeline.outputs import load_predictions
 from pipeline.params import parse_params
@@ -142,15 +143,7 @@ def stages():
 
 
 def run_stage(project: Path, *argv: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *argv],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(project, *argv, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
 
 
 def write_params(project: Path, **overrides) -> dict:

