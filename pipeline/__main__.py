@@ -61,9 +61,9 @@ def _stage(name: str):
 
 def _check_model(stage: str, model: str) -> None:
     from .errors import ParamsError
-    from .models import MODELS
+    from .models import MODELS, in_group
 
-    known = sorted(m for m, spec in MODELS.items() if stage == "train" or spec.family == "rnn")
+    known = sorted(MODELS) if stage == "train" else in_group("rnn")
     if model not in known:
         raise ParamsError(
             f"--model {model!r} is not a{'n RNN' if stage == 'tune' else ''} model "

@@ -104,7 +104,7 @@ def _finetune_mix(checkpoint, mix: str, rows: int, tokens: int, rounds: int = 3)
 
 def _child(kind: str, rows: int, tokens: int, threads: int, mix: str = "constraint") -> dict:
     """One measurement; returns what it timed."""
-    from .models.rnn import set_determinism
+    from .models.keras_training import set_determinism
     from .transformer import Encoder, resolve_checkpoint
 
     set_determinism(0, threads)

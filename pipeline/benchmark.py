@@ -126,7 +126,8 @@ def _epoch_child(kind: str, rows: int, seq_len: int, threads: int = 0) -> None:
     """Child process: one warm-up epoch, then one timed epoch of the default model."""
     import numpy as np
 
-    from .models.rnn import build_model, set_determinism
+    from .models.keras_training import set_determinism
+    from .models.rnn import build_model
     from .params import load_params
 
     params = load_params(ROOT / "params.yaml")

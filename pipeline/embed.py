@@ -19,8 +19,7 @@ import zlib
 
 import numpy as np
 
-from .io import atomic_path, write_json
-from .outputs import load_sequences
+from .outputs import load_sequences, save_vectors
 from .params import Params
 from .tasks import Task
 from .tokenize import PAD
@@ -159,9 +158,5 @@ def embed(task: Task, params: Params) -> dict:
             record_in["vocab_size"],
             time.perf_counter() - started,
         )
-    with atomic_path(task.embeddings_dir) as out:
-        out.mkdir()
-        if vectors is not None:
-            np.save(out / "vectors.npy", vectors)
-        write_json(out / "embed.json", record)
+    save_vectors(task, vectors, record)
     return record

@@ -22,9 +22,6 @@ from .errors import StageOutputError
 from .io import atomic_path, load_arrays, read_json, save_arrays, write_json
 from .tasks import Task
 
-# dvc.yaml's train stage per model family (a model's stage name is `<stage>@<task>-<model>`).
-TRAIN_STAGES = {"tfidf": "train_tfidf", "rnn": "train_rnn"}
-
 
 class StageRecord(BaseModel):
     """The JSON record every stage writes beside its arrays: ``available`` and, when not,
@@ -94,7 +91,7 @@ def _command(task: Task, stage: str, model: str | None = None) -> str:
         return f"`python -m pipeline {stage} --task {task.name}` (or `dvc repro {stage}@{task.name}`)"
     from .models import MODELS
 
-    dvc_stage = stage if stage != "train" else TRAIN_STAGES.get(MODELS[model].family, "train_transformer")
+    dvc_stage = stage if stage != "train" else MODELS[model].stage
     return (
         f"`python -m pipeline {stage} --task {task.name} --model {model}` "
         f"(or `dvc repro {dvc_stage}@{task.name}-{model}`)"
@@ -155,16 +152,42 @@ def vocab_path(task: Task) -> Path:
     return task.features_dir / "vocab.json"
 
 
+def sequences_path(task: Task) -> Path:
+    return task.features_dir / "sequences.npz"
+
+
+def save_sequences(task: Task, arrays: dict[str, np.ndarray], record: dict) -> None:
+    """``sequences.npz`` (numbers only) and ``vocab.json``: the whole folder at once."""
+    with atomic_path(task.features_dir) as out:
+        out.mkdir()
+        with open(out / sequences_path(task).name, "wb") as handle:
+            np.savez(handle, allow_pickle=False, **arrays)  # as load_arrays reads them
+        write_json(out / vocab_path(task).name, record)
+
+
 def load_sequences(task: Task) -> tuple[dict, dict[str, np.ndarray]]:
     """The vocabulary record and the stored token sequences of ``task``."""
     _require(vocab_path(task), task, "tokenize")
-    return read_json(vocab_path(task)), load_arrays(task.features_dir / "sequences.npz")
+    return read_json(vocab_path(task)), load_arrays(sequences_path(task))
+
+
+def vectors_path(task: Task) -> Path:
+    return task.embeddings_dir / "vectors.npy"
+
+
+def save_vectors(task: Task, vectors: np.ndarray | None, record: dict) -> None:
+    """``vectors.npy`` (when there are vectors) and ``embed.json``: the whole folder at once."""
+    with atomic_path(task.embeddings_dir) as out:
+        out.mkdir()
+        if vectors is not None:
+            np.save(out / vectors_path(task).name, vectors)
+        write_json(out / "embed.json", record)
 
 
 def load_vectors(task: Task) -> np.ndarray | None:
     """The word vectors ``embed`` stored, or ``None`` (``embed.method: none``, no data)."""
     record = read_record(task.embeddings_dir / "embed.json", StageRecord, task, "embed")
-    return np.load(task.embeddings_dir / "vectors.npy") if record.available else None
+    return np.load(vectors_path(task)) if record.available else None
 
 
 def load_encoded(task: Task) -> tuple[StageRecord, np.ndarray, np.ndarray]:
@@ -217,6 +240,11 @@ def load_predictions(task: Task, model: str) -> tuple[PredictionRecord, dict[str
 # tune -----------------------------------------------------------------------------------
 def best_params_path(task: Task, model: str) -> Path:
     return task.tuning_dir(model) / "best_params.json"
+
+
+def trials_path(task: Task, model: str) -> Path:
+    """``trials.csv``: every Optuna trial of ``tune`` (absent when nothing was tuned)."""
+    return task.tuning_dir(model) / "trials.csv"
 
 
 def load_best_params(task: Task, model: str) -> BestParams:

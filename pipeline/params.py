@@ -254,16 +254,12 @@ class Models(_Section):
 
     @model_validator(mode="after")
     def _known(self):
-        from .models import MODELS  # late import: the registry imports nothing from here
+        from .models import GROUPS, in_group  # late import: the registry imports nothing from here
 
-        for group, families, names in (
-            ("tfidf", ("tfidf",), self.tfidf),
-            ("rnn", ("rnn",), self.rnn),
-            ("transformer", ("frozen", "finetune"), self.transformer),
-        ):
-            wrong = [m for m in names if m not in MODELS or MODELS[m].family not in families]
+        for group in GROUPS:
+            known = in_group(group)
+            wrong = [m for m in getattr(self, group) if m not in known]
             if wrong:
-                known = sorted(m for m, spec in MODELS.items() if spec.family in families)
                 raise ValueError(f"unknown {group} model(s) {wrong}; known: {known}")
         return self
 

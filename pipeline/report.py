@@ -30,6 +30,7 @@ from .outputs import (
     load_diagnostics,
     load_predictions,
     load_prepared,
+    trials_path,
 )
 from .params import Params
 from .tasks import Task
@@ -109,7 +110,7 @@ def tuning_history(task: Task, model: str) -> dict | None:
     the best complete value so far, and what the objective was (``None`` when not tuned)."""
     import pandas as pd
 
-    trials = task.tuning_dir(model) / "trials.csv"
+    trials = trials_path(task, model)
     if not (trials.exists() and best_params_path(task, model).exists()):
         return None
     frame = pd.read_csv(trials).sort_values("number")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from .errors import PipelineError
 from .io import sha256_file
+from .outputs import sequences_path, vectors_path
 from .params import Params, RNNConfig
 from .secrets import mask_url
 from .tasks import Task
@@ -60,7 +61,7 @@ def objective_of(task: Task, params: Params) -> Objective:
 
 def study_name(task: Task, model: str, params: Params) -> str:
     """``<task>-<model>-<hash>``: the hash covers the data and whatever a trial depends on."""
-    vectors = task.embeddings_dir / "vectors.npy"  # trials start from these word vectors
+    vectors = vectors_path(task)  # trials start from these word vectors
     measured = {
         "objective": objective_of(task, params).name,
         "space": params.tune.space.model_dump(),
@@ -73,7 +74,7 @@ def study_name(task: Task, model: str, params: Params) -> str:
         "startup": params.tune.startup_trials,
         "rows": params.tune.max_train_rows,
         "warmup": params.tune.pruner_warmup_epochs,
-        "data": sha256_file(task.features_dir / "sequences.npz"),
+        "data": sha256_file(sequences_path(task)),
         "vectors": sha256_file(vectors) if vectors.exists() else None,
     }
     digest = hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:10]

@@ -16,8 +16,7 @@ import time
 
 import numpy as np
 
-from .io import atomic_path, write_json
-from .outputs import load_prepared
+from .outputs import load_prepared, save_sequences
 from .params import Params
 from .tasks import Task
 
@@ -119,11 +118,7 @@ def tokenize(task: Task, params: Params) -> dict:
             record["median_train_length"],
             time.perf_counter() - started,
         )
-    with atomic_path(task.features_dir) as out:
-        out.mkdir()
-        with open(out / "sequences.npz", "wb") as handle:
-            np.savez(handle, allow_pickle=False, **arrays)  # numbers only, as load_arrays reads them
-        write_json(out / "vocab.json", record)
+    save_sequences(task, arrays, record)
     return record
 
 

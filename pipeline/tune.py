@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import PipelineError
 from .io import atomic_path, write_json
-from .outputs import BestParams, best_params_path, load_prepared
+from .outputs import BestParams, best_params_path, load_prepared, trials_path
 from .params import Budget, Params
 from .secrets import mask_url
 from .study import (
@@ -129,13 +129,10 @@ def tune(
 
     ``processes`` (default ``neural.processes``) trials run side by side.
     """
-    from .models import MODELS
+    from .models import MODELS, in_group
 
-    if model not in MODELS or MODELS[model].family != "rnn":
-        raise ValueError(
-            f"tune: {model!r} is not an RNN model; known: "
-            f"{sorted(m for m, s in MODELS.items() if s.family == 'rnn')}"
-        )
+    if model not in in_group("rnn"):
+        raise ValueError(f"tune: {model!r} is not an RNN model; known: {in_group('rnn')}")
     _, _, meta = load_prepared(task)
     budget, goal = task.rnn_work(params).tuning, objective_of(task, params)
     found: dict[str, Any] = {}  # what the study found, or a note on why there was none
@@ -177,7 +174,7 @@ def tune(
     with atomic_path(task.tuning_dir(model)) as out:
         out.mkdir()
         if study is not None:
-            study.trials_dataframe().to_csv(out / "trials.csv", index=False)
+            study.trials_dataframe().to_csv(out / trials_path(task, model).name, index=False)
             save_plots(study, out)
         write_json(out / best_params_path(task, model).name, record.dump())
     if study is not None:

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.models import rnn
+from pipeline.models import keras_training, rnn
 from pipeline.outputs import prediction_paths
 from pipeline.params import RNNConfig
 from pipeline.tasks import get_task
@@ -277,7 +277,7 @@ def test_fit_logs_one_tagged_line_per_epoch_and_no_progress_bar(caplog, capsys):
     y = (X[:, 0] % 2).astype(np.float32)
     model = rnn.build_model("gru", _config(), 2, VOCAB)
     neural = tiny_params(neural={"epochs": 3, "patience": 5, "reduce_lr": 0.0}).neural
-    with caplog.at_level("INFO", logger="pipeline.models.rnn"):
+    with caplog.at_level("INFO", logger="pipeline.models"):
         rnn.fit(model, X, y, X, y, neural, batch_size=8, tag="train competition gru fold 1 seed 2")
     lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
     assert [line.split()[:7] for line in lines] == [
@@ -289,7 +289,7 @@ def test_fit_logs_one_tagged_line_per_epoch_and_no_progress_bar(caplog, capsys):
 
 
 def test_epoch_line_formats_losses_and_learning_rate():
-    line = rnn.epoch_line(
+    line = keras_training.epoch_line(
         "tune imdb lstm trial 4", 2, 8, {"loss": 0.41234, "val_loss": 0.5, "learning_rate": 0.0005}, 4.12
     )
     assert line == "[tune imdb lstm trial 4] epoch 2/8 loss 0.4123 val_loss 0.5000 learning_rate 0.0005 4.1s"

@@ -99,3 +99,20 @@ def test_keys_are_cut_to_two_levels_and_covered_keys_dropped():
         "tfidf.word",
         "neural",
     }
+
+
+def test_each_model_trains_in_the_dvc_stage_its_registry_entry_names():
+    from pipeline.models import GROUPS, MODELS
+
+    trained = {}
+    for name, expanded in dvc_stages().items():
+        for stage in expanded:
+            argv = stage.cmd.split()
+            if argv[3] == "train":
+                trained[argv[argv.index("--model") + 1]] = name
+    assert trained, "dvc.yaml has no train stage"
+    for model, stage in trained.items():
+        assert MODELS[model].stage == stage, (
+            f"dvc.yaml trains {model!r} in {stage!r}; its registry entry says {MODELS[model].stage!r}"
+        )
+    assert {spec.stage for spec in MODELS.values()} == {f"train_{g}" for g in GROUPS}

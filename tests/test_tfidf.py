@@ -7,11 +7,20 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
+from sklearn.utils.estimator_checks import (
+    check_get_params_invariance,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_set_params,
+)
 
 from pipeline.models.tfidf import (
     TOKEN_PATTERN,
+    HashedCharTfidf,
     HashedWordPresence,
     NBSVMClassifier,
     _fit_quietly,
@@ -72,6 +81,41 @@ def test_nbsvm_learns_binary_and_multiclass():
     proba = model.predict_proba(X)
     assert proba.shape == (8, 3) and np.allclose(proba.sum(axis=1), 1)
     assert (model.predict(X) == three).mean() >= 0.75
+
+
+FEATURES = [
+    HashedWordPresence(ngram_max=2, min_df=2, hash_bits=18),
+    HashedCharTfidf(ngram_range=(2, 4), min_df=2, hash_bits=18, max_chars=12),
+]
+
+
+@pytest.mark.parametrize("features", FEATURES, ids=lambda f: type(f).__name__)
+def test_feature_classes_pass_the_estimator_checks_that_apply_to_text(features):
+    # The remaining checks of check_estimator feed numeric arrays, which text features refuse.
+    name = type(features).__name__
+    check_no_attributes_set_in_init(name, features)
+    check_parameters_default_constructible(name, features)
+    check_get_params_invariance(name, features)
+    check_set_params(name, features)
+    copy = clone(features)
+    assert copy is not features and copy.get_params() == features.get_params()
+
+
+@pytest.mark.parametrize("features", FEATURES, ids=lambda f: type(f).__name__)
+def test_feature_classes_transform_new_texts_into_the_fitted_columns(features):
+    fitted = clone(features).fit(CORPUS)
+    both = clone(features).fit_transform(CORPUS)
+    assert (fitted.transform(CORPUS) != both).nnz == 0  # fit then transform == fit_transform
+    new = fitted.transform(pd.Series(["zzz qqq xxx", "the cat sat"]))
+    assert new.shape == (2, both.shape[1])  # the fitted columns, whatever the new texts hold
+    assert new[0].nnz == 0 and new[1].nnz > 0  # n-grams never seen in fit have no column
+
+
+def test_feature_classes_chain_in_a_pipeline_and_clone():
+    labels = np.array([0, 0, 0, 0, 1, 1, 0, 0])
+    model = make_pipeline(HashedWordPresence(ngram_max=1, min_df=1, hash_bits=18), NBSVMClassifier(C=10.0))
+    assert (clone(model).fit(CORPUS, labels).predict(CORPUS) == labels).all()
+    assert model.get_params()["hashedwordpresence__hash_bits"] == 18
 
 
 def _frames(texts, labels):

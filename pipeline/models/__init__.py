@@ -37,12 +37,23 @@ class FoldPlan:
     trainer_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the factory
 
 
+GROUPS = ("tfidf", "rnn", "transformer")  # the lists of params.yaml's `models:` section
+
+
 @dataclass(frozen=True)
 class ModelSpec:
+    """One model: its name, where it is listed and trained, and how its folds run.
+
+    ``group`` is the one word that ties a model to the rest of the project: the
+    ``models.<group>`` list of params.yaml that names it, and the ``train_<group>`` DVC stage
+    (:attr:`stage`) that trains it. ``family`` says how it is built within the group.
+    """
+
     name: str
     family: str  # "tfidf", "rnn" (tuned, may use fewer folds), "frozen" or "finetune" (transformers)
     description: str
     factory: Callable[..., FitPredict]
+    group: str = ""  # one of GROUPS; "" = the family's name
     tunable: bool = True  # rnn models only: has a `tune` stage search space
     # Optional hooks, each ``(task, model, params)``, run by train.py in this order:
     # why this task does not run the model (None: it does; placeholder outputs are written)
@@ -51,6 +62,22 @@ class ModelSpec:
     before_folds: Callable[..., tuple] | None = None
     # the :class:`FoldPlan` (None: every CV fold in this process, no refit)
     plan: Callable[..., FoldPlan] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.group:
+            object.__setattr__(self, "group", self.family)
+        if self.group not in GROUPS:
+            raise ValueError(f"model {self.name!r}: group {self.group!r} is not one of {GROUPS}")
+
+    @property
+    def stage(self) -> str:
+        """The DVC stage (matrix over task and model) that trains this model."""
+        return f"train_{self.group}"
+
+
+def in_group(group: str) -> list[str]:
+    """The registry's models listed under ``models.<group>`` in params.yaml, sorted."""
+    return sorted(name for name, spec in MODELS.items() if spec.group == group)
 
 
 def _lazy(module: str, function: str) -> Callable[..., Any]:
@@ -79,6 +106,7 @@ def _transformer(name: str, description: str, **hooks: Any) -> ModelSpec:
         name if name == "finetune" else "frozen",
         description,
         _lazy("transformer", name),
+        group="transformer",
         tunable=False,
         skip=_lazy("transformer_plan", "unless_transformer_task"),
         before_folds=_lazy("transformer", "before_folds"),

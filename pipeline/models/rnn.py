@@ -16,7 +16,6 @@ config comes from the caller (training: the tuned one, read by :func:`tuned_plan
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,22 +23,9 @@ import numpy as np
 from ..keras_adapter import build_training_state
 from ..params import Neural, Params, RNNConfig
 from . import FoldPlan
+from .keras_training import epoch_logger, set_determinism
 
 log = logging.getLogger(__name__)
-
-
-def set_determinism(seed: int, threads: int = 0) -> None:
-    """Seed Python/NumPy/TensorFlow and make TensorFlow ops deterministic."""
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    if threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-        except RuntimeError:  # already initialised in this process
-            pass
 
 
 def build_model(
@@ -176,31 +162,6 @@ def fit(model, X, y, X_valid, y_valid, neural: Neural, batch_size: int, callback
         verbose=0,
         shuffle=True,
     )
-
-
-def epoch_line(tag: str, epoch: int, epochs: int, logs: dict, seconds: float) -> str:
-    """``[tag] epoch 3/8 loss 0.4123 val_loss 0.4410 ... 4.1s`` (``epoch`` counted from 1)."""
-    values = " ".join(
-        f"{name} {value:.4g}" if name == "learning_rate" else f"{name} {value:.4f}"
-        for name, value in (logs or {}).items()
-    )
-    return f"[{tag}] epoch {epoch}/{epochs} {values} {seconds:.1f}s"
-
-
-def epoch_logger(tag: str):
-    """A Keras callback logging :func:`epoch_line` after every epoch (run Keras with ``verbose=0``)."""
-    import keras
-
-    class EpochLog(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            log.info(
-                epoch_line(tag, epoch + 1, self.params["epochs"], logs, time.perf_counter() - self.started)
-            )
-
-    return EpochLog()
 
 
 @dataclass(frozen=True)

@@ -12,27 +12,23 @@ import warnings
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import make_union
 from sklearn.svm import LinearSVC
+from sklearn.utils.validation import check_is_fitted
 
 from ..params import Params
 from . import FoldPlan
+from .common import expand_proba
 
 log = logging.getLogger(__name__)
 
 # Words plus "!" and "?", which carry style (sensational writing) in fake-news data.
 TOKEN_PATTERN = r"(?u)\b\w+\b|[!?]"
-
-
-def expand_proba(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarray:
-    """Place the columns of classes seen in training into a full ``n_classes`` matrix."""
-    full = np.zeros((proba.shape[0], n_classes), dtype=np.float64)
-    full[:, np.asarray(seen, dtype=int)] = proba
-    return full
 
 
 def _scores_to_proba(scores: np.ndarray) -> np.ndarray:
@@ -214,6 +210,12 @@ def hashed_counts(
     every core (docs/benchmarks.md). Columns seen in fewer than ``min_df`` documents are dropped, as the
     vectorisers would. ``hashing`` goes to ``HashingVectorizer`` (analyzer, ngram_range...).
     """
+    counts = _hash_all(texts, hash_bits, n_jobs, **hashing).tocsc()
+    return counts[:, _frequent_columns(counts, min_df)].tocsr()
+
+
+def _hash_all(texts, hash_bits: int, n_jobs: int = -1, **hashing) -> sp.csr_matrix:
+    """Every hashed n-gram count of ``texts`` (no document-frequency cut)."""
     from joblib import Parallel, delayed
     from sklearn.feature_extraction.text import HashingVectorizer
 
@@ -221,49 +223,92 @@ def hashed_counts(
         n_features=2**hash_bits, alternate_sign=False, norm=None, dtype=np.float32, **hashing
     )
     chunks = [texts.iloc[i : i + 2000] for i in range(0, len(texts), 2000)]
-    counts = sp.vstack(Parallel(n_jobs=n_jobs)(delayed(hasher.transform)(c) for c in chunks)).tocsc()
-    keep = np.flatnonzero(np.diff(counts.indptr) >= min_df)  # document frequency per column
-    return counts[:, keep].tocsr()
+    return sp.vstack(Parallel(n_jobs=n_jobs)(delayed(hasher.transform)(c) for c in chunks))
 
 
-class HashedCharTfidf:
+def _frequent_columns(counts: sp.csc_matrix, min_df: int) -> np.ndarray:
+    """Columns of ``counts`` (CSC) non-zero in at least ``min_df`` rows (document frequency)."""
+    return np.flatnonzero(np.diff(counts.indptr) >= min_df)
+
+
+def _as_series(texts) -> pd.Series:
+    return texts if isinstance(texts, pd.Series) else pd.Series(texts, dtype=object)
+
+
+class _HashedNgrams(TransformerMixin, BaseEstimator):
+    """Hashed n-gram counts with a document-frequency cut learnt in ``fit``.
+
+    scikit-learn's transformer contract: ``fit`` keeps the columns seen in at least
+    ``min_df`` documents (and any state :meth:`_finish` learns), ``transform`` hashes new
+    texts into those columns, ``fit_transform`` hashes once. Subclasses give the hashing
+    settings (:meth:`_hashing`) and what follows the counts (:meth:`_finish`).
+    """
+
+    def _hashing(self) -> dict:
+        raise NotImplementedError
+
+    def _prepare(self, texts) -> pd.Series:
+        return _as_series(texts)
+
+    def _finish(self, counts: sp.csr_matrix, fit: bool) -> sp.csr_matrix:
+        return counts
+
+    def fit(self, X, y=None):
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X, y=None):
+        counts = _hash_all(self._prepare(X), self.hash_bits, **self._hashing()).tocsc()
+        self.columns_ = _frequent_columns(counts, self.min_df)
+        return self._finish(counts[:, self.columns_].tocsr(), fit=True)
+
+    def transform(self, X):
+        check_is_fitted(self, "columns_")
+        counts = _hash_all(self._prepare(X), self.hash_bits, **self._hashing()).tocsc()
+        return self._finish(counts[:, self.columns_].tocsr(), fit=False)
+
+
+class HashedCharTfidf(_HashedNgrams):
     """Sublinear TF-IDF of hashed ``char_wb`` n-grams (see :func:`hashed_counts`) of each
     text's first ``max_chars`` characters (None: all of it)."""
 
     def __init__(
-        self, ngram_range: tuple[int, int], min_df: int, hash_bits: int = 21, max_chars: int | None = None
+        self,
+        ngram_range: tuple[int, int] = (2, 5),
+        min_df: int = 1,
+        hash_bits: int = 21,
+        max_chars: int | None = None,
     ):
-        self.ngram_range, self.min_df, self.hash_bits = ngram_range, min_df, hash_bits
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.hash_bits = hash_bits
         self.max_chars = max_chars
 
-    def fit_transform(self, texts: pd.Series):
+    def _hashing(self) -> dict:
+        return {"analyzer": "char_wb", "ngram_range": tuple(self.ngram_range)}
+
+    def _prepare(self, texts) -> pd.Series:
+        return _as_series(texts).str.slice(0, self.max_chars)
+
+    def _finish(self, counts: sp.csr_matrix, fit: bool) -> sp.csr_matrix:
         from sklearn.feature_extraction.text import TfidfTransformer
 
-        counts = hashed_counts(
-            texts.str.slice(0, self.max_chars),
-            self.min_df,
-            self.hash_bits,
-            analyzer="char_wb",
-            ngram_range=self.ngram_range,
-        )
-        return TfidfTransformer(sublinear_tf=True).fit_transform(counts)
+        if fit:
+            self.tfidf_ = TfidfTransformer(sublinear_tf=True)
+            return self.tfidf_.fit_transform(counts)
+        return self.tfidf_.transform(counts)
 
 
-class HashedWordPresence:
+class HashedWordPresence(_HashedNgrams):
     """Binary presence of hashed word n-grams (see :func:`hashed_counts`), for NB-SVM."""
 
-    def __init__(self, ngram_max: int, min_df: int, hash_bits: int):
-        self.ngram_max, self.min_df, self.hash_bits = ngram_max, min_df, hash_bits
+    def __init__(self, ngram_max: int = 1, min_df: int = 1, hash_bits: int = 20):
+        self.ngram_max = ngram_max
+        self.min_df = min_df
+        self.hash_bits = hash_bits
 
-    def fit_transform(self, texts: pd.Series):
-        return hashed_counts(
-            texts,
-            self.min_df,
-            self.hash_bits,
-            ngram_range=(1, self.ngram_max),
-            binary=True,
-            token_pattern=TOKEN_PATTERN,
-        )
+    def _hashing(self) -> dict:
+        return {"ngram_range": (1, self.ngram_max), "binary": True, "token_pattern": TOKEN_PATTERN}
 
 
 def _char_vectorizer(params: Params) -> HashedCharTfidf:
@@ -283,20 +328,10 @@ def char_lr(task, params: Params, train, test, n_classes: int):
     )
 
 
-class _SideBySide:
-    """The columns of several vectorisers, side by side."""
-
-    def __init__(self, *vectorizers):
-        self.vectorizers = vectorizers
-
-    def fit_transform(self, texts: pd.Series):
-        return sp.hstack([v.fit_transform(texts) for v in self.vectorizers]).tocsr()
-
-
 def wordchar_svc(task, params: Params, train, test, n_classes: int):
     # Word and char columns side by side beat either alone on R52 (docs/benchmarks.md).
     p = params.tfidf.wordchar_svc
-    vectorizer = _SideBySide(_svc_word_vectorizer(params), _char_vectorizer(params))
+    vectorizer = make_union(_svc_word_vectorizer(params), _char_vectorizer(params))
     return _fitter(
         vectorizer,
         _svc(p.C, p.class_weight, params.seed),

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..params import FineTune, Params
-from .tfidf import expand_proba
+from .common import expand_proba
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def fit_fold(
     the train rows' token ids. One log line per epoch, starting ``[tag]``."""
     import keras
 
-    from .rnn import epoch_logger, set_determinism
+    from .keras_training import epoch_logger, set_determinism
 
     set_determinism(seed, threads)
     steps = config.epochs * int(np.ceil(len(train_idx) / config.batch_size))
