@@ -37,6 +37,7 @@ lint: $(STAMP)
 	ruff check .
 	ruff format --check .
 	mypy
+	lint-imports
 
 format: $(STAMP)
 	ruff check --fix .
