@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from .io import atomic_path, write_json
-from .outputs import load_prepared
+from .outputs import load_meta, load_prepared
 from .params import Params
 from .tasks import Task
 
@@ -91,11 +91,12 @@ def fit_vocabulary(train_texts, vocab_size: int, min_count: int) -> list[str]:
 
 def tokenize(task: Task, params: Params) -> dict:
     """Fit the vocabulary on train text, encode train and test; return the vocab record."""
-    train, test, meta = load_prepared(task)
+    meta = load_meta(task)
     settings = params.tokenize.model_dump()
     record = {"task": task.name, "available": meta.available, "settings": settings}
     arrays = {}
     if meta.available:
+        train, test, _ = load_prepared(task)
         started = time.perf_counter()
         vocabulary = fit_vocabulary(
             train["text"].tolist(), params.tokenize.vocab_size, params.tokenize.min_count

@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import PipelineError
 from .io import atomic_path, write_json
-from .outputs import BestParams, best_params_path, load_prepared
+from .outputs import BestParams, best_params_path, load_meta
 from .params import Budget, Params
 from .secrets import mask_url
 from .study import (
@@ -136,7 +136,7 @@ def tune(
             f"tune: {model!r} is not an RNN model; known: "
             f"{sorted(m for m, s in MODELS.items() if s.family == 'rnn')}"
         )
-    _, _, meta = load_prepared(task)
+    meta = load_meta(task)
     budget, goal = task.rnn_work(params).tuning, objective_of(task, params)
     found: dict[str, Any] = {}  # what the study found, or a note on why there was none
     storage_url = resolve_storage(storage, params)
