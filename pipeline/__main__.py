@@ -208,5 +208,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _exit(code: int) -> None:
+    """Exit with ``code``. After TensorFlow was imported, without the interpreter's teardown
+    (seconds of TensorFlow's destructors, every stage of which has written and closed its
+    outputs): flush the logs and leave."""
+    if "tensorflow" not in sys.modules:
+        sys.exit(code)
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
