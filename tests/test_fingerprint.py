@@ -83,6 +83,7 @@ def test_a_damaged_stat_cache_means_hashing_everything(local_project):
     assert fingerprints(params) == first
 
 
+@pytest.mark.slow
 def test_the_stage_imports_no_data_library(tmp_path):
     # It runs on every `dvc repro`: no pandas, scikit-learn or TensorFlow.
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())

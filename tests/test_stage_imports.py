@@ -63,6 +63,7 @@ def test_tfidf_ensemble_report_and_submission_stages_never_import_tensorflow(pro
     assert json.loads((project / "metrics/competition.json").read_text())["cv"]["word_lr"]["accuracy"] > 0.6
 
 
+@pytest.mark.slow
 def test_a_task_without_data_imports_no_data_library(project):
     # Every model stage of imdb (no data), after its fetch and prepare in another process.
     _loaded_after(project, [["fetch", "--task", "imdb"], ["prepare", "--task", "imdb"]])
