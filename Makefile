@@ -48,7 +48,7 @@ docs: $(STAMP)
 	python -m pipeline.docs_tables
 
 benchmark: $(STAMP)
-	python -m pipeline.benchmark
+	python -m pipeline.benchmark tfidf everyday
 
 clean-venv:
 	rm -rf $(VENV)

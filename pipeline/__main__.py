@@ -23,7 +23,6 @@ log = logging.getLogger("pipeline")
 
 # Stage name → (module, function); imported on use so `fetch` never pays for TensorFlow.
 _STAGES = {
-    "fingerprint": ("sources.fingerprint", "fingerprint"),
     "fetch": ("sources", "fetch"),
     "prepare": ("prepare", "prepare"),
     "tokenize": ("tokenize", "tokenize"),
@@ -71,6 +70,13 @@ def _check_model(stage: str, model: str) -> None:
         )
 
 
+def _fingerprint(args) -> None:
+    from .params import load_params
+    from .sources.fingerprint import fingerprints
+
+    fingerprints(load_params(args.params))
+
+
 def _summary(args) -> None:
     from .params import load_params
     from .report import summary
@@ -98,8 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="debug logging, and TensorFlow's own logs and warnings"
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "fingerprint", help="record every task's data source files (fetch reruns when they change)"
+    ).set_defaults(func=_fingerprint)
     for name, helptext in (
-        ("fingerprint", "record the data source's files (fetch reruns when they change)"),
         ("fetch", "download or copy the raw data"),
         ("prepare", "validate, clean, make folds"),
         ("tokenize", "fit the vocabulary, write integer sequences"),
@@ -200,5 +208,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _exit(code: int) -> None:
+    """Exit with ``code``. After TensorFlow was imported, without the interpreter's teardown
+    (seconds of TensorFlow's destructors, every stage of which has written and closed its
+    outputs): flush the logs and leave."""
+    if "tensorflow" not in sys.modules:
+        sys.exit(code)
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

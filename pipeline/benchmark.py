@@ -8,6 +8,8 @@
                                               # fine-tune padded to 96 tokens vs length-bucketed
     python -m pipeline.benchmark bigfield  # peak memory of fetch and prepare on a train.csv
                                            # holding one 200 MB text field, as a ratio to it
+    python -m pipeline.benchmark everyday  # sample `dvc repro` and the no-op after it, in a
+                                           # fresh clone (bench_everyday.py)
 
 Every measured command runs as the same ``python -m pipeline`` subprocess that ``dvc repro``
 runs, in a scratch project; wall time and the child's peak resident memory are reported.
@@ -207,7 +209,9 @@ def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("what", nargs="*", help="tfidf, rnn, bigfield and/or transformer (default: tfidf)")
+    parser.add_argument(
+        "what", nargs="*", help="tfidf, rnn, bigfield, transformer and/or everyday (default: tfidf)"
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--rows", type=int, default=20_000, help="rnn: sequences per epoch")
     parser.add_argument("--seq-len", type=int, default=300, help="rnn: tokens per sequence")
@@ -218,10 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         _epoch_child(args.epoch_child, args.rows, args.seq_len, args.threads)
         return 0
     args.what = args.what or ["tfidf"]
-    unknown = set(args.what) - {"tfidf", "rnn", "bigfield", "transformer"}
+    unknown = set(args.what) - {"tfidf", "rnn", "bigfield", "transformer", "everyday"}
     if unknown:
         parser.error(
-            f"unknown benchmark(s) {sorted(unknown)}; choose tfidf, rnn, bigfield and/or transformer"
+            f"unknown benchmark(s) {sorted(unknown)}; choose tfidf, rnn, bigfield, transformer and/or everyday"
         )
     if "tfidf" in args.what and not IMDB.is_dir():
         print(f"benchmark needs the IMDB CSVs in {IMDB}", file=sys.stderr)
@@ -238,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
             from .bench_transformer import bench_transformer
 
             results["transformer"] = bench_transformer()
+        if "everyday" in args.what:
+            from .bench_everyday import bench_everyday
+
+            results["everyday"] = bench_everyday(Path(tmp) / "everyday")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -25,7 +25,14 @@ import time
 
 import numpy as np
 
-from .outputs import PredictionRecord, load_predictions, load_prepared, save_predictions, save_unavailable
+from .outputs import (
+    PredictionRecord,
+    load_meta,
+    load_predictions,
+    load_prepared,
+    save_predictions,
+    save_unavailable,
+)
 from .params import Params
 from .tasks import Task
 
@@ -208,12 +215,14 @@ def candidates(params: Params, binary: bool, metric: str):
 
 def ensemble(task: Task, params: Params) -> dict:
     """Fit the ensemblers on the OOF predictions of every base model of ``task``."""
-    train, _, meta = load_prepared(task)
+    meta = load_meta(task)
     record: dict = {"task": task.name, "model": "ensemble", "available": meta.available}
     if not meta.available:
         save_unavailable(task, "ensemble", record, meta.reason)
         return record
     from .metrics import all_scores, score
+
+    train, _, _ = load_prepared(task)
 
     started = time.perf_counter()
     names = list(task.models_to_run(params))

@@ -11,7 +11,6 @@ import logging
 import warnings
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
 log = logging.getLogger(__name__)
 NOT_VALIDATED = -1  # time folds: the earliest block only ever trains
@@ -49,6 +48,8 @@ def make_folds(y: np.ndarray, n_folds: int, seed: int, *, warn_rare: bool = True
     as they have rows (they then lack from some training folds; models handle that), with a
     logged warning unless ``warn_rare`` is false.
     """
+    from sklearn.model_selection import KFold, StratifiedKFold  # on use: fold_rows needs no sklearn
+
     y = np.asarray(y)
     _check_rows(len(y), n_folds)
     counts = _warn_rare(y, n_folds, warn_rare)
@@ -67,6 +68,8 @@ def make_group_folds(
     Uses scikit-learn's ``StratifiedGroupKFold``; rare classes are handled as in
     :func:`make_folds`. Every row a singleton group gives plain stratified folds.
     """
+    from sklearn.model_selection import StratifiedGroupKFold
+
     y, groups = np.asarray(y), np.asarray(groups)
     if len(groups) != len(y):
         raise ValueError(f"groups has {len(groups)} entries for {len(y)} rows")

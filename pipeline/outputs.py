@@ -12,15 +12,17 @@ only the keys that were set, so files stay byte for byte what the stages wrote b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import StageOutputError
 from .io import atomic_path, load_arrays, read_json, save_arrays, write_json
 from .tasks import Task
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class StageRecord(BaseModel):
@@ -141,8 +143,15 @@ def load_diagnostics(task: Task) -> dict:
     return read_json(path) if path.exists() else {}
 
 
+def load_meta(task: Task) -> PreparedMeta:
+    """``prepare``'s record alone: whether the task has data, without reading it."""
+    return read_record(meta_path(task), PreparedMeta, task, "prepare")
+
+
 def load_prepared(task: Task) -> tuple[pd.DataFrame, pd.DataFrame, PreparedMeta]:
-    meta = read_record(meta_path(task), PreparedMeta, task, "prepare")
+    import pandas as pd  # on use: a stage of a task without data never imports it
+
+    meta = load_meta(task)
     folder = task.prepared_dir
     return pd.read_parquet(folder / "train.parquet"), pd.read_parquet(folder / "test.parquet"), meta
 

@@ -11,11 +11,13 @@ import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .errors import DataError
 from .tasks import Task
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _MAX_LISTED = 5
 
@@ -59,6 +61,8 @@ def read_csv(path: str | Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
     """
     path = Path(path)
     columns, header, rows = _scan(path)
+    import pandas as pd  # on use: importing pipeline.sources (the fingerprint stage) stays light
+
     frame = pd.DataFrame([fields for _, fields in rows], columns=columns, dtype=str)
     del rows
     missing = [c for c in required if c not in frame.columns]

@@ -28,6 +28,7 @@ from .outputs import (
     best_params_path,
     load_best_params,
     load_diagnostics,
+    load_meta,
     load_predictions,
     load_prepared,
     trials_path,
@@ -331,7 +332,7 @@ def _training_curves(
 
 def report(task: Task, params: Params) -> dict:
     """Write metrics, plots and the markdown report for ``task``."""
-    train_df, test_df, meta = load_prepared(task)
+    meta = load_meta(task)
     metrics: dict = {"available": int(meta.available)}
     records: dict[str, PredictionRecord] = {}
     scores_test: dict[str, dict[str, float]] = {}
@@ -347,6 +348,7 @@ def report(task: Task, params: Params) -> dict:
 
             from .metrics import all_scores
 
+            train_df, test_df, _ = load_prepared(task)
             classes = meta.classes
             y = train_df["y"].to_numpy()
             curves = {}

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from .outputs import load_prepared, save_sequences
+from .outputs import load_meta, load_prepared, save_sequences
 from .params import Params
 from .tasks import Task
 
@@ -90,11 +90,12 @@ def fit_vocabulary(train_texts, vocab_size: int, min_count: int) -> list[str]:
 
 def tokenize(task: Task, params: Params) -> dict:
     """Fit the vocabulary on train text, encode train and test; return the vocab record."""
-    train, test, meta = load_prepared(task)
+    meta = load_meta(task)
     settings = params.tokenize.model_dump()
     record = {"task": task.name, "available": meta.available, "settings": settings}
     arrays = {}
     if meta.available:
+        train, test, _ = load_prepared(task)
         started = time.perf_counter()
         vocabulary = fit_vocabulary(
             train["text"].tolist(), params.tokenize.vocab_size, params.tokenize.min_count

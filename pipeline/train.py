@@ -17,7 +17,7 @@ import numpy as np
 
 from .folds import fold_rows
 from .models import MODELS, FitPredict, FoldPlan
-from .outputs import PredictionRecord, load_prepared, save_predictions, save_unavailable
+from .outputs import PredictionRecord, load_meta, load_prepared, save_predictions, save_unavailable
 from .params import Params
 from .tasks import Task
 from .workers import worker_map
@@ -31,7 +31,7 @@ def train(task: Task, model: str, params: Params) -> dict:
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; known: {sorted(MODELS)}")
     spec = MODELS[model]
-    train_df, test_df, meta = load_prepared(task)
+    meta = load_meta(task)
     record: dict[str, Any] = {"task": task.name, "model": model, "available": meta.available}
     skipped = spec.skip(task, model, params) if meta.available and spec.skip else None
     if skipped:
@@ -41,6 +41,7 @@ def train(task: Task, model: str, params: Params) -> dict:
         return record
     from .metrics import all_scores, score  # sklearn: only when there is data
 
+    train_df, test_df, _ = load_prepared(task)
     n_classes = len(meta.classes)
     y, fold_of_row = train_df["y"].to_numpy(), train_df["fold"].to_numpy()
     started = time.perf_counter()

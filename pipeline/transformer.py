@@ -312,10 +312,10 @@ def wanted(task: Task, params: Params, family: str) -> bool:
 
 def encode(task: Task, params: Params) -> dict:
     """Write the frozen embeddings of ``task``'s train and test texts (see the module docstring)."""
-    from .outputs import load_prepared
+    from .outputs import load_meta, load_prepared
 
     p = params.transformer
-    train_df, test_df, meta = load_prepared(task)
+    meta = load_meta(task)
     record = {"task": task.name, "available": meta.available, "max_tokens": p.max_tokens}
     if not meta.available:
         record["reason"] = meta.reason
@@ -326,6 +326,7 @@ def encode(task: Task, params: Params) -> dict:
         )
     arrays = {}
     if record["available"]:
+        train_df, test_df, _ = load_prepared(task)
         checkpoint = resolve_checkpoint(p.checkpoint, p.sha256)
         record["checkpoint"] = checkpoint.describe()
         encoder = Encoder(checkpoint)

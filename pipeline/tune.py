@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import PipelineError
 from .io import atomic_path, write_json
-from .outputs import BestParams, best_params_path, load_prepared, trials_path
+from .outputs import BestParams, best_params_path, load_meta, trials_path
 from .params import Budget, Params
 from .secrets import mask_url
 from .study import (
@@ -133,7 +133,7 @@ def tune(
 
     if model not in in_group("rnn"):
         raise ValueError(f"tune: {model!r} is not an RNN model; known: {in_group('rnn')}")
-    _, _, meta = load_prepared(task)
+    meta = load_meta(task)
     budget, goal = task.rnn_work(params).tuning, objective_of(task, params)
     found: dict[str, Any] = {}  # what the study found, or a note on why there was none
     storage_url = resolve_storage(storage, params)

@@ -24,7 +24,7 @@ SHARED_DATA = next(
     (p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
     ROOT.parent / "shared" / "data",
 )
-PROJECT_FILES = ("pipeline", "dvc.yaml", "params.yaml", ".dvcignore")
+PROJECT_FILES = ("pipeline", "dvc.yaml", "data/fingerprints/dvc.yaml", "params.yaml", ".dvcignore")
 
 
 @pytest.fixture
@@ -47,6 +47,7 @@ def make_project_copy(dest: Path) -> Path:
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     _validation_without_download(dest / "params.yaml")
     env = project_env(dest)

@@ -319,7 +319,7 @@ def test_temporary_folders_of_an_interrupted_stage_are_git_ignored(tmp_path):
 def test_fetch_counts_rows_without_building_a_table_or_reading_whole_files(tmp_path, monkeypatch):
     # One huge text field took ~13x the file's size in memory: the bytes, their text, a
     # StringIO copy and a DataFrame, only to count the rows (pipeline.benchmark bigfield).
-    import pipeline.rawdata as rawdata
+    import pandas as pd
 
     local = make_local_dir(tmp_path / "local")
     write_params(tmp_path, f"competition: {{source: local, local_dir: {local}}}\n")
@@ -328,7 +328,7 @@ def test_fetch_counts_rows_without_building_a_table_or_reading_whole_files(tmp_p
     def forbidden(*args, **kwargs):
         raise AssertionError("fetch built a table or read a whole file")
 
-    monkeypatch.setattr(rawdata.pd, "DataFrame", forbidden)
+    monkeypatch.setattr(pd, "DataFrame", forbidden)  # rawdata imports pandas on use
     monkeypatch.setattr(Path, "read_bytes", forbidden)
     assert main(["fetch", "--task", "competition"]) == 0
     record = json.loads((tmp_path / RAW / "source.json").read_text())
