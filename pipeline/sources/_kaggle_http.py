@@ -208,7 +208,7 @@ def limited_http(limits: Limits, trace: Trace | None = None) -> Iterator[Trace]:
 def _cut(response) -> None:
     """Shut down the socket ``response`` is read from, so a read blocked on it returns now."""
     raw = getattr(response, "raw", None)
-    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
     if sock is None:  # the connection went back to the pool: the body is read already
         return
     with contextlib.suppress(OSError):
