@@ -76,3 +76,13 @@ def test_same_seed_same_files_other_seed_other_files(small):
     make_competition(folder / "c", 400, 100, seed=4, imdb_dir=imdb)
     assert digest(folder / "a") == digest(folder / "b")
     assert digest(folder / "a")["train.csv"] != digest(folder / "c")["train.csv"]
+
+
+@pytest.mark.parametrize("args", [["--fraction", "0"], ["--fraction", "1.5"], ["--rows", "5"]])
+def test_scale_sizes_are_checked_before_anything_runs(args, capsys):
+    from pipeline.benchmark import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["scale", *args])
+    assert exit_info.value.code == 2
+    assert "--fraction must be in (0, 1] and --rows at least 10" in capsys.readouterr().err
