@@ -18,6 +18,7 @@ time and the peak resident memory of its largest process.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -142,13 +143,14 @@ def stages_to_run(project: Path) -> list[str]:
     from dvc.repo import Repo
     from dvc.repo.reproduce import plan_repro
 
-    with Repo(str(project)) as repo:
+    with contextlib.chdir(project), Repo(".") as repo:  # addresses relative to the project
         return [stage.addressing for stage in plan_repro(repo.index.graph)]
 
 
-def bench_scale(workdir: Path, n_train: int, n_test: int, seed: int = 0) -> dict:
+def bench_scale(workdir: Path, n_train: int, n_test: int, seed: int = 0, upto: str | None = None) -> dict:
     """Build the competition at ``n_train``/``n_test`` rows in ``workdir`` and time each stage
-    of the default ``dvc repro`` on it; print one line per stage as it ends."""
+    of the default ``dvc repro`` on it (up to and including the stage ``upto``, if given);
+    print one line per stage as it ends."""
     started = time.perf_counter()
     shape = make_competition(workdir / "competition", n_train, n_test, seed)
     print(
@@ -158,8 +160,13 @@ def bench_scale(workdir: Path, n_train: int, n_test: int, seed: int = 0) -> dict
         flush=True,
     )
     project = scratch_project(workdir / "project", workdir / "competition")
+    order = stages_to_run(project)
+    if upto is not None:
+        if upto not in order:
+            raise SystemExit(f"--upto {upto!r} is not a stage of dvc.yaml; choose one of {order}")
+        order = order[: order.index(upto) + 1]
     stages: dict[str, dict[str, float]] = {}
-    for stage in stages_to_run(project):
+    for stage in order:
         begun = time.perf_counter()
         _, peak = finish(start_child(["-m", "dvc", "repro", "--single-item", stage], project))
         seconds = time.perf_counter() - begun

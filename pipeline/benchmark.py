@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         help="scale: share of Kaggle fake-news' 20,800 train / 5,200 test rows (default 1)",
     )
     parser.add_argument("--seq-len", type=int, default=300, help="rnn: tokens per sequence")
+    parser.add_argument(
+        "--upto", metavar="STAGE", help="scale: stop after this stage (e.g. prepare@competition)"
+    )
     parser.add_argument("--epoch-child", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -256,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
             n_train = args.rows or round(FULL[0] * args.fraction)
             n_test = round(n_train * FULL[1] / FULL[0])
-            results["scale"] = bench_scale(Path(tmp) / "scale", n_train, n_test)
+            results["scale"] = bench_scale(Path(tmp) / "scale", n_train, n_test, upto=args.upto)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
