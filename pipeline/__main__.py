@@ -147,11 +147,32 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--file", help="default: submissions/<competition>/ensemble.csv")
     submit.add_argument("--message", help="default: model, CV score and git commit")
     submit.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
-    submit.add_argument("--list", action="store_true", help="list recent submissions and scores")
+    submit.add_argument(
+        "--list", action="store_true", help="list recent submissions: CV, public and private scores"
+    )
     submit.add_argument(
         "--force",
         action="store_true",
         help="send a file the pipeline did not write (or that was edited since)",
+    )
+    submit.add_argument(
+        "--wait",
+        action="store_true",
+        help="after sending, poll Kaggle until the submission is scored; print and record the score",
+    )
+    submit.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="--wait: give up after this long in all (default 600; the submission stays sent)",
+    )
+    submit.add_argument(
+        "--poll-every",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="--wait: seconds between two looks at the submissions list (default 15)",
     )
     submit.set_defaults(func=_submit)
     return parser

@@ -10,6 +10,8 @@
                                            # holding one 200 MB text field, as a ratio to it
     python -m pipeline.benchmark everyday  # sample `dvc repro` and the no-op after it, in a
                                            # fresh clone (bench_everyday.py)
+    python -m pipeline.benchmark scale --fraction 0.25  # each stage of the default dvc repro
+                                           # on a fake-news-shaped competition (bench_scale.py)
 
 Every measured command runs as the same ``python -m pipeline`` subprocess that ``dvc repro``
 runs, in a scratch project; wall time and the child's peak resident memory are reported.
@@ -210,11 +212,22 @@ def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.benchmark", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "what", nargs="*", help="tfidf, rnn, bigfield, transformer and/or everyday (default: tfidf)"
+        "what", nargs="*", help="tfidf, rnn, bigfield, transformer, everyday and/or scale (default: tfidf)"
     )
     parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument("--rows", type=int, default=20_000, help="rnn: sequences per epoch")
+    parser.add_argument(
+        "--rows", type=int, help="rnn: sequences per epoch (default 20,000); scale: train rows"
+    )
+    parser.add_argument(
+        "--fraction",
+        type=float,
+        default=1.0,
+        help="scale: share of Kaggle fake-news' 20,800 train / 5,200 test rows (default 1)",
+    )
     parser.add_argument("--seq-len", type=int, default=300, help="rnn: tokens per sequence")
+    parser.add_argument(
+        "--upto", metavar="STAGE", help="scale: stop after this stage (e.g. prepare@competition)"
+    )
     parser.add_argument("--epoch-child", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -222,12 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         _epoch_child(args.epoch_child, args.rows, args.seq_len, args.threads)
         return 0
     args.what = args.what or ["tfidf"]
-    unknown = set(args.what) - {"tfidf", "rnn", "bigfield", "transformer", "everyday"}
+    unknown = set(args.what) - {"tfidf", "rnn", "bigfield", "transformer", "everyday", "scale"}
     if unknown:
         parser.error(
-            f"unknown benchmark(s) {sorted(unknown)}; choose tfidf, rnn, bigfield, transformer and/or everyday"
+            f"unknown benchmark(s) {sorted(unknown)}; choose tfidf, rnn, bigfield, transformer, everyday and/or scale"
         )
-    if "tfidf" in args.what and not IMDB.is_dir():
+    if not 0 < args.fraction <= 1 or (args.rows is not None and args.rows < 10):
+        parser.error("--fraction must be in (0, 1] and --rows at least 10")
+    if {"tfidf", "scale"} & set(args.what) and not IMDB.is_dir():
         print(f"benchmark needs the IMDB CSVs in {IMDB}", file=sys.stderr)
         return 2
     results = {}
@@ -235,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         if "tfidf" in args.what:
             results["tfidf"] = bench_tfidf(Path(tmp) / "tfidf")
         if "rnn" in args.what:
-            results["rnn"] = bench_rnn(args.rows, args.seq_len)
+            results["rnn"] = bench_rnn(args.rows or 20_000, args.seq_len)
         if "bigfield" in args.what:
             results["bigfield"] = bench_bigfield(Path(tmp) / "bigfield")
         if "transformer" in args.what:
@@ -246,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
             from .bench_everyday import bench_everyday
 
             results["everyday"] = bench_everyday(Path(tmp) / "everyday")
+        if "scale" in args.what:
+            from .bench_scale import FULL, bench_scale
+
+            n_train = args.rows or round(FULL[0] * args.fraction)
+            n_test = round(n_train * FULL[1] / FULL[0])
+            results["scale"] = bench_scale(Path(tmp) / "scale", n_train, n_test, upto=args.upto)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -187,6 +187,7 @@ def write_submissions(params) -> dict:
             }
         if not index["files"]:
             raise DataError("no model predictions found: run `dvc repro` to train the models first")
+        _keep_kaggle_records(index, SUBMISSIONS_DIR / "index.json")
         best = max(index["files"], key=lambda n: index["files"][n][f"cv_{task.metric}"])
         index["best"] = best
         (out / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
@@ -197,6 +198,21 @@ def write_submissions(params) -> dict:
 SUBMISSIONS_DIR = Path("submissions")
 
 
+def _keep_kaggle_records(index: dict, previous: Path) -> None:
+    """Carry over the Kaggle scores recorded by ``submit`` (in the ``index.json`` being
+    replaced) of every file whose content is unchanged: they still describe it."""
+    import json
+
+    try:
+        old = json.loads(previous.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    for name, entry in index["files"].items():
+        before = old.get(name) if isinstance(old, dict) else None
+        if isinstance(before, dict) and before.get("sha256") == entry["sha256"] and before.get("kaggle"):
+            entry["kaggle"] = before["kaggle"]
+
+
 def _submission_message(entry: dict, index: dict) -> str:
     metric = index["metric"]
     return (
@@ -205,28 +221,79 @@ def _submission_message(entry: dict, index: dict) -> str:
     )
 
 
+def _cv_of(row: dict, index: dict) -> str:
+    """The CV score a Kaggle submission was sent with: from the index record of its ref, else
+    from its description (the default message names it), else "-"."""
+    import re
+
+    metric = index.get("metric", "accuracy")
+    for entry in index.get("files", {}).values():
+        for sent in entry.get("kaggle", []):
+            if row.get("ref") and sent.get("ref") == row["ref"]:
+                return f"{entry[f'cv_{metric}']:.4f}"
+    found = re.search(r"CV \w+ ([0-9.]+)", str(row.get("description") or ""))
+    return found.group(1) if found else "-"
+
+
+def _list(competition: str, index: dict) -> None:
+    from .sources import kaggle
+
+    rows = kaggle.list_submissions(competition)
+    print(f"{'date':<20} {'status':<9} {'CV':>7} {'public':>8} {'private':>8}  description")
+    for row in rows:
+        print(
+            f"{str(row['date'])[:19]:<20} {str(row['status']):<9} {_cv_of(row, index):>7} "
+            f"{str(row['public_score'] or '-'):>8} {str(row['private_score'] or '-'):>8}  "
+            f"{row['description']}"
+        )
+
+
+def _record(index_path: Path, key: str, ref: int | None, message: str, row: dict | None) -> None:
+    """Keep what Kaggle said about a submission of ``key`` in ``index.json``, beside its CV.
+
+    A ``dvc repro`` that rewrites the file keeps the records of files whose content did not
+    change (:func:`write_submissions`)."""
+    import json
+
+    from .io import write_json
+
+    index = json.loads(index_path.read_text())
+    records = index["files"][key].setdefault("kaggle", [])
+    record = next((r for r in records if ref and r.get("ref") == ref), None)
+    if record is None:
+        record = {"ref": ref, "message": message}
+        records.append(record)
+    if row is not None:
+        record.update(
+            {k: row.get(k) for k in ("date", "status", "public_score", "private_score")},
+        )
+        if row.get("error"):
+            record["error"] = row["error"]
+    else:
+        record.setdefault("status", "PENDING")
+    write_json(index_path, index)
+
+
 def main(args) -> None:
     """``python -m pipeline submit``: check a submission file, then send it to Kaggle."""
     import json
 
-    from .errors import PipelineError
+    from .errors import ParamsError, PipelineError
     from .params import load_params
     from .sources import kaggle
     from .tasks import get_task
 
     params = load_params(args.params)
     competition = params.competition.name
-    if args.list:
-        rows = kaggle.list_submissions(competition)
-        print(f"{'date':<20} {'status':<10} {'public':>8} {'private':>8}  description")
-        for row in rows:
-            print(
-                f"{str(row['date'])[:19]:<20} {str(row['status']):<10} {str(row['public_score'] or '-'):>8} "
-                f"{str(row['private_score'] or '-'):>8}  {row['description']}"
-            )
-        return
     index_path = SUBMISSIONS_DIR / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {"files": {}}
+    if args.list:
+        _list(competition, index)
+        return
+    if args.wait and not (args.wait_timeout > 0 and args.poll_every > 0):
+        raise ParamsError(
+            f"--wait-timeout {args.wait_timeout:g} and --poll-every {args.poll_every:g} must be seconds > 0"
+        )
     path = Path(args.file or SUBMISSIONS_DIR / index.get("folder", competition) / "ensemble.csv")
     task = get_task("competition", params)
     sample = read_sample(task.raw_dir)
@@ -261,7 +328,29 @@ def main(args) -> None:
             f"Would submit to {competition!r} with message: {message}"
         )
         return
-    kaggle.submit(competition, path, message)
-    print(
-        f"submitted {path} to {competition!r}: {message}\nsee scores with: python -m pipeline submit --list"
-    )
+    ref = kaggle.submit(competition, path, message)
+    if key is not None and entry is not None:
+        _record(index_path, key, ref, message, None)
+    print(f"submitted {path} to {competition!r} (ref {ref or '?'}): {message}", flush=True)
+    if not args.wait:
+        print("see scores with: python -m pipeline submit --list")
+        return
+    try:
+        row = kaggle.wait_for_score(
+            competition,
+            ref,
+            message,
+            args.wait_timeout,
+            args.poll_every,
+            lambda line: print(line, flush=True),
+        )
+    except kaggle.NotScored as exc:
+        if key is not None and entry is not None and exc.row is not None:
+            _record(index_path, key, ref, message, exc.row)
+        raise
+    metric = index.get("metric", task.metric)
+    cv = f"CV {metric} {entry[f'cv_{metric}']:.4f}" if entry else "CV unknown: not a pipeline file"
+    print(f"public score {row['public_score']} ({cv}); private {row['private_score'] or 'not yet'}")
+    if key is not None and entry is not None:
+        _record(index_path, key, ref, message, row)
+        print(f"recorded in {index_path}")

@@ -139,3 +139,38 @@ def write_sample_submission(task, test_ids: list[str], seed: int = 2) -> list[st
         json.dumps({"source": "kaggle", "competition": "fake-news", "files": {}})
     )
     return order
+
+
+def write_source(task, kind: str, **where) -> None:
+    """The ``source.json`` that ``fetch`` writes, for data from ``kind``."""
+    from pipeline.io import write_json
+
+    write_json(
+        task.raw_dir / "source.json",
+        {"source": kind, **where, "available": True, "files": {"test.csv": {"sha256": "f" * 64, "rows": 40}}},
+    )
+
+
+def make_submission_project(root: Path) -> Path:
+    """``root`` as a project after ``dvc repro`` on Kaggle's fake-news data: params.yaml,
+    predictions of three fake models and their ensemble, submissions/ and its index.json
+    (git commit ``abc1234``)."""
+    import pytest
+    import yaml
+
+    from pipeline.ensemble import ensemble
+    from pipeline.submit import write_submissions
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setattr("pipeline.submit._git_commit", lambda: "abc1234")
+        params = make_params()
+        (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
+        task, y, folds, test_y = fake_task("competition", params, n_test=40)
+        write_fake_models(task, y, folds, test_y)
+        test_ids = list(pd.read_parquet(task.prepared_dir / "test.parquet")["id"])
+        write_sample_submission(task, test_ids)
+        write_source(task, "kaggle", competition="fake-news")
+        ensemble(task, params)
+        write_submissions(params)
+    return root

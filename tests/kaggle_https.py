@@ -188,13 +188,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         answers = {
             "StartSubmissionUpload": {"token": "blob-token", "createUrl": f"{STORAGE}/upload/1"},
             "CreateSubmission": {"message": "Successfully submitted", "ref": 7},
-            "ListSubmissions": {"submissions": [fake.submission]},
+            "ListSubmissions": None,  # the next of submission_states, below
             "IntrospectToken": {"active": True, "username": "someone"},
         }  # KAGGLE_API_TOKEN
         if endpoint == "upload":
             return self._send(200, b"", {})
         if endpoint not in answers:
             return self._send(404, b"{}", {"Content-Type": "application/json"})
+        if endpoint == "ListSubmissions":
+            answers[endpoint] = {"submissions": [fake.next_submission()]}
         self._send(200, json.dumps(answers[endpoint]).encode(), {"Content-Type": "application/json"})
 
     def _storage(self, fake, action):
@@ -206,6 +208,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
+            self.close_connection = True
+            return
+        if action == "trickle":  # one byte every fake.trickle_every seconds: never idle long
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.flush()
+            for byte in data:
+                if fake.stop.wait(fake.trickle_every):
+                    break
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:  # the client hung up
+                    break
             self.close_connection = True
             return
         if action == "stall":  # headers, then nothing
@@ -230,7 +247,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class FakeKaggle:
     """The fake API and storage host. ``plan[endpoint]``: behaviours, one per request, the
     last repeating; a behaviour is "ok", an HTTP status, ``(status, headers)``, "hang",
-    "reset", or for "storage" also "truncate" and "stall". ``calls``: (method, endpoint,
+    "reset", or for "storage" also "truncate", "stall" and "trickle" (a byte every
+    ``trickle_every`` seconds). ``submission_states``: changes
+    to ``submission`` that ListSubmissions shows, one per request, the last repeating. ``calls``: (method, endpoint,
     Authorization header, body) per request. ``tls_hang``: accept connections, never start TLS."""
 
     def __init__(self, pki: dict[str, Path], archive: bytes):
@@ -247,6 +266,8 @@ class FakeKaggle:
             "privateScore": "",
             "status": "COMPLETE",
         }
+        self.submission_states: list[dict] = []
+        self.trickle_every = 0.2
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self.server = _Server(self, context)
@@ -257,6 +278,13 @@ class FakeKaggle:
         with self._lock:
             steps = self.plan.get(endpoint) or ["ok"]
             return steps.pop(0) if len(steps) > 1 else steps[0]
+
+    def next_submission(self) -> dict:
+        """``submission`` updated by the next of ``submission_states`` (the last repeating)."""
+        with self._lock:
+            states = self.submission_states
+            update = (states.pop(0) if len(states) > 1 else states[0]) if states else {}
+        return {**self.submission, **update}
 
     def count(self, endpoint: str) -> int:
         return sum(1 for call in self.calls if call[1] == endpoint)

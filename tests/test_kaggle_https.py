@@ -10,7 +10,9 @@ message, what was left on disk, and that the key appears in nothing printed or w
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -285,6 +287,24 @@ def test_fetch_from_storage_that_stalls_mid_download_times_out(project, kaggle, 
     assert_nothing_left(project)
 
 
+def test_download_trickling_inside_the_read_timeout_is_cut_at_the_deadline(project, kaggle, pki):
+    kaggle.plan["storage"] = ["trickle"]  # a byte every 0.2 s: the 1 s read timeout never trips
+    start = time.monotonic()
+    result = fetch(project, kaggle, pki, PIPELINE_KAGGLE_DEADLINE="3")
+    elapsed = time.monotonic() - start
+    assert result.returncode == 2, result.stderr
+    assert 3 <= elapsed < 20
+    assert (
+        "the download of 'fake-news' (storage.googleapis.com) was still running after 3 s, the "
+        "total time allowed (PIPELINE_KAGGLE_DEADLINE)" in result.stderr
+    )
+    assert "nothing was kept" in result.stderr and "raise PIPELINE_KAGGLE_DEADLINE" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert kaggle.count("storage") == 1  # not resumed after the deadline
+    assert_nothing_left(project)
+    assert_no_leak(result, project, kaggle)
+
+
 def test_truncated_download_is_resumed(project, kaggle, pki, competition_files):
     kaggle.plan["storage"] = ["truncate", "ok"]
     result = fetch(project, kaggle, pki)
@@ -461,3 +481,80 @@ def test_submit_list_on_a_hanging_server_times_out(project, kaggle, pki):
     assert result.returncode == 2 and time.monotonic() - start < 30
     assert "sent nothing for 1 s" in result.stderr
     assert_no_leak(result, project, kaggle)
+
+
+# ------------------------------------------------------------------------- submit --wait
+
+
+@pytest.fixture(scope="module")
+def scored_template(tmp_path_factory):
+    from fakepreds import make_submission_project
+
+    return make_submission_project(tmp_path_factory.mktemp("scored"))
+
+
+@pytest.fixture
+def pipeline_project(scored_template, tmp_path) -> Path:
+    """A project after `dvc repro` on the fake-news data: submissions/ and its index.json."""
+    shutil.copytree(scored_template, tmp_path / "project")
+    (tmp_path / "home").mkdir()
+    return tmp_path / "project"
+
+
+def submit_and_wait(project, kaggle, pki, timeout: float, every: float = 0.2):
+    args = ("submit", "--wait", "--wait-timeout", str(timeout), "--poll-every", str(every))
+    return run(project, kaggle, pki, *args)
+
+
+def ensemble_entry(project: Path) -> dict:
+    return json.loads((project / "submissions/index.json").read_text())["files"]["fake-news/ensemble.csv"]
+
+
+def test_submit_wait_polls_until_scored_and_records_the_score(pipeline_project, kaggle, pki):
+    kaggle.submission_states = [{"status": "PENDING", "publicScore": ""}] * 2 + [
+        {"status": "COMPLETE", "publicScore": "0.97312"}
+    ]
+    cv = ensemble_entry(pipeline_project)["cv_accuracy"]
+    result = submit_and_wait(pipeline_project, kaggle, pki, timeout=30)
+    assert result.returncode == 0, result.stderr
+    progress = [line for line in result.stdout.splitlines() if line.startswith("submission 7: PENDING;")]
+    assert len(progress) == 2 and "s elapsed, at most" in progress[0], result.stdout
+    assert f"public score 0.97312 (CV accuracy {cv:.4f})" in result.stdout
+    assert kaggle.count("CreateSubmission") == 1 and kaggle.count("ListSubmissions") == 3
+    [record] = ensemble_entry(pipeline_project)["kaggle"]
+    assert record["ref"] == 7 and record["status"] == "COMPLETE" and record["public_score"] == "0.97312"
+    listed = run(pipeline_project, kaggle, pki, "submit", "--list")
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if "0.97312" in line)
+    assert f"{cv:.4f}  0.97312" in row  # CV beside the public score
+    assert_no_leak(result, pipeline_project, kaggle)
+
+
+def test_submit_wait_reports_a_scoring_error(pipeline_project, kaggle, pki):
+    kaggle.submission_states = [
+        {"status": "ERROR", "publicScore": "", "errorDescription": "Submission must have 5200 rows"}
+    ]
+    result = submit_and_wait(pipeline_project, kaggle, pki, timeout=30)
+    assert result.returncode == 2
+    assert "Kaggle could not score submission 7 to 'fake-news': Submission must have 5200 rows" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    [record] = ensemble_entry(pipeline_project)["kaggle"]
+    assert record["status"] == "ERROR" and record["error"] == "Submission must have 5200 rows"
+
+
+def test_submit_wait_gives_up_after_the_timeout(pipeline_project, kaggle, pki):
+    kaggle.submission_states = [{"status": "PENDING", "publicScore": ""}]
+    start = time.monotonic()
+    result = submit_and_wait(pipeline_project, kaggle, pki, timeout=1.5, every=0.3)
+    elapsed = time.monotonic() - start
+    assert result.returncode == 2 and elapsed < 30
+    assert "Kaggle has not scored submission 7 to 'fake-news' within 1.5 s (status: PENDING)" in (
+        result.stderr
+    )
+    assert "submit --list" in result.stderr
+    assert kaggle.count("CreateSubmission") == 1  # sent once, never again
+    assert 2 <= kaggle.count("ListSubmissions") <= 8
+    [record] = ensemble_entry(pipeline_project)["kaggle"]
+    assert record["ref"] == 7 and record["status"] == "PENDING"

@@ -377,6 +377,7 @@ class FakeApi(KaggleApiStub):
             private_score="",
             file_name="submission.csv",
             ref=7,
+            error_description="",
         )
         return [row] * 3
 
@@ -449,11 +450,13 @@ def test_list_submissions_maps_kaggle_attributes(fake_kaggle):
         rows
         == [
             {
+                "ref": 7,
                 "date": "2024-05-01T12:00:00",
                 "description": "tfidf+lr",
                 "status": "COMPLETE",
                 "public_score": "0.98123",
                 "private_score": "",
+                "error": "",
                 "file_name": "submission.csv",
             }
         ]
@@ -493,14 +496,15 @@ def test_preflight_behind_a_proxy_probes_the_proxy(monkeypatch):
 def test_http_limits_default_and_from_the_environment():
     from pipeline.sources._kaggle_http import Limits, limits_from_env
 
-    assert limits_from_env({}) == Limits(connect=10.0, read=60.0, retries=3, backoff=2.0)
+    assert limits_from_env({}) == Limits(connect=10.0, read=60.0, retries=3, backoff=2.0, deadline=1800.0)
     env = {
         "PIPELINE_KAGGLE_CONNECT_TIMEOUT": "2.5",
         "PIPELINE_KAGGLE_READ_TIMEOUT": "30",
         "PIPELINE_KAGGLE_RETRIES": "0",
         "PIPELINE_KAGGLE_BACKOFF": "0",
+        "PIPELINE_KAGGLE_DEADLINE": "90",
     }
-    assert limits_from_env(env) == Limits(connect=2.5, read=30.0, retries=0, backoff=0.0)
+    assert limits_from_env(env) == Limits(connect=2.5, read=30.0, retries=0, backoff=0.0, deadline=90.0)
 
 
 @pytest.mark.parametrize(
@@ -510,6 +514,8 @@ def test_http_limits_default_and_from_the_environment():
         ("PIPELINE_KAGGLE_CONNECT_TIMEOUT", "-1"),
         ("PIPELINE_KAGGLE_RETRIES", "2.5"),
         ("PIPELINE_KAGGLE_BACKOFF", "x"),
+        ("PIPELINE_KAGGLE_DEADLINE", "0"),
+        ("PIPELINE_KAGGLE_DEADLINE", "an hour"),
     ],
 )
 def test_http_limits_reject_a_bad_value_naming_the_variable(name, value):

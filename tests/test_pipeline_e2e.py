@@ -190,3 +190,183 @@ def test_frozen_transformer_model_encoded_trained_and_submitted(sample_project):
     assert (project / "submissions/sample/frozen_lr.csv").exists()
     # Not in transformer.tasks: the validation tasks encode nothing.
     assert not json.loads((project / "data/encoded/imdb/encode.json").read_text())["available"]
+
+
+# ------------------------------------------------------------ a shared DVC remote over SSH
+
+
+def digests(root, *folders: str) -> dict[str, str]:
+    import hashlib
+
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in folders
+        for path in sorted((root / folder).rglob("*"))
+        if path.is_file()
+    }
+
+
+RESULTS = ("submissions", "metrics", "data/prepared", "data/predictions", "data/ensemble", "data/tuning")
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    import sshd as ssh_server
+
+    why = ssh_server.available()
+    if why:
+        pytest.skip(why)
+    server = ssh_server.Sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.close()
+
+
+def login(project, remote: str, user: str, keyfile) -> None:
+    """Each person's credentials for ``remote``, in the git-ignored .dvc/config.local."""
+    for key, value in (("user", user), ("keyfile", str(keyfile))):
+        done = run(["dvc", "remote", "modify", "--local", remote, key, value], project)
+        assert done.returncode == 0, done.stderr
+
+
+def ran_stages(result) -> set[str]:
+    return {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
+
+
+def test_shared_remote_carries_a_run_to_a_fresh_clone(sample_project, sshd, tmp_path):
+    project, _ = sample_project
+    url = f"ssh://127.0.0.1:{sshd.port}{tmp_path / 'store'}"
+    for cmd in (
+        ["dvc", "remote", "add", "-d", "shared", url],
+        ["dvc", "remote", "modify", "shared", "timeout", "10"],
+    ):
+        assert run(cmd, project).returncode == 0
+    login(project, "shared", sshd.user, sshd.client_key)
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "shared remote", "--allow-empty"]):
+        assert run(cmd, project).returncode == 0
+    tracked = run(["git", "ls-files", ".dvc"], project).stdout
+    assert ".dvc/config\n" in tracked and "config.local" not in tracked  # the key stays out of git
+    pushed = run(["dvc", "push"], project)
+    assert pushed.returncode == 0, pushed.stderr[-2000:]
+
+    clone = tmp_path / "clone"
+    assert run(["git", "clone", "-q", str(project), str(clone)], tmp_path).returncode == 0
+    login(clone, "shared", sshd.user, sshd.client_key)  # a teammate's own key in practice
+    pulled = run(["dvc", "pull"], clone)
+    assert pulled.returncode == 0, pulled.stderr[-2000:]
+    status = json.loads(run(["dvc", "status", "--json"], clone).stdout)
+    assert [name for name in status if not name.startswith("fingerprint@")] == []  # those always run
+    again = run(["dvc", "repro"], clone)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert ran_stages(again) == {f"fingerprint@{t}" for t in ("competition", "imdb", "reuters")}
+    assert digests(clone, *RESULTS) == digests(project, *RESULTS)  # nothing retrained
+
+
+@pytest.mark.parametrize("case", ["down", "silent", "wrong key"])
+def test_unreachable_or_refusing_remote_fails_in_seconds_losing_nothing(sample_project, sshd, tmp_path, case):
+    import socket
+    import time
+
+    from sshd import free_port, keygen
+
+    project, _ = sample_project
+    port, keyfile, listener = sshd.port, sshd.client_key, None
+    if case == "down":
+        port = free_port()
+    elif case == "silent":  # accepts connections, never says a word
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    else:
+        keyfile = keygen(tmp_path / "stranger")
+    url = f"ssh://127.0.0.1:{port}{tmp_path / 'store'}"
+    for cmd in (
+        ["dvc", "remote", "add", "--local", "broken", url],
+        ["dvc", "remote", "modify", "--local", "broken", "timeout", "5"],
+    ):
+        assert run(cmd, project).returncode == 0
+    login(project, "broken", sshd.user, keyfile)
+    before, status = (
+        digests(project, *RESULTS, ".dvc/cache"),
+        run(["dvc", "status", "--json"], project).stdout,
+    )
+    try:
+        start = time.monotonic()
+        pushed = run(["dvc", "push", "-r", "broken"], project, timeout=120)
+        elapsed = time.monotonic() - start
+    finally:
+        run(["dvc", "remote", "remove", "--local", "broken"], project)
+        if listener:
+            listener.close()
+    assert pushed.returncode != 0 and elapsed < 40
+    expected = {"down": "Connect call failed", "silent": "ERROR", "wrong key": "Permission denied for user"}
+    assert expected[case] in pushed.stderr, pushed.stderr[-2000:]
+    assert digests(project, *RESULTS, ".dvc/cache") == before
+    assert run(["dvc", "status", "--json"], project).stdout == status
+
+
+# ------------------------------------------------------------------ a queued sweep of params
+
+
+def test_queued_sweep_compared_and_the_best_applied(sample_project):
+    import csv
+    import io
+    import time
+
+    project, _ = sample_project
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "before the sweep", "--allow-empty"]):
+        assert run(cmd, project).returncode == 0
+    sweep = {"stack-c-001": "0.01", "stack-c-100": "100"}
+    stack_only = ["-S", "ensemble.methods=[stack]", "-S", "ensemble.guard=0"]  # C shows in the CV
+    for name, value in sweep.items():
+        queued = run(
+            ["dvc", "exp", "run", "--queue", "-n", name, *stack_only, "-S", f"ensemble.stack_C={value}"],
+            project,
+        )
+        assert queued.returncode == 0, queued.stderr[-2000:]
+    try:
+        started = run(["dvc", "queue", "start", "--jobs", "1"], project)
+        assert started.returncode == 0, started.stderr
+        ends = time.monotonic() + 900
+        while time.monotonic() < ends:
+            state = run(["dvc", "queue", "status"], project).stdout
+            if not any(word in state for word in ("Queued", "Running")):
+                break
+            time.sleep(5)
+        assert "Success" in state and "Failed" not in state, state
+    finally:
+        run(["dvc", "queue", "stop", "--kill"], project)
+    for name in sweep:  # only the tail of the DAG ran: the rest came from the run cache
+        log = run(["dvc", "queue", "logs", name], project).stdout
+        assert "Running stage 'ensemble@competition'" in log, log[-2000:]
+        assert "Running stage 'train" not in log and "Running stage 'tune" not in log
+
+    shown = run(["dvc", "exp", "show", "--no-pager", "--only-changed"], project, env={"COLUMNS": "200"})
+    assert all(name in shown.stdout for name in sweep), shown.stdout
+    changed = run(["dvc", "exp", "show", "--csv", "--only-changed"], project).stdout
+    rows = [row for row in csv.DictReader(io.StringIO(changed)) if row["Experiment"] in sweep]
+    assert {row["ensemble.stack_C"] for row in rows} == set(sweep.values())  # the swept param
+    table = run(["dvc", "exp", "show", "--csv"], project).stdout  # every column, changed or not
+    rows = [row for row in csv.DictReader(io.StringIO(table)) if row["Experiment"] in sweep]
+    best = max(rows, key=lambda row: float(row["cv"]))  # the headline: the ensemble's CV
+    for old, new in [("HEAD", best["Experiment"]), tuple(sweep)]:  # the baseline; each other
+        diff = run(
+            ["dvc", "metrics", "diff", old, new, "--json", "--targets", "metrics/competition.json"], project
+        )
+        changed = json.loads(diff.stdout)["metrics/competition.json"]
+        assert changed["cv.ensemble.log_loss"]["old"] != changed["cv.ensemble.log_loss"]["new"]
+        assert "cv.word_lr.accuracy" not in changed  # the base models were not retrained
+
+    applied = run(["dvc", "exp", "apply", best["Experiment"]], project)
+    assert applied.returncode == 0, applied.stderr[-2000:]
+    params = yaml_load(project / "params.yaml")
+    assert str(params["ensemble"]["stack_C"]) == best["ensemble.stack_C"]
+    headline = json.loads((project / "metrics/headline.json").read_text())
+    assert f"{headline['cv']}" == best["cv"]
+    assert ran_stages(run(["dvc", "repro"], project)) <= {
+        f"fingerprint@{t}" for t in ("competition", "imdb", "reuters")
+    }
+
+
+def yaml_load(path):
+    import yaml
+
+    return yaml.safe_load(path.read_text())

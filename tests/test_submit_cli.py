@@ -10,16 +10,10 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-import yaml
 
-from fakepreds import (
-    fake_task,
-    make_params,
-    write_fake_models,
-    write_sample_submission,
-)
+from fakepreds import make_submission_project, write_source
 from pipeline.__main__ import main
-from pipeline.io import read_json, write_json
+from pipeline.io import read_json
 
 ENSEMBLE_CSV = Path("submissions/fake-news/ensemble.csv")
 
@@ -27,31 +21,7 @@ ENSEMBLE_CSV = Path("submissions/fake-news/ensemble.csv")
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     """A project folder after `dvc repro`: params.yaml, predictions, submissions + index."""
-    from pipeline.ensemble import ensemble
-    from pipeline.submit import write_submissions
-
-    root = tmp_path_factory.mktemp("template")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setattr("pipeline.submit._git_commit", lambda: "abc1234")
-        params = make_params()
-        (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
-        task, y, folds, test_y = fake_task("competition", params, n_test=40)
-        write_fake_models(task, y, folds, test_y)
-        test_ids = list(pd.read_parquet(task.prepared_dir / "test.parquet")["id"])
-        write_sample_submission(task, test_ids)
-        write_source(task, "kaggle", competition="fake-news")
-        ensemble(task, params)
-        write_submissions(params)
-    return root
-
-
-def write_source(task, kind: str, **where) -> None:
-    """The ``source.json`` that ``fetch`` writes, for data from ``kind``."""
-    write_json(
-        task.raw_dir / "source.json",
-        {"source": kind, **where, "available": True, "files": {"test.csv": {"sha256": "f" * 64, "rows": 40}}},
-    )
+    return make_submission_project(tmp_path_factory.mktemp("template"))
 
 
 @pytest.fixture
@@ -256,3 +226,18 @@ def test_predictions_from_a_local_folder_are_refused_unless_forced(rewritten, ca
 def test_another_competitions_download_is_refused(rewritten, capsys):
     rewritten("kaggle", competition="liar")
     rejected(capsys, "submissions/liar/ensemble.csv", "competition 'liar'", "not of 'fake-news'")
+
+
+def test_rewriting_keeps_the_kaggle_scores_of_unchanged_files_only(rewritten):
+    from pipeline.io import write_json
+
+    index = read_json("submissions/index.json")
+    scored = [{"ref": 7, "status": "COMPLETE", "public_score": "0.9731", "message": "m"}]
+    index["files"]["fake-news/ensemble.csv"]["kaggle"] = scored
+    index["files"]["fake-news/word_lr.csv"]["kaggle"] = [{"ref": 6, "status": "COMPLETE"}]
+    index["files"]["fake-news/word_lr.csv"]["sha256"] = "0" * 64  # scored a different file
+    write_json("submissions/index.json", index)
+    rewritten_index = rewritten("kaggle", competition="fake-news")
+    assert rewritten_index["files"]["fake-news/ensemble.csv"]["kaggle"] == scored
+    assert "kaggle" not in rewritten_index["files"]["fake-news/word_lr.csv"]
+    assert read_json("submissions/index.json") == rewritten_index

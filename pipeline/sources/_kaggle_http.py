@@ -6,6 +6,10 @@ answers hangs it forever. :func:`limited_http` bounds each request for the durat
 Kaggle call: a connect and a read timeout, and bounded retries with exponential backoff
 for HTTP 429 and 5xx and for connections that fail or are reset, honouring ``Retry-After``.
 
+A total deadline bounds the whole call, retries included: a server that trickles a byte
+inside every read timeout never trips the read timeout, so when the deadline passes the
+open connections are shut down and no further request is sent (:class:`DeadlineExceeded`).
+
 The limits come from the environment (:func:`limits_from_env`); a request that may have
 created something on Kaggle (``CreateSubmission``) is retried only when it certainly never
 reached the server (no connection, or HTTP 429), so a submission is never sent twice.
@@ -18,6 +22,8 @@ import dataclasses
 import email.utils
 import logging
 import os
+import socket
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -35,18 +41,22 @@ _ENV = {
     "read": ("PIPELINE_KAGGLE_READ_TIMEOUT", 60.0),
     "retries": ("PIPELINE_KAGGLE_RETRIES", 3),
     "backoff": ("PIPELINE_KAGGLE_BACKOFF", 2.0),
+    "deadline": ("PIPELINE_KAGGLE_DEADLINE", 1800.0),
 }
+_POSITIVE = ("connect", "read", "deadline")
 
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
     """``connect``/``read``: seconds per request; ``retries``: extra attempts per request;
-    ``backoff``: first wait in seconds, doubled per retry (capped at 60 s)."""
+    ``backoff``: first wait in seconds, doubled per retry (capped at 60 s); ``deadline``:
+    seconds for one whole Kaggle call (a download with its retries and resumes)."""
 
     connect: float = 10.0
     read: float = 60.0
     retries: int = 3
     backoff: float = 2.0
+    deadline: float = 1800.0
 
     def wait(self, attempt: int) -> float:
         return min(self.backoff * 2**attempt, 60.0)
@@ -59,11 +69,19 @@ class Trace:
     host: str = "api.kaggle.com"
     attempts: int = 0
     retry_after: float | None = None
+    expired: bool = False  # the deadline passed: connections cut, no request sent since
+    open: list = dataclasses.field(default_factory=list)  # responses whose body may be read
+
+
+class DeadlineExceeded(Exception):
+    """No request is sent once the call's deadline has passed. Not a ``requests`` or
+    ``OSError`` exception on purpose: kaggle's download loop retries those."""
 
 
 def limits_from_env(env: Mapping[str, str] | None = None) -> Limits:
-    """:class:`Limits` from ``PIPELINE_KAGGLE_{CONNECT_TIMEOUT,READ_TIMEOUT,RETRIES,BACKOFF}``;
-    a value that is not a non-negative number (timeouts: positive) raises :class:`ParamsError`."""
+    """:class:`Limits` from ``PIPELINE_KAGGLE_{CONNECT_TIMEOUT,READ_TIMEOUT,RETRIES,BACKOFF,
+    DEADLINE}``; a value that is not a non-negative number (timeouts and the deadline:
+    positive) raises :class:`ParamsError`."""
     env = os.environ if env is None else env
     values = {}
     for field, (name, default) in _ENV.items():
@@ -75,19 +93,21 @@ def limits_from_env(env: Mapping[str, str] | None = None) -> Limits:
             value = int(raw) if isinstance(default, int) else float(raw)
         except ValueError:
             value = -1
-        if value < 0 or (field in ("connect", "read") and value == 0):
+        if value < 0 or (field in _POSITIVE and value == 0):
             kind = (
                 "a whole number >= 0"
                 if isinstance(default, int)
                 else "a number of seconds > 0"
-                if field in ("connect", "read")
+                if field in _POSITIVE
                 else "a number of seconds >= 0"
             )
             raise ParamsError(
                 f"environment variable {name}={raw!r} must be {kind} (default {default}); fix or unset it"
             )
         values[field] = value
-    return Limits(values["connect"], values["read"], int(values["retries"]), values["backoff"])
+    return Limits(
+        values["connect"], values["read"], int(values["retries"]), values["backoff"], values["deadline"]
+    )
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -108,12 +128,26 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 @contextlib.contextmanager
 def limited_http(limits: Limits, trace: Trace | None = None) -> Iterator[Trace]:
-    """Within the block, every ``requests`` request has ``limits``' timeouts and retries."""
+    """Within the block, every ``requests`` request has ``limits``' timeouts and retries, and
+    the block's requests end by ``limits.deadline`` seconds after it starts."""
     import requests
 
     trace = Trace() if trace is None else trace
     original = requests.Session.send
     no_retry = requests.adapters.Retry(0, read=False)  # requests' own default
+    ends = time.monotonic() + limits.deadline
+    done = threading.Event()
+
+    def watchdog() -> None:
+        if not done.wait(limits.deadline):
+            trace.expired = True
+            for response in list(trace.open):
+                _cut(response)
+
+    def check_deadline(wait: float = 0.0) -> None:
+        if trace.expired or time.monotonic() + wait > ends:
+            trace.expired = True
+            raise DeadlineExceeded(f"past the {limits.deadline:g} s deadline")
 
     def send(
         session: requests.Session, request: requests.PreparedRequest, **kwargs: Any
@@ -126,9 +160,11 @@ def limited_http(limits: Limits, trace: Trace | None = None) -> Iterator[Trace]:
         trace.host = urllib.parse.urlsplit(request.url or "").hostname or trace.host
         trace.attempts, trace.retry_after = 0, None
         while True:
+            check_deadline()
             trace.attempts += 1
             try:
                 response = original(session, request, **kwargs)
+                trace.open.append(response)
             except requests.RequestException as exc:
                 retry = trace.attempts <= limits.retries and _retry_error(exc, repeatable)
                 if not retry:
@@ -148,6 +184,7 @@ def limited_http(limits: Limits, trace: Trace | None = None) -> Iterator[Trace]:
                 delay = limits.wait(trace.attempts - 1) if trace.retry_after is None else trace.retry_after
                 why = f"HTTP {status}"
                 response.close()
+            check_deadline(delay)
             log.warning(
                 "Kaggle: %s from %s; retry %d of %d in %.1f s",
                 why,
@@ -160,10 +197,22 @@ def limited_http(limits: Limits, trace: Trace | None = None) -> Iterator[Trace]:
 
     # Patched on the class for the block: kaggle makes its sessions where we cannot reach them.
     requests.Session.send = send  # type: ignore[method-assign, assignment]  # deliberate, undone below
+    threading.Thread(target=watchdog, daemon=True).start()
     try:
         yield trace
     finally:
+        done.set()
         requests.Session.send = original  # type: ignore[method-assign]  # the class's own again
+
+
+def _cut(response) -> None:
+    """Shut down the socket ``response`` is read from, so a read blocked on it returns now."""
+    raw = getattr(response, "raw", None)
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:  # the connection went back to the pool: the body is read already
+        return
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the TCP socket under any TLS layer
 
 
 def _repeatable(request) -> bool:

@@ -23,6 +23,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 import urllib.request
 import warnings
@@ -217,10 +218,11 @@ def download_competition(competition: str, dest: Path) -> dict:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     log.info(
-        "downloading %r from Kaggle (timeouts: connect %g s, read %g s; up to %d retries)",
+        "downloading %r from Kaggle (timeouts: connect %g s, read %g s, all in %g s; up to %d retries)",
         competition,
         limits.connect,
         limits.read,
+        limits.deadline,
         limits.retries,
     )
     with tempfile.TemporaryDirectory(prefix=".kaggle-download-", suffix=".tmp", dir=dest.parent) as tmp:
@@ -241,8 +243,9 @@ def download_competition(competition: str, dest: Path) -> dict:
     return {"source": "kaggle", "competition": competition, "credentials": method}
 
 
-def submit(competition: str, file: Path, message: str) -> None:
-    """Upload the submission ``file`` to ``competition`` with the description ``message``."""
+def submit(competition: str, file: Path, message: str) -> int | None:
+    """Upload the submission ``file`` to ``competition`` with the description ``message``;
+    return the submission's ref (Kaggle's number for it), None if Kaggle sent none."""
     file = Path(file)
     if not file.is_file():
         raise DataError(f"submission file {file} does not exist: build it first")
@@ -262,13 +265,15 @@ def submit(competition: str, file: Path, message: str) -> None:
             fix="submit again later, or upload the file at https://www."
             f"kaggle.com/competitions/{competition}/submissions",
         )
+    return int(getattr(response, "ref", 0) or 0) or None
 
 
 def list_submissions(competition: str, limit: int = 10) -> list[dict]:
     """Return your latest ``limit`` submissions to ``competition``, newest first.
 
-    Keys: date (ISO string), description, status ("PENDING", "COMPLETE" or "ERROR"),
-    public_score, private_score (strings, as Kaggle sends them) and file_name.
+    Keys: ref, date (ISO string), description, status ("PENDING", "COMPLETE" or "ERROR"),
+    public_score, private_score (strings, as Kaggle sends them), error (why scoring failed)
+    and file_name.
     """
     limits = limits_from_env()
     _preflight(limits, hosts=_HOSTS[:1])
@@ -277,16 +282,73 @@ def list_submissions(competition: str, limit: int = 10) -> list[dict]:
     )
     return [
         {
+            "ref": row.ref,
             "date": row.date.isoformat() if hasattr(row.date, "isoformat") else row.date,
             "description": row.description,
             "status": getattr(row.status, "name", row.status),
             "public_score": row.public_score,
             "private_score": row.private_score,
+            "error": row.error_description,
             "file_name": row.file_name,
         }
         for row in (rows or [])[:limit]
         if row is not None
     ]
+
+
+class NotScored(PipelineError):
+    """Kaggle did not score a submission: it failed (``status`` ERROR) or the wait ran out."""
+
+    def __init__(self, message: str, row: dict | None):
+        super().__init__(message)
+        self.row = row
+
+
+def wait_for_score(
+    competition: str,
+    ref: int | None,
+    description: str,
+    timeout: float,
+    every: float,
+    progress: Callable[[str], None] = print,
+) -> dict:
+    """Poll the submissions list until submission ``ref`` (else the newest one described
+    ``description``) is scored; return its row (:func:`list_submissions`' keys).
+
+    At most ``timeout`` seconds in all, one listing every ``every`` seconds, a progress line
+    after each. Raises :class:`NotScored` when Kaggle reports ERROR or time runs out.
+    """
+    started = time.monotonic()
+    page = f"https://www.kaggle.com/competitions/{competition}/submissions"
+    name = f"submission {ref}" if ref else f"the submission {description!r}"
+    while True:
+        rows = list_submissions(competition, limit=20)
+        row = next(
+            (r for r in rows if (r["ref"] == ref if ref else r["description"] == description)),
+            None,
+        )
+        status = row["status"] if row else "not listed yet"
+        if status == "COMPLETE":
+            return row  # type: ignore[return-value]  # a COMPLETE row is never None
+        if status == "ERROR":
+            raise NotScored(
+                f"Kaggle could not score {name} to {competition!r}: "
+                f"{(row or {}).get('error') or 'no reason given'} (status ERROR). "
+                f"The file was received; see {page}",
+                row,
+            )
+        elapsed = time.monotonic() - started
+        left = timeout - elapsed
+        if left <= 0:
+            raise NotScored(
+                f"Kaggle has not scored {name} to {competition!r} within {timeout:g} s "
+                f"(status: {status}); it was submitted and will be scored without us. "
+                "See its score later with `python -m pipeline submit --list`, "
+                "or wait longer with --wait-timeout",
+                row,
+            )
+        progress(f"{name}: {status}; {elapsed:.0f} s elapsed, at most {left:.0f} s left")
+        time.sleep(min(every, left))
 
 
 def _preflight(limits: Limits | None = None, hosts: tuple[str, ...] | None = None) -> str:
@@ -315,10 +377,33 @@ def _call(competition: str, action: Callable, limits: Limits | None = None, what
             api.authenticate()  # calls exit(1) when it accepts no credentials
             return action(api)
     except (Exception, SystemExit) as exc:
+        if trace.expired:
+            raise _deadline_error(competition, limits, trace, what) from exc
         error = _translate_kaggle_error(exc, competition, limits, trace, what)
         if error is None:  # unknown: let it surface with its traceback
             raise
         raise error from exc
+
+
+def _deadline_error(competition: str, limits: Limits, trace: Trace, what: str) -> SourceUnavailable:
+    doing = {
+        "download": "the download of",
+        "submit": "the submission to",
+        "list": "listing the submissions of",
+    }
+    return SourceUnavailable(
+        f"{doing.get(what, 'the call for')} {competition!r} ({trace.host}) was still running after "
+        f"{limits.deadline:g} s, the total time allowed (PIPELINE_KAGGLE_DEADLINE): the server "
+        f"answers, but too slowly to finish; it was cut off{'; nothing was kept' if what == 'download' else ''}"
+        f"{_maybe_sent(what)}",
+        fix="on a slow link, raise PIPELINE_KAGGLE_DEADLINE (seconds) and run the same command again"
+        + (
+            f"; or download the files by hand from https://www.kaggle.com/competitions/{competition}/data "
+            "and set competition.source: local"
+            if what == "download"
+            else ""
+        ),
+    )
 
 
 def _translate_kaggle_error(
