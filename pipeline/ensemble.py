@@ -128,6 +128,43 @@ class BestSingle:
         return {n: float(i == self.index_) for i, n in enumerate(names)}
 
 
+class PlainMean:
+    """The unweighted mean of some models' probabilities: nothing fitted on CV, so nothing
+    picked on noise when CV cannot be trusted."""
+
+    name = "mean"
+
+    def __init__(self, members: list[str], names: list[str]):
+        self.members, self.index_ = members, [names.index(m) for m in members]
+
+    def fit(self, probas, y):
+        return self
+
+    def predict_proba(self, probas):
+        return np.mean([probas[i] for i in self.index_], axis=0)
+
+    def describe(self, names):
+        return {n: round(1 / len(self.index_), 4) if i in self.index_ else 0.0 for i, n in enumerate(names)}
+
+
+def _doubts(task: Task, params: Params, singles: dict, y, groups, metric: str, n_classes: int) -> list[str]:
+    """Why CV cannot choose between models: prepare's trust verdict, and every base model's
+    CV within two noise standard deviations of chance."""
+    from .diagnostics import at_or_below_chance, chance_noise, chance_score
+    from .outputs import load_diagnostics
+
+    doubts = list(load_diagnostics(task).get("trust", {}).get("reasons", []))
+    if metric != "log_loss":
+        chance = chance_score(metric, y, n_classes)
+        margin = max(0.01, 2 * chance_noise(metric, y, n_classes, groups))
+        if at_or_below_chance(singles, chance, margin):
+            doubts.append(
+                f"every model's CV {metric} is within {margin:.3f} (two noise standard deviations) "
+                f"of chance {chance:.3f}"
+            )
+    return doubts
+
+
 def _inner_cv(make, probas, y, folds):
     """Out-of-fold predictions of the ensembler ``make()`` over the given fold column."""
     out = np.zeros_like(probas[0])
@@ -238,7 +275,27 @@ def ensemble(task: Task, params: Params) -> dict:
         log.info("[ensemble %s] %s inner-CV %s=%.4f", task.name, name, metric, results[name][metric])
     chosen = max(results, key=lambda n: results[n][metric])
     groups = train["group"].to_numpy()[rows] if "group" in train else np.arange(len(y))
-    chosen, guard = _guard(chosen, oof_by_method, probas, names, singles, y, groups, params, metric)
+    doubts = _doubts(task, params, singles, y, groups, metric, len(probas[0][0]))
+    mean: PlainMean | None = None
+    if doubts and params.ensemble.doubt == "mean":
+        members = [i for i, n in enumerate(names) if n in params.models.tfidf] or list(range(len(names)))
+        mean = PlainMean([names[i] for i in members], names)
+        oof_by_method["mean"] = _inner_cv(lambda: mean, probas, y, folds)
+        results["mean"] = all_scores(y, oof_by_method["mean"])
+        chosen, guard = (
+            "mean",
+            {
+                "candidate": "mean",
+                "shipped": "mean",
+                "doubts": doubts,
+                "verdict": "CV cannot choose here ("
+                + "; ".join(doubts)
+                + f"), so the plain average of {', '.join(mean.members)} ships instead of the best "
+                "inner-CV method (ensemble.doubt: mean).",
+            },
+        )
+    else:
+        chosen, guard = _guard(chosen, oof_by_method, probas, names, singles, y, groups, params, metric)
     log.info("[ensemble %s] guard: %s", task.name, guard["verdict"])
     if chosen not in oof_by_method:  # best_single was not among ensemble.methods
         oof_by_method[chosen] = _inner_cv(lambda: BestSingle(metric), probas, y, folds)
@@ -246,6 +303,8 @@ def ensemble(task: Task, params: Params) -> dict:
     final = (
         BestSingle(metric)
         if chosen == "best_single"
+        else mean
+        if chosen == "mean" and mean is not None
         else candidates(params, oofs[0].shape[1] == 2, metric)[chosen]()
     ).fit(probas, y)
     oof = np.full_like(oofs[0], np.nan)

@@ -198,7 +198,7 @@ def test_best_single_ranks_models_by_the_tasks_metric(tmp_path, monkeypatch):
     params = make_params(
         tfidf=["word_lr", "char_lr"],
         competition={"metric": "f1_macro"},
-        ensemble={"methods": ["best_single"]},
+        ensemble={"methods": ["best_single"], "doubt": "cv"},  # both models sit at chance here
     )
     task, _, folds, test_y = fake_task("reuters", params, n_classes=2)
     assert task.metric == "accuracy"
@@ -332,3 +332,35 @@ def test_guard_lets_a_confident_blend_through(binary):
     record = ensemble(task, params)
     assert record["method"] in ("stack", "weighted")
     assert record["guard"]["p_better"] >= 0.95 and record["guard"]["shipped"] == record["method"]
+
+
+# --- doubt: when prepare's checks say CV cannot be trusted, nothing is picked on it ----------
+
+
+def _distrust(task, reason="the stratified folds still differ from the test split"):
+    from pipeline.io import write_json
+
+    write_json(task.prepared_dir / "diagnostics.json", {"trust": {"trusted": False, "reasons": [reason]}})
+
+
+def test_untrusted_cv_ships_the_plain_mean_of_the_tfidf_models(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = make_params(tfidf=("word_lr", "char_lr"), rnn=("lstm",))
+    task, y, folds, test_y = fake_task("competition", params)
+    write_fake_models(task, y, folds, test_y, strength={"word_lr": 1.5, "char_lr": 1.5, "lstm": 3.0})
+    _distrust(task)
+    record = ensemble(task, params)
+    assert record["method"] == "mean" and "folds still differ" in record["guard"]["verdict"]
+    assert record["weights"] == {"word_lr": 0.5, "char_lr": 0.5, "lstm": 0.0}
+    arrays, _ = outputs(task)
+    tests = [load_arrays(prediction_paths(task, m)[0])["test"] for m in ("word_lr", "char_lr")]
+    np.testing.assert_allclose(arrays["test"], np.mean(tests, axis=0))
+
+
+def test_untrusted_cv_picks_on_cv_when_doubt_is_cv(binary):
+    params, task, y, folds, oofs = binary
+    _distrust(task)
+    record = ensemble(
+        task, params.model_copy(update={"ensemble": params.ensemble.model_copy(update={"doubt": "cv"})})
+    )
+    assert record["method"] != "mean"
