@@ -138,10 +138,8 @@ def candidates(
             make_time_folds(time_values(raw, cv.time, path), cv.folds), None, ordered=True
         )
     if cv.group:
-        out["group"] = Candidate(
-            make_group_folds(y, group_values(raw, cv.group, path), cv.folds, seed, warn_rare=False),
-            group_values(raw, cv.group, path),
-        )
+        keys = group_values(raw, cv.group, path)
+        out["group"] = Candidate(make_group_folds(y, keys, cv.folds, seed, warn_rare=False), keys)
     for column, keys in source_columns(raw, set(skip), cv.folds).items():
         if (c := grouped(keys)) is not None:
             out[f"source:{column}"] = c

@@ -455,7 +455,11 @@ def test_report_shows_prepares_checks_and_their_warnings(tmp_path, monkeypatch, 
             "duplicates": {"verdict": "12 rows in 6 groups", "warn": False},
             "adversarial": {"verdict": "train and test look alike", "warn": False},
             "warnings": ["folds (stratified): stratified folds differ from the test split"],
-            "trust": {"trusted": False, "reasons": ["folds differ"], "advice": ["set cv.group to the story column"]},
+            "trust": {
+                "trusted": False,
+                "reasons": ["folds differ"],
+                "advice": ["set cv.group to the story column"],
+            },
         },
     )
     with caplog.at_level("WARNING", logger="pipeline.report"):
