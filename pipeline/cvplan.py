@@ -35,6 +35,7 @@ from .params import Params
 log = logging.getLogger(__name__)
 NEIGHBOURS = 8  # nearest rows kept per row in the similarity graph
 CANDIDATE_NEIGHBOURS = 64  # nearest train rows per sampled row when measuring the candidates
+FOLD_AUC_CANDIDATES = 5  # tied candidates (simplest first) given the fold adversarial check
 _URL = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*://)?(?:www\.)?([^/\s:?#]+\.[a-z]{2,})(?:[/:?#]|\s*$)", re.I)
 
 
@@ -332,7 +333,11 @@ def plan_folds(
         # Simplest first among the best-fitting candidates (or the one asked for), the first
         # whose validation fold a classifier tells from its training rows about as well.
         train_groups = adversarial_rows[: len(train)]  # grouped as the train/test check is
-        shortlist = tied(fits, list(cands), twins["warn"]) if cv.strategy == "auto" else [chosen]
+        shortlist = (
+            tied(fits, list(cands), twins["warn"])[:FOLD_AUC_CANDIDATES]
+            if cv.strategy == "auto"
+            else [chosen]
+        )
         for name in shortlist:
             fits[name]["fold_auc"] = _fold_auc(train["text"], cands[name], train_groups, params)
             if (fits[name]["fold_auc"] or 0) >= adversarial["auc"] - 0.1:
