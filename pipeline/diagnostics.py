@@ -287,8 +287,9 @@ def trust(chosen: str, fit: dict, twins: dict, adversarial: dict) -> dict:
     rows come from sources train never saw) while it tells a validation fold from its training
     folds at least 0.1 AUC less well (the folds do not hold out sources as the test split
     does). ``advice`` says what the user should do."""
-    reasons, advice = [], []
+    reasons, advice, kinds = [], [], []
     if fit.get("differs"):
+        kinds.append("folds")
         way = direction(fit)
         reasons.append(
             f"the {chosen} folds still differ from the test split (KS D={fit['ks']:.2f})"
@@ -299,6 +300,7 @@ def trust(chosen: str, fit: dict, twins: dict, adversarial: dict) -> dict:
             "or cv.time, if train has one"
         )
     if twins.get("warn") and fit.get("splits_twins"):
+        kinds.append("twins")
         reasons.append(
             f"validation rows still meet their opposite-label twin in the training folds "
             f"(label agreement {fit['agreement']:.0%} vs {fit['expected']:.0%} by class balance): CV is pessimistic"
@@ -306,6 +308,7 @@ def trust(chosen: str, fit: dict, twins: dict, adversarial: dict) -> dict:
         advice.append("give train a story/twin id column and set cv.group to it")
     folds_auc = adversarial.get("folds_auc")
     if adversarial.get("warn") and (folds_auc is None or folds_auc < adversarial["auc"] - 0.1):
+        kinds.append("source")
         reasons.append(
             f"a classifier tells test rows from train (AUC {adversarial['auc']:.2f}) but a "
             f"validation fold from its training folds far less well (AUC "
