@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 _SPACE = re.compile(r"\s+")
 BLOCK = 2048  # rows per sparse product block
+MIN_NEIGHBOUR_RARE = 0.05  # rare-column dot product below which a row is no neighbour
 
 
 def text_vectors(texts) -> sp.csr_matrix:
@@ -88,7 +89,8 @@ class Graph(NamedTuple):
 
 def _top_per_row(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int, k: int):
     """The ``k`` largest ``values`` of each row as ``(n_rows, k)`` columns and values."""
-    order = np.lexsort((-values, rows))
+    # one float key: the row, then larger values first (values lie in [0, 1])
+    order = np.argsort(rows + 0.5 * (1.0 - np.clip(values, 0.0, 1.0)), kind="stable")
     rows, cols, values = rows[order], cols[order], values[order]
     start = np.searchsorted(rows, np.arange(n_rows))
     rank = np.arange(len(rows)) - start[rows]
@@ -123,7 +125,8 @@ def similarity_graph(
         found_i.append(i[keep])
         found_j.append(j[keep])
         if block.start < n_rows:
-            train = (i < n_rows) & (j < n_rows) & (i != j)
+            # neighbours sharing only a trace of rare terms do not matter for grouping
+            train = (i < n_rows) & (j < n_rows) & (i != j) & (product.data >= MIN_NEIGHBOUR_RARE)
             rows, cols, values = i[train], j[train], product.data[train]
             top, _ = _top_per_row(rows - block.start, cols, values, block.stop - block.start, k)
             r = np.repeat(np.arange(block.start, block.stop), k)
