@@ -173,30 +173,156 @@ def resemblance(valid_sim: np.ndarray, test_sim: np.ndarray) -> dict:
     }
 
 
+def agreement(agree: np.ndarray, expected: float) -> dict:
+    """How often rows share the label of their nearest (allowed) train row, against ``expected``
+    (class balance alone: the sum of squared class shares). Far below or above means beyond
+    max(0.05, three binomial standard errors)."""
+    n = len(agree)
+    if n == 0:
+        return {
+            "agreement": None,
+            "expected": round(expected, 4),
+            "below_balance": False,
+            "above_balance": False,
+        }
+    share = float(np.mean(agree))
+    margin = max(0.05, 3 * float(np.sqrt(expected * (1 - expected) / n)))
+    return {
+        "agreement": round(share, 4),
+        "expected": round(expected, 4),
+        "below_balance": bool(share < expected - margin),
+        "above_balance": bool(share > expected + margin),
+    }
+
+
+def twin_labels(y: np.ndarray, nearest: np.ndarray, cosine: np.ndarray) -> dict:
+    """The label-aware twin check: for each train row with a nearest other train row, does that
+    row carry the same label? Far below class balance means twins with opposite labels (random
+    folds then teach a model the twin's other label: CV pessimistic); far above means similar
+    texts share labels (normal for a learnable task; folds decide whether that leaks)."""
+    y, has = np.asarray(y), nearest >= 0
+    expected = float(((np.bincount(y) / max(len(y), 1)) ** 2).sum()) if len(y) else 1.0
+    record = agreement(y[has] == y[nearest[has]], expected)
+    record.update(
+        rows=int(has.sum()), median_cosine=round(float(np.median(cosine[has])), 4) if has.any() else None
+    )
+    if record["agreement"] is None:
+        record.update(verdict="no train row shares a rare word with another: no twins to check.", warn=False)
+        return record
+    a, e, c = record["agreement"], record["expected"], record["median_cosine"]
+    base = (
+        f"the nearest other train row (median cosine {c:.2f}) carries the same label for "
+        f"{a:.0%} of {record['rows']} train rows; class balance alone predicts {e:.0%}"
+    )
+    if record["below_balance"]:
+        verdict = (
+            base + ": twins with opposite labels. Folds that split a twin pair teach a model "
+            "the other label, so CV is pessimistic unless the folds keep twins together; "
+            "auto keeps only the groupings that do."
+        )
+    elif record["above_balance"]:
+        verdict = (
+            base
+            + ": similar texts share labels (a learnable task, or duplicates that leak if the folds split them and the test split does not)."
+        )
+    else:
+        verdict = base + ": no twin effect."
+    record.update(verdict=verdict, warn=record["below_balance"])
+    return record
+
+
+def direction(r: dict) -> str | None:
+    """Is CV optimistic or pessimistic about test, from the measured fold resemblance ``r``:
+    which side sits closer to its nearest training row, and whether those rows share labels
+    (``above_balance``) or carry the other label (``below_balance``). None: no measured
+    direction (the nearest rows carry labels at the class-balance rate)."""
+    if r.get("ks") is None:
+        return None
+    closer = r["valid_median"] > r["test_median"]
+    if r.get("above_balance"):
+        return "optimistic" if closer else "pessimistic"
+    if r.get("below_balance"):
+        return "pessimistic" if closer else "optimistic"
+    return None
+
+
 def resemblance_verdict(name: str, r: dict) -> str:
     if r.get("ks") is None:
         return f"{name} folds: no test rows to compare with."
     closer = r["valid_median"] > r["test_median"]
+    labels = (
+        f"; those nearest training rows share the validation row's label {r['agreement']:.0%} of the "
+        f"time (class balance {r['expected']:.0%})"
+        if r.get("agreement") is not None
+        else ""
+    )
     if r["differs"]:
+        way = direction(r)
+        effect = (
+            f"so CV is likely {way} about test"
+            if way
+            else "so CV may miss test in either direction (the nearest rows carry no label signal)"
+        )
+        fix = (
+            "group the rows the test split keeps together (cv.group, cv.time, or a lower cv.near_duplicate)."
+            if closer
+            else "test rows have closer matches in train than the folds leave "
+            "(cv.strategy stratified splits near-duplicates as a random test split does)."
+        )
         return (
             f"{name} folds differ from the test split (KS D={r['ks']:.2f} > {r['critical']:.2f}): "
             f"validation rows are {'closer to' if closer else 'further from'} their nearest "
             f"training row (median cosine {r['valid_median']:.2f}) than test rows are (median "
-            f"{r['test_median']:.2f}), so CV is likely {'optimistic' if closer else 'pessimistic'}"
-            " about test; "
-            + (
-                "group the rows the test split keeps together (cv.group, cv.time, "
-                "or a lower cv.near_duplicate)."
-                if closer
-                else "test rows have closer matches in train than the folds leave "
-                "(cv.strategy stratified splits near-duplicates as a random "
-                "test split does)."
-            )
+            f"{r['test_median']:.2f}){labels}, {effect}; {fix}"
         )
     return (
         f"{name} folds look like the test split (KS D={r['ks']:.2f} <= {r['critical']:.2f}; "
         f"median nearest-train cosine {r['valid_median']:.2f} validation, {r['test_median']:.2f} test)."
     )
+
+
+def trust(chosen: str, fit: dict, twins: dict, adversarial: dict) -> dict:
+    """Can CV choose between models? Not when the chosen folds still differ from the test split,
+    still split opposite-label twins, or when a classifier tells test rows from train (test
+    rows come from sources train never saw) while it tells a validation fold from its training
+    folds at least 0.1 AUC less well (the folds do not hold out sources as the test split
+    does). ``advice`` says what the user should do."""
+    reasons, advice, kinds = [], [], []
+    if fit.get("differs"):
+        kinds.append("folds")
+        way = direction(fit)
+        reasons.append(
+            f"the {chosen} folds still differ from the test split (KS D={fit['ks']:.2f})"
+            + (f": CV is likely {way}" if way else "")
+        )
+        advice.append(
+            "set cv.group to the column the organisers split by (story, source, author, date), "
+            "or cv.time, if train has one"
+        )
+    if twins.get("warn") and fit.get("splits_twins"):
+        kinds.append("twins")
+        reasons.append(
+            f"validation rows still meet their opposite-label twin in the training folds "
+            f"(label agreement {fit['agreement']:.0%} vs {fit['expected']:.0%} by class balance): CV is pessimistic"
+        )
+        advice.append("give train a story/twin id column and set cv.group to it")
+    folds_auc = adversarial.get("folds_auc")
+    if adversarial.get("warn") and (folds_auc is None or folds_auc < adversarial["auc"] - 0.1):
+        kinds.append("source")
+        reasons.append(
+            f"a classifier tells test rows from train (AUC {adversarial['auc']:.2f}) but a "
+            f"validation fold from its training folds far less well (AUC "
+            f"{'–' if folds_auc is None else f'{folds_auc:.2f}'}): test rows come from sources or "
+            "times the folds do not hold out, and models that learn the source score worse there "
+            "than CV says"
+        )
+        advice.append("set cv.group to the source column (author, site, publisher) if train has one")
+    trusted = not reasons
+    if not trusted:
+        advice.append(
+            "the ensemble ships the plain average of the TF-IDF models meanwhile (docs/cv.md, ensemble.doubt)"
+        )
+    return {"trusted": trusted, "reasons": reasons, "advice": advice}
 
 
 def chance_score(metric: str, y: np.ndarray, n_classes: int, seed: int = 0) -> float:
@@ -212,6 +338,25 @@ def chance_score(metric: str, y: np.ndarray, n_classes: int, seed: int = 0) -> f
     return float(max(majority, shuffled))
 
 
+def chance_noise(
+    metric: str, y: np.ndarray, n_classes: int, groups: np.ndarray | None = None, seed: int = 0
+) -> float:
+    """The standard deviation of a no-signal predictor's score over ``y`` (labels drawn at random
+    with the class frequencies, 20 draws): how far CV can rise above chance by luck. Rows of one
+    group (twins, a source) get one draw between them, so few groups mean more noise."""
+    from .metrics import score
+
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    _, group_of_row = np.unique(np.arange(len(y)) if groups is None else groups, return_inverse=True)
+    draws = []
+    for _ in range(20):
+        guess = rng.permutation(y)[: group_of_row.max() + 1][group_of_row]
+        draws.append(score(metric, y, np.eye(n_classes)[guess]))
+    return float(np.std(draws))
+
+
 def at_or_below_chance(cv_scores: dict[str, float], chance: float, margin: float = 0.01) -> bool:
-    """True when every model's CV score is at most ``chance + margin``."""
+    """True when every model's CV score is at most ``chance + margin`` (``margin``: two
+    standard deviations of :func:`chance_noise`, at least 0.01)."""
     return bool(cv_scores) and all(s <= chance + margin for s in cv_scores.values())

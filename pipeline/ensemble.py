@@ -135,6 +135,63 @@ class BestSingle:
         return {n: float(i == self.index_) for i, n in enumerate(names)}
 
 
+class PlainMean:
+    """Fixed weights fitted on nothing (a plain average), so nothing is picked on noise when CV
+    cannot be trusted."""
+
+    name = "mean"
+
+    def __init__(self, weights: dict[str, float], names: list[str]):
+        self.weights_ = np.array([weights.get(n, 0.0) for n in names])
+
+    def fit(self, probas, y):
+        return self
+
+    def predict_proba(self, probas):
+        return np.tensordot(self.weights_, np.array(probas), axes=1)
+
+    def describe(self, names):
+        return {n: round(float(w), 4) for n, w in zip(names, self.weights_)}
+
+    def summary(self, names) -> str:
+        return ", ".join(f"{n} {w:.3g}" for n, w in zip(names, self.weights_) if w > 0)
+
+
+def _mean_weights(names: list[str], tfidf_only: bool) -> dict[str, float]:
+    """The TF-IDF models averaged (``tfidf_only``: sources or twins make CV untrustworthy, and
+    neural models learn them hardest), or else every model family averaged, each family's
+    models averaged within it. Without TF-IDF models, every family."""
+    from .models import MODELS
+
+    family = {n: MODELS[n].family if n in MODELS else n for n in names}
+    keep = [n for n in names if family[n] == "tfidf"] if tfidf_only else []
+    keep = keep or list(names)
+    n_families = len({family[n] for n in keep})
+    return {n: 1 / n_families / sum(family[m] == family[n] for m in keep) for n in keep}
+
+
+def _doubts(
+    task: Task, params: Params, singles: dict, y, groups, metric: str, n_classes: int
+) -> tuple[list[str], list[str]]:
+    """Why CV cannot choose between models: prepare's trust verdict, and every base model's
+    CV within two noise standard deviations of chance."""
+    from .diagnostics import at_or_below_chance, chance_noise, chance_score
+    from .outputs import load_diagnostics
+
+    trust = load_diagnostics(task).get("trust", {})
+    doubts, kinds = list(trust.get("reasons", [])), list(trust.get("kinds", []))
+    if metric != "log_loss":
+        chance = chance_score(metric, y, n_classes)
+        margin = max(0.01, 2 * chance_noise(metric, y, n_classes, groups))
+        if at_or_below_chance(singles, chance, margin):
+            doubts.append(
+                f"every model's CV {metric} is within {margin:.3f} (two noise standard deviations) "
+                f"of chance {chance:.3f}"
+            )
+            kinds.append("chance")
+    return doubts, kinds
+
+
 def _inner_cv(make, probas, y, folds):
     """Out-of-fold predictions of the ensembler ``make()`` over the given fold column."""
     out = np.zeros_like(probas[0])
@@ -247,7 +304,26 @@ def ensemble(task: Task, params: Params) -> dict:
         log.info("[ensemble %s] %s inner-CV %s=%.4f", task.name, name, metric, results[name][metric])
     chosen = max(results, key=lambda n: results[n][metric])
     groups = train["group"].to_numpy()[rows] if "group" in train else np.arange(len(y))
-    chosen, guard = _guard(chosen, oof_by_method, probas, names, singles, y, groups, params, metric)
+    doubts, kinds = _doubts(task, params, singles, y, groups, metric, len(probas[0][0]))
+    mean: PlainMean | None = None
+    if doubts and params.ensemble.doubt == "mean":
+        mean = PlainMean(_mean_weights(names, tfidf_only=bool({"source", "twins"} & set(kinds))), names)
+        oof_by_method["mean"] = _inner_cv(lambda: mean, probas, y, folds)
+        results["mean"] = all_scores(y, oof_by_method["mean"])
+        chosen, guard = (
+            "mean",
+            {
+                "candidate": "mean",
+                "shipped": "mean",
+                "doubts": doubts,
+                "verdict": "CV cannot choose here ("
+                + "; ".join(doubts)
+                + "), so a plain average ships instead of the best inner-CV method "
+                f"(ensemble.doubt: mean): {mean.summary(names)}.",
+            },
+        )
+    else:
+        chosen, guard = _guard(chosen, oof_by_method, probas, names, singles, y, groups, params, metric)
     log.info("[ensemble %s] guard: %s", task.name, guard["verdict"])
     if chosen not in oof_by_method:  # best_single was not among ensemble.methods
         oof_by_method[chosen] = _inner_cv(lambda: BestSingle(metric), probas, y, folds)
@@ -255,6 +331,8 @@ def ensemble(task: Task, params: Params) -> dict:
     final = (
         BestSingle(metric)
         if chosen == "best_single"
+        else mean
+        if chosen == "mean" and mean is not None
         else candidates(params, oofs[0].shape[1] == 2, metric)[chosen]()
     ).fit(probas, y)
     oof = np.full_like(oofs[0], np.nan)

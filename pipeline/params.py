@@ -67,6 +67,18 @@ class CV(_Section):
     time: str = Field("", validate_default=True)  # a train column of numbers or dates
     near_duplicate: float = Field(0.7, gt=0, le=1)  # TF-IDF cosine at which rows are near-duplicates
     sample_rows: int = Field(1000, ge=50)  # rows per side in the fold-resemblance/adversarial checks
+    # auto: the cosine thresholds whose near-duplicate components become candidate groupings
+    ladder: tuple[float, ...] = (0.9, 0.7, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1)
+    # auto: a candidate whose largest group exceeds this share of a fold's rows is not used
+    max_group_share: float = Field(0.5, gt=0, le=1)
+
+    @field_validator("ladder")
+    @classmethod
+    def _thresholds(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [t for t in value if not 0 < t <= 1]
+        if bad:
+            raise ValueError(f"every threshold must lie in (0, 1], got {bad}")
+        return tuple(sorted(set(value), reverse=True))
 
     @field_validator("group", "time")
     @classmethod
@@ -316,8 +328,12 @@ class Ensemble(_Section):
     rank: bool = False  # weighted: average ranks instead of probabilities (binary tasks)
     # A blend ships only when the paired bootstrap puts it above the best single model with
     # at least this confidence (docs/cv.md); 0 = always ship the best inner-CV method.
-    guard: float = Field(0.95, ge=0, lt=1)
+    guard: float = Field(0.5, ge=0, lt=1)
     guard_resamples: int = Field(1000, ge=100)
+    # When prepare's checks say CV cannot be trusted (folds unlike the test split, opposite-label
+    # twins still split, train/test distinguishable) or every model is at chance: "mean" ships
+    # the plain average of the TF-IDF models (docs/cv.md); "cv" picks on CV regardless.
+    doubt: Literal["mean", "cv"] = "mean"
 
     @model_validator(mode="after")
     def _some(self):

@@ -64,7 +64,7 @@ def prepare(task: Task, params: Params) -> PreparedMeta:
         test, empty_test = _frame(raw_test, task, params, classes, task.has_test_labels)
         try:
             train["fold"], train["group"], checks = plan_folds(
-                raw_train, train, test, params, task.raw_dir / "train.csv"
+                raw_train, train, test, params, task.raw_dir / "train.csv", skip=(task.id_col, task.label_col)
             )
         except ValueError as error:
             if isinstance(error, DataError):

@@ -187,21 +187,35 @@ def _number(value) -> str:
 def cv_warnings(
     task: Task, checks: dict, records: dict[str, PredictionRecord], y: np.ndarray, n_classes: int
 ) -> tuple[list[str], float]:
-    """The loud warnings: prepare's (shift, conflicting twins, folds unlike the test split) and
-    every model's CV at or below chance. Also returns the chance score."""
-    from .diagnostics import at_or_below_chance, chance_score
+    """The loud warnings: prepare's (shift, opposite-label twins, conflicting duplicates, folds
+    unlike the test split) and every model's CV within its noise of chance. Also returns the
+    chance score."""
+    from .diagnostics import at_or_below_chance, chance_noise, chance_score
 
     chance = chance_score(task.metric, y, n_classes)
     warnings = list(checks.get("warnings", []))
     models = {m: r.cv[task.metric] for m, r in records.items() if m != "ensemble"}
-    if at_or_below_chance(models, chance):
+    margin = max(0.01, 2 * chance_noise(task.metric, y, n_classes))
+    if task.metric != "log_loss" and at_or_below_chance(models, chance, margin):
         warnings.insert(
             0,
-            f"every model's CV {task.metric} is at or below chance ({chance:.3f}, what "
-            "a model with no signal scores): the folds probably split rows the test split "
-            "keeps together (see below); do not trust CV or the ensemble built on it.",
+            f"every model's CV {task.metric} is at or near chance ({chance:.3f}, what a model "
+            f"with no signal scores; within {margin:.3f}, two standard deviations of that score "
+            "over these rows): the folds probably split rows the test split keeps together "
+            "(see below); do not trust CV or the ensemble built on it.",
         )
     return warnings, chance
+
+
+def what_to_do(checks: dict, ensemble: PredictionRecord | None) -> list[str]:
+    """The report's first lines when CV cannot be trusted: why, and what to do."""
+    trust = checks.get("trust") or {}
+    if trust.get("trusted", True):
+        return []
+    lines = ["> **What to do:** " + "; ".join(trust.get("advice", [])) + "."]
+    if ensemble is not None:
+        lines.append(f"> **Shipped:** {ensemble.method} ({ensemble.guard.get('verdict', '')})")
+    return lines + [""]
 
 
 def _checks_markdown(checks: dict) -> list[str]:
@@ -212,20 +226,29 @@ def _checks_markdown(checks: dict) -> list[str]:
         "",
         f"cv.strategy **{checks['strategy']}** → **{checks['chosen']}** folds (docs/cv.md).",
         "",
-        "| folds | KS D (nearest-train cosine, validation vs test) | median validation | median test |",
-        "|---|---|---|---|",
+        "| folds | groups (largest) | KS D (nearest-train cosine, validation vs test) | median validation "
+        "| median test | nearest-row label agreement (balance) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, fit in checks.get("folds", {}).items():
         if fit.get("ks") is not None:
             mark = " ←" if name == checks["chosen"] else ""
+            groups = "–" if fit.get("groups") is None else f"{fit['groups']} ({fit['largest_group']})"
+            groups += " giant" if fit.get("giant") else ""
+            agree = (
+                "–"
+                if fit.get("agreement") is None
+                else f"{fit['agreement']:.2f} ({fit['expected']:.2f})"
+                + (" twins split" if fit.get("below_balance") else "")
+            )
             lines.append(
-                f"| {name}{mark} | {fit['ks']:.3f}{' (differs)' if fit['differs'] else ''} "
-                f"| {fit['valid_median']:.3f} | {fit['test_median']:.3f} |"
+                f"| {name}{mark} | {groups} | {fit['ks']:.3f}{' (differs)' if fit['differs'] else ''} "
+                f"| {fit['valid_median']:.3f} | {fit['test_median']:.3f} | {agree} |"
             )
     chosen = checks.get("folds", {}).get(checks["chosen"])
+    lines += ["", f"- Folds: {chosen['verdict'] if chosen else 'no test rows to compare with.'}"]
+    lines += [f"- Twins: {checks['twins']['verdict']}"] if "twins" in checks else []
     lines += [
-        "",
-        f"- Folds: {chosen['verdict'] if chosen else 'no test rows to compare with.'}",
         f"- Duplicates: {checks['duplicates']['verdict']}",
         f"- Train vs test: {checks['adversarial']['verdict']}",
         "",
@@ -258,6 +281,7 @@ def _markdown(
         return "\n".join(lines + [f"**Unavailable:** {meta.reason}", "", f"Fix: {_code(meta.fix)}", ""])
     lines += [f"> **WARNING — CV may not predict test:** {w}" for w in warnings]
     lines += [""] if warnings else []
+    lines += what_to_do(checks or {}, records.get("ensemble"))
     lines += [
         f"{meta.n_train} train / {meta.n_test} test rows, {len(meta.classes)} classes. "
         f"Headline metric: **{task.metric}** (out-of-fold on train). *CV over* says which "

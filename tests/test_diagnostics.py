@@ -152,10 +152,10 @@ def test_auto_keeps_twins_together_when_test_holds_no_twins():
     texts, y, story = twins(60)
     test_texts, _, _ = twins(30, seed=1)  # other stories: the test split is by story
     folds, groups, record = _plan(texts, y, test_texts, strategy="auto")
-    assert record["chosen"] == "near_duplicate"
+    assert record["chosen"].startswith("near_duplicate@"), record["chosen"]
     for s in np.unique(story):
         assert len(set(folds[story == s])) == 1
-    assert record["folds"]["stratified"]["differs"] and not record["folds"]["near_duplicate"]["differs"]
+    assert record["folds"]["stratified"]["differs"] and not record["folds"][record["chosen"]]["differs"]
 
 
 def test_stratified_folds_unlike_the_test_split_warn(caplog):
@@ -209,14 +209,90 @@ def test_bad_time_value_names_the_line():
         time_values(raw, "t", "train.csv")
 
 
-def test_choose_prefers_near_duplicate_on_a_tie():
-    fits = {"stratified": {"ks": 0.100, "noise": 0.06}, "near_duplicate": {"ks": 0.150, "noise": 0.06}}
-    names = ["stratified", "near_duplicate"]
-    assert choose("auto", fits, names) == "near_duplicate"  # within sampling noise of the best
-    fits["stratified"]["ks"] = 0.08
-    assert choose("auto", fits, names) == "stratified"
+def _fit(ks, noise=0.06, **extra):
+    return {"ks": ks, "noise": noise, **extra}
+
+
+def test_choose_ties_go_to_the_simpler_grouping():
+    names = ["stratified", "near_duplicate@0.7", "nearest"]  # simplest first
+    fits = {"stratified": _fit(0.150), "near_duplicate@0.7": _fit(0.100), "nearest": _fit(0.12)}
+    assert choose("auto", fits, names) == "stratified"  # within sampling noise of the best
+    fits["stratified"]["ks"] = 0.20
+    assert choose("auto", fits, names) == "near_duplicate@0.7"
     assert choose("stratified", fits, names) == "stratified"
-    assert choose("auto", {}, names) == "near_duplicate"  # no test rows to compare with
+    assert choose("auto", {}, names) == "stratified"  # no test rows to compare with
+
+
+def test_choose_skips_giant_groups():
+    names = ["stratified", "nearest"]
+    fits = {"stratified": _fit(0.40), "nearest": _fit(0.05, giant=True)}
+    assert choose("auto", fits, names) == "stratified"
+
+
+def test_choose_drops_groupings_that_still_split_opposite_label_twins():
+    names = ["stratified", "near_duplicate@0.3", "near_duplicate@0.15"]
+    fits = {
+        "stratified": _fit(0.05, agreement=0.10, splits_twins=True),
+        "near_duplicate@0.3": _fit(0.20, agreement=0.30, splits_twins=True),
+        "near_duplicate@0.15": _fit(0.30, agreement=0.52, splits_twins=False),
+    }
+    assert choose("auto", fits, names) == "stratified"  # no twin warning: KS alone
+    assert choose("auto", fits, names, twins_flip=True) == "near_duplicate@0.15"
+    fits["near_duplicate@0.15"].update(agreement=0.35, splits_twins=True)
+    assert choose("auto", fits, names, twins_flip=True) == "near_duplicate@0.15"  # splits least
+
+
+def test_twin_label_check_reports_opposite_labels_with_numbers():
+    texts, y, _ = twins(60)
+    _, _, record = _plan(texts, y, twins(30, seed=1)[0], strategy="auto")
+    check = record["twins"]
+    assert check["warn"] and check["agreement"] < 0.1 and check["expected"] == 0.5
+    assert "0% of 120 train rows" in check["verdict"] and "opposite labels" in check["verdict"]
+
+
+def test_twin_label_check_quiet_when_neighbours_share_labels():
+    texts, y, story = twins(60)
+    y = story % 2  # twins share the label
+    _, _, record = _plan(texts, y, twins(30, seed=1)[0], strategy="auto")
+    assert not record["twins"]["warn"] and record["twins"]["above_balance"]
+
+
+def test_fold_warning_direction_follows_the_labels():
+    # validation rows closer to their nearest training row than test rows are
+    close = {"ks": 0.4, "critical": 0.1, "valid_median": 0.6, "test_median": 0.1, "differs": True}
+    assert diag.direction({**close, "above_balance": True}) == "optimistic"
+    assert diag.direction({**close, "below_balance": True}) == "pessimistic"
+    assert diag.direction(close) is None
+    far = {**close, "valid_median": 0.05}
+    assert diag.direction({**far, "above_balance": True}) == "pessimistic"
+    pessimistic = diag.resemblance_verdict(
+        "stratified", {**close, "below_balance": True, "agreement": 0.1, "expected": 0.5}
+    )
+    assert "likely pessimistic" in pessimistic and "10% of the time (class balance 50%)" in pessimistic
+
+
+def test_source_columns_found_by_repetition_and_url_domain():
+    from pipeline.cvplan import source_columns
+
+    raw = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(40)],
+            "author": [f"a{i % 8}" for i in range(40)],
+            "url": [f"https://www.site{i % 5}.com/story/{i}" for i in range(40)],
+            "title": [f"unique title {i}" for i in range(40)],
+        }
+    )
+    found = source_columns(raw, {"id"}, 5)
+    assert set(found) == {"author", "url"}
+    assert len(np.unique(found["url"])) == 5 and len(np.unique(found["author"])) == 8
+
+
+def test_chance_noise_grows_with_fewer_groups():
+    groups = np.arange(400) // 20
+    y = groups % 2  # a label per group: 20 pieces of evidence, not 400
+    rows = diag.chance_noise("accuracy", y, 2)
+    groups = diag.chance_noise("accuracy", y, 2, groups=groups)
+    assert 0.01 < rows < 0.04 and groups > 2 * rows
 
 
 @pytest.mark.parametrize("strategy", ["group", "time"])

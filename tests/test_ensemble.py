@@ -198,7 +198,7 @@ def test_best_single_ranks_models_by_the_tasks_metric(tmp_path, monkeypatch):
     params = make_params(
         tfidf=["word_lr", "char_lr"],
         competition={"metric": "f1_macro"},
-        ensemble={"methods": ["best_single"]},
+        ensemble={"methods": ["best_single"], "doubt": "cv"},  # both models sit at chance here
     )
     task, _, folds, test_y = fake_task("reuters", params, n_classes=2)
     assert task.metric == "accuracy"
@@ -332,3 +332,52 @@ def test_guard_lets_a_confident_blend_through(binary):
     record = ensemble(task, params)
     assert record["method"] in ("stack", "weighted")
     assert record["guard"]["p_better"] >= 0.95 and record["guard"]["shipped"] == record["method"]
+
+
+# --- doubt: when prepare's checks say CV cannot be trusted, nothing is picked on it ----------
+
+
+def _distrust(task, kind="source", reason="a classifier tells test rows from train"):
+    from pipeline.io import write_json
+
+    trust = {"trusted": False, "reasons": [reason], "kinds": [kind]}
+    write_json(task.prepared_dir / "diagnostics.json", {"trust": trust})
+
+
+def _tfidf_and_rnn(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = make_params(tfidf=("word_lr", "char_lr"), rnn=("lstm",))
+    task, y, folds, test_y = fake_task("competition", params)
+    write_fake_models(task, y, folds, test_y, strength={"word_lr": 1.5, "char_lr": 1.5, "lstm": 3.0})
+    return params, task
+
+
+def _test_predictions(task, models):
+    return [load_arrays(prediction_paths(task, m)[0])["test"] for m in models]
+
+
+def test_unseen_sources_ship_the_plain_mean_of_the_tfidf_models(tmp_path, monkeypatch):
+    params, task = _tfidf_and_rnn(tmp_path, monkeypatch)
+    _distrust(task, "source")
+    record = ensemble(task, params)
+    assert record["method"] == "mean" and "tells test rows from train" in record["guard"]["verdict"]
+    assert record["weights"] == {"word_lr": 0.5, "char_lr": 0.5, "lstm": 0.0}
+    arrays, _ = outputs(task)
+    np.testing.assert_allclose(
+        arrays["test"], np.mean(_test_predictions(task, ["word_lr", "char_lr"]), axis=0)
+    )
+
+
+def test_folds_unlike_test_ship_the_plain_mean_of_the_families(tmp_path, monkeypatch):
+    params, task = _tfidf_and_rnn(tmp_path, monkeypatch)
+    _distrust(task, "folds", "the stratified folds still differ from the test split")
+    record = ensemble(task, params)
+    assert record["method"] == "mean"
+    assert record["weights"] == {"word_lr": 0.25, "char_lr": 0.25, "lstm": 0.5}
+
+
+def test_untrusted_cv_picks_on_cv_when_doubt_is_cv(binary):
+    params, task, y, folds, oofs = binary
+    _distrust(task)
+    params = params.model_copy(update={"ensemble": params.ensemble.model_copy(update={"doubt": "cv"})})
+    assert ensemble(task, params)["method"] != "mean"

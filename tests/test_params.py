@@ -196,3 +196,17 @@ def test_params_error_is_a_value_error():
     # Callers may catch ValueError; the CLI catches PipelineError.
     with pytest.raises(ValueError):
         parse_params({"cv": {"folds": 0}})
+
+
+@pytest.mark.parametrize(
+    ("cv", "key"),
+    [({"ladder": [0.5, 1.5]}, "cv.ladder"), ({"max_group_share": 0}, "cv.max_group_share")],
+)
+def test_cv_grouping_search_settings_are_validated(cv, key):
+    with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
+        parse_params({"cv": cv})
+
+
+def test_ensemble_doubt_names_its_choices():
+    with pytest.raises(ParamsError, match=r"ensemble\.doubt"):
+        parse_params({"ensemble": {"doubt": "maybe"}})
