@@ -308,6 +308,8 @@ class Transformer(_Section):
     checkpoint: str = Field("packaged", min_length=1)  # packaged | HF-format folder | hf://owner/name
     sha256: str = ""  # expected model.safetensors sha256 of a folder ("" = not checked)
     tasks: tuple[Literal["competition", "imdb", "reuters"], ...] = ("competition",)
+    # auto: bfloat16 where the hardware has bfloat16 matrix units, else float32 (pipeline/precision.py)
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
     max_tokens: int = Field(256, ge=8, le=512)  # encode: head + tail tokens per text
     batch_size: int = Field(32, ge=1)
     C: float = Field(1.0, gt=0)  # frozen model: logistic-regression regularisation

@@ -29,6 +29,7 @@ import numpy as np
 from .errors import PipelineError
 from .io import atomic_path, sha256_file, write_json
 from .params import Params
+from .precision import choose_precision
 from .tasks import Task
 
 log = logging.getLogger(__name__)
@@ -239,36 +240,57 @@ def predict_by_length(
     return out
 
 
-def load_backbone(checkpoint: Checkpoint):
-    """keras-hub's ``BertBackbone`` with the checkpoint's weights and its exact GELU."""
+def load_backbone(checkpoint: Checkpoint, policy: str = "float32"):
+    """keras-hub's ``BertBackbone`` with the checkpoint's weights, its layers under the Keras
+    dtype ``policy`` (``float32`` or ``mixed_bfloat16``: :mod:`pipeline.precision`).
+
+    In float32 the feed-forward layers get the exact GELU the checkpoint was trained with.
+    In bfloat16 they get keras-hub's tanh approximation computed in float32: the exact form,
+    and any GELU computed in bfloat16, cost about what the bfloat16 matrix products gain on
+    a CPU; the approximation's difference is below bfloat16's rounding (docs/transformers.md)."""
     import keras
     import keras_hub
 
     from .keras_adapter import set_feedforward_activation
 
-    backbone = keras_hub.models.BertBackbone.from_preset(str(checkpoint.path), load_weights=True)
-    if checkpoint.config.get("hidden_act", "gelu") == "gelu":  # HF "gelu" is the exact erf form
-        for layer in backbone.transformer_layers:
+    backbone = keras_hub.models.BertBackbone.from_preset(
+        str(checkpoint.path), load_weights=True, dtype=policy
+    )
+    exact = checkpoint.config.get("hidden_act", "gelu") == "gelu"  # HF "gelu" is the exact erf form
+    for layer in backbone.transformer_layers:
+        if policy != "float32":
+            set_feedforward_activation(layer, gelu_in_float32)
+        elif exact:
             set_feedforward_activation(layer, keras.activations.gelu)  # approximate=False
     return backbone
 
 
-def mean_pool(sequence, mask):
-    """Masked mean over tokens (a Keras op: works on arrays and symbolic tensors)."""
+def gelu_in_float32(x):
+    """keras-hub's tanh-approximate GELU computed in float32, returned in ``x``'s dtype."""
+    import keras
     from keras import ops
 
-    weights = ops.expand_dims(ops.cast(mask, sequence.dtype), -1)
+    return ops.cast(keras.activations.gelu(ops.cast(x, "float32"), approximate=True), x.dtype)
+
+
+def mean_pool(sequence, mask):
+    """Masked mean over tokens, summed in float32 whatever the encoder's precision (a Keras
+    op: works on arrays and symbolic tensors)."""
+    from keras import ops
+
+    sequence = ops.cast(sequence, "float32")
+    weights = ops.expand_dims(ops.cast(mask, "float32"), -1)
     return ops.sum(sequence * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
 
 
 class Encoder:
     """Frozen mean-pooled sentence embeddings."""
 
-    def __init__(self, checkpoint: Checkpoint):
+    def __init__(self, checkpoint: Checkpoint, policy: str = "float32"):
         import keras
 
         self.tokenizer = Tokenizer(checkpoint)
-        backbone = load_backbone(checkpoint)
+        backbone = load_backbone(checkpoint, policy)
         pooled = mean_pool(backbone.output["sequence_output"], backbone.input["padding_mask"])
         self.model = keras.Model(backbone.input, pooled)
 
@@ -328,7 +350,9 @@ def encode(task: Task, params: Params) -> dict:
     if record["available"]:
         checkpoint = resolve_checkpoint(p.checkpoint, p.sha256)
         record["checkpoint"] = checkpoint.describe()
-        encoder = Encoder(checkpoint)
+        precision = choose_precision(p.precision)
+        record.update(precision.describe())
+        encoder = Encoder(checkpoint, precision.policy)
         for split, frame in (("train", train_df), ("test", test_df)):
             started = time.perf_counter()
             arrays[split] = encoder.embed(

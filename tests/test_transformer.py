@@ -236,10 +236,13 @@ def test_frozen_model_runs_through_the_fold_loop(tmp_path, monkeypatch):
     write_prepared(tmp_path, good + bad, [1] * 10 + [0] * 10, ["lovely wonderful", "awful terrible"])
     params = tiny_params(models={"transformer": ["frozen_lr"]}, transformer={"max_tokens": 16})
     task = get_task("competition", params)
-    assert encode(task, params)["checkpoint"]["sha256"].startswith("53aa5117")
+    encoded = encode(task, params)
+    assert encoded["checkpoint"]["sha256"].startswith("53aa5117")
+    assert encoded["precision"] in ("float32", "bfloat16") and encoded["precision_reason"].startswith("auto")
     assert np.load(task.encoded_dir / "train.npy").shape == (20, 384)
     train(task, "frozen_lr", params)
     record, oof, test = _saved(task, "frozen_lr")
+    assert record["precision"] == encoded["precision"]  # the embeddings' precision, recorded
     assert record["folds"] == [0, 1] and record["cv"]["accuracy"] >= 0.9
     assert oof.shape == (20, 2) and list(test.argmax(axis=1)) == [1, 0]
 
@@ -264,6 +267,7 @@ def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, caplo
     record, oof, test = _saved(task, "finetune")
     fold0 = pd.read_parquet(task.prepared_dir / "train.parquet")["fold"].to_numpy() == 0
     assert record["folds"] == [0] and record["n_scored"] == fold0.sum()
+    assert record["precision"] in ("float32", "bfloat16")
     assert oof.shape == (24, n_classes) and np.isnan(oof[~fold0]).all() and not np.isnan(oof[fold0]).any()
     np.testing.assert_allclose(test.sum(axis=1), 1.0, atol=1e-5)
 

@@ -70,19 +70,21 @@ def warmup_linear_decay(peak: float, total_steps: int, warmup: float):
     return WarmupLinearDecay()
 
 
-def build_classifier(checkpoint, n_classes: int, config: FineTune, steps: int):
-    """The compiled encoder + head: one sigmoid unit (binary) or a softmax over the classes."""
+def build_classifier(checkpoint, n_classes: int, config: FineTune, steps: int, policy: str = "float32"):
+    """The compiled encoder + head: one sigmoid unit (binary) or a softmax over the classes.
+    The encoder runs under the Keras dtype ``policy``; pooling, head, loss and the optimizer's
+    state stay float32 (``mixed_bfloat16`` keeps every weight in float32)."""
     import keras
 
     from ..transformer import load_backbone, mean_pool
 
-    backbone = load_backbone(checkpoint)
+    backbone = load_backbone(checkpoint, policy)
     pooled = mean_pool(backbone.output["sequence_output"], backbone.input["padding_mask"])
-    pooled = keras.layers.Dropout(config.dropout)(pooled)
+    pooled = keras.layers.Dropout(config.dropout, dtype="float32")(pooled)
     binary = n_classes == 2
-    out = keras.layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax")(
-        pooled
-    )
+    out = keras.layers.Dense(
+        1 if binary else n_classes, activation="sigmoid" if binary else "softmax", dtype="float32"
+    )(pooled)
     model = keras.Model(backbone.input, out)
     optimizer = keras.optimizers.AdamW(
         warmup_linear_decay(config.learning_rate, steps, config.warmup),
@@ -158,16 +160,18 @@ def fit_fold(
     valid_idx: np.ndarray,
     callbacks=(),
     tag: str = "finetune",
+    policy: str = "float32",
 ):
     """Train one fold on length-bucketed batches; return ``(model, history)``. ``data`` holds
-    the train rows' token ids. One log line per epoch, starting ``[tag]``."""
+    the train rows' token ids. One log line per epoch, starting ``[tag]``. ``policy``: the
+    encoder's Keras dtype policy (:mod:`pipeline.precision`)."""
     import keras
 
     from .rnn import epoch_logger, set_determinism
 
     set_determinism(seed, threads)
     steps = config.epochs * int(np.ceil(len(train_idx) / config.batch_size))
-    model = build_classifier(checkpoint, n_classes, config, steps)
+    model = build_classifier(checkpoint, n_classes, config, steps, policy)
     has_valid = len(valid_idx) > 0
     stop = [keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)]
     history = model.fit(
@@ -190,9 +194,11 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
 
     from ..folds import fold_rows
     from ..outputs import load_prepared
+    from ..precision import choose_precision
     from ..transformer import Tokenizer
     from ..workers import threads_per_process
 
+    policy = choose_precision(params.transformer.precision).policy
     config, space = params.transformer.finetune, params.transformer.finetune.space
     train, _, meta = load_prepared(task)
     tokenizer, y, fold = Tokenizer(checkpoint), train["y"].to_numpy(), train["fold"].to_numpy()
@@ -219,6 +225,7 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
             train_idx,
             valid_idx,
             tag=f"tune {task.name} finetune trial {trial.number}",
+            policy=policy,
         )
         return min(history.history["val_loss"])
 
@@ -248,11 +255,18 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
 def before_folds(task, model: str, params: Params) -> tuple[Params, dict]:
     """Checked once before the fold loop: the checkpoint (recorded with the predictions) and,
     for ``finetune`` with a tuning budget, the tuned settings the folds then use."""
+    from ..precision import choose_precision
     from ..transformer import resolve_checkpoint
 
     checkpoint = resolve_checkpoint(params.transformer.checkpoint, params.transformer.sha256)
     info: dict = {"checkpoint": checkpoint.describe()}
-    if model == "finetune":
+    if model != "finetune":  # the embeddings' precision, as encode recorded it
+        from ..outputs import load_encoded
+
+        encoded = load_encoded(task)[0].dump()
+        info.update({k: encoded[k] for k in ("precision", "precision_reason") if k in encoded})
+    else:
+        info.update(choose_precision(params.transformer.precision).describe())
         config, trials = params.transformer.finetune, list[dict]()
         if config.budget.n_trials > 0:
             config, trials = _tune(task, params, checkpoint)
@@ -264,10 +278,12 @@ def before_folds(task, model: str, params: Params) -> tuple[Params, dict]:
 
 
 def finetune(task, params: Params, train, test, n_classes: int):
+    from ..precision import choose_precision
     from ..transformer import Tokenizer, resolve_checkpoint
 
     config = params.transformer.finetune
     checkpoint = resolve_checkpoint(params.transformer.checkpoint, params.transformer.sha256)
+    policy = choose_precision(params.transformer.precision).policy
     tokenizer = Tokenizer(checkpoint)
     data = token_ids(tokenizer, train["text"].tolist(), config.max_tokens)
     test_seqs = tokenizer.encode(test["text"].tolist(), config.max_tokens)
@@ -287,6 +303,7 @@ def finetune(task, params: Params, train, test, n_classes: int):
             train_idx,
             valid_idx,
             tag=getattr(fit_predict, "tag", "finetune"),
+            policy=policy,
         )
         log.info(
             "finetune: %d epoch(s), val_loss %s",
