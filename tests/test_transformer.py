@@ -68,6 +68,11 @@ def test_embeddings_equal_an_independent_numpy_forward_pass(checkpoint, encoder)
         np.testing.assert_allclose(row, mean_embedding(checkpoint.path, ids.tolist()), atol=1e-4)
 
 
+def test_pooling_more_layers_than_the_checkpoint_has_names_the_key(checkpoint):
+    with pytest.raises(CheckpointError, match=r"transformer\.pool_layers is 7 .* has 6 layers"):
+        Encoder(checkpoint, pool_layers=7)
+
+
 def test_loading_needs_no_network(monkeypatch, checkpoint):
     def refuse(*args, **kwargs):
         raise OSError("network blocked by the test")
@@ -248,17 +253,18 @@ def test_frozen_model_runs_through_the_fold_loop(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("n_classes", [2, 3])
-def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, caplog, n_classes):
+@pytest.mark.parametrize("n_classes, long_text", [(2, "head_tail"), (3, "windows")])
+def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, caplog, n_classes, long_text):
     from pipeline.train import train
 
     monkeypatch.chdir(tmp_path)
-    texts, y = learnable_texts(24, filler=2)
+    texts, y = learnable_texts(24, filler=8 if long_text == "windows" else 2)  # windows: 3 per text
     y = np.where(np.arange(24) % 4 == 0, 2, y) if n_classes == 3 else y
     write_prepared(tmp_path, texts, y, texts[:3], folds=2, classes=("a", "b", "c")[:n_classes])
+    finetune = {"folds": 1, "epochs": 1, "batch_size": 8, "max_tokens": 8, "long_text": long_text}
     params = tiny_params(
         models={"transformer": ["finetune"]},
-        transformer={"finetune": {"folds": 1, "epochs": 1, "batch_size": 8, "max_tokens": 8}},
+        transformer={"finetune": {**finetune, "window_overlap": 2, "max_windows": 3}},
     )
     task = get_task("competition", params)
     with caplog.at_level("INFO"):
@@ -267,7 +273,7 @@ def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, caplo
     record, oof, test = _saved(task, "finetune")
     fold0 = pd.read_parquet(task.prepared_dir / "train.parquet")["fold"].to_numpy() == 0
     assert record["folds"] == [0] and record["n_scored"] == fold0.sum()
-    assert record["precision"] in ("float32", "bfloat16")
+    assert record["precision"] in ("float32", "bfloat16") and record["finetune"]["long_text"] == long_text
     assert oof.shape == (24, n_classes) and np.isnan(oof[~fold0]).all() and not np.isnan(oof[fold0]).any()
     np.testing.assert_allclose(test.sum(axis=1), 1.0, atol=1e-5)
 
@@ -333,7 +339,7 @@ def test_predict_by_length_pads_to_multiples_of_16_and_restores_the_order():
 
 
 def test_bucketed_predictions_equal_padded_ones(checkpoint):
-    from pipeline.models.transformer import _proba, build_classifier
+    from pipeline.models.transformer import TokenIds, _proba, build_classifier
     from pipeline.params import FineTune
     from pipeline.transformer import pad_batch
 
@@ -344,7 +350,8 @@ def test_bucketed_predictions_equal_padded_ones(checkpoint):
     padded = model.predict(
         {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}, verbose=0
     )
-    bucketed = _proba(model, seqs, tokenizer.pad, 3, batch_size=2)
+    data = TokenIds(seqs, tokenizer.pad, np.arange(len(seqs)))
+    bucketed = _proba(model, data, np.arange(len(seqs)), 3, batch_size=2)
     np.testing.assert_allclose(bucketed, padded, atol=1e-5)
 
 

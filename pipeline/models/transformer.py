@@ -98,18 +98,30 @@ def build_classifier(checkpoint, n_classes: int, config: FineTune, steps: int, p
 
 
 class TokenIds(NamedTuple):
-    """Unpadded token ids per text, and the id padding fills batches with."""
+    """Unpadded token ids: one or more windows per text, in text order; the text each window
+    belongs to (``owner``, ascending); and the id padding fills batches with."""
 
     seqs: list[np.ndarray]
     pad: int
+    owner: np.ndarray
+
+    def windows(self, idx: np.ndarray) -> np.ndarray:
+        """The windows of the texts ``idx``, in that order."""
+        low, high = np.searchsorted(self.owner, idx, "left"), np.searchsorted(self.owner, idx, "right")
+        return np.concatenate([np.arange(a, b) for a, b in zip(low, high)] + [np.zeros(0, dtype=np.int64)])
 
     def rows(self, idx: np.ndarray) -> list[np.ndarray]:
-        return [self.seqs[i] for i in idx]
+        """The token ids of the windows of the texts ``idx``."""
+        return [self.seqs[i] for i in self.windows(idx)]
 
 
-def token_ids(tokenizer, texts: list[str], max_tokens: int) -> TokenIds:
-    """The ids of ``texts`` (``[CLS] head … tail [SEP]``, at most ``max_tokens``), unpadded."""
-    return TokenIds(tokenizer.encode(texts, max_tokens), tokenizer.pad)
+def token_ids(tokenizer, texts: list[str], config: FineTune) -> TokenIds:
+    """The ids of ``texts``, unpadded: ``[CLS] head … tail [SEP]`` (at most ``max_tokens``)
+    or, with ``long_text: windows``, each text's windows (:meth:`~pipeline.transformer.Tokenizer.windows`)."""
+    if config.long_text == "windows":
+        seqs, owner = tokenizer.windows(texts, config.max_tokens, config.window_overlap, config.max_windows)
+        return TokenIds(seqs, tokenizer.pad, owner)
+    return TokenIds(tokenizer.encode(texts, config.max_tokens), tokenizer.pad, np.arange(len(texts)))
 
 
 def length_bucketed(seqs: list[np.ndarray], y: np.ndarray, pad: int, batch_size: int, seed: int | None):
@@ -139,12 +151,17 @@ def length_bucketed(seqs: list[np.ndarray], y: np.ndarray, pad: int, batch_size:
     return dataset.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
 
 
-def _proba(model, seqs: list[np.ndarray], pad: int, n_classes: int, batch_size: int = 64) -> np.ndarray:
-    if not seqs:
+def _proba(model, data: TokenIds, idx: np.ndarray, n_classes: int, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities of the texts ``idx``: the mean over each text's windows."""
+    if not len(idx):
         return np.zeros((0, n_classes))
-    from ..transformer import predict_by_length
+    from ..transformer import pool_windows, predict_by_length
 
-    raw = predict_by_length(model.predict_on_batch, seqs, pad, batch_size).astype(np.float64)
+    windows = data.windows(idx)
+    raw = predict_by_length(model.predict_on_batch, [data.seqs[i] for i in windows], data.pad, batch_size)
+    per_text = np.searchsorted(data.owner, idx, "right") - np.searchsorted(data.owner, idx, "left")
+    text_of_window = np.repeat(np.arange(len(idx)), per_text)
+    raw = pool_windows(raw.astype(np.float64), text_of_window, len(idx))
     return np.column_stack([1 - raw[:, 0], raw[:, 0]]) if n_classes == 2 else raw
 
 
@@ -170,17 +187,22 @@ def fit_fold(
     from .rnn import epoch_logger, set_determinism
 
     set_determinism(seed, threads)
-    steps = config.epochs * int(np.ceil(len(train_idx) / config.batch_size))
+    train_windows, valid_windows = data.windows(train_idx), data.windows(valid_idx)
+    steps = config.epochs * int(np.ceil(len(train_windows) / config.batch_size))
     model = build_classifier(checkpoint, n_classes, config, steps, policy)
     has_valid = len(valid_idx) > 0
     stop = [keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)]
     history = model.fit(
-        length_bucketed(data.rows(train_idx), y[train_idx], data.pad, config.batch_size, seed),
+        length_bucketed(
+            data.rows(train_idx), y[data.owner[train_windows]], data.pad, config.batch_size, seed
+        ),
         epochs=config.epochs,
         shuffle=False,  # the dataset draws its own seeded, length-bucketed batches
         verbose=0,
         validation_data=(
-            length_bucketed(data.rows(valid_idx), y[valid_idx], data.pad, 64, None) if has_valid else None
+            length_bucketed(data.rows(valid_idx), y[data.owner[valid_windows]], data.pad, 64, None)
+            if has_valid
+            else None
         ),
         callbacks=(stop if has_valid else []) + [epoch_logger(tag)] + list(callbacks),
     )
@@ -213,7 +235,7 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
                 "max_tokens": trial.suggest_categorical("max_tokens", list(space.max_tokens)),
             }
         )
-        data = token_ids(tokenizer, train["text"].tolist(), trial_config.max_tokens)
+        data = token_ids(tokenizer, train["text"].tolist(), trial_config)
         _, history = fit_fold(
             checkpoint,
             data,
@@ -285,8 +307,8 @@ def finetune(task, params: Params, train, test, n_classes: int):
     checkpoint = resolve_checkpoint(params.transformer.checkpoint, params.transformer.sha256)
     policy = choose_precision(params.transformer.precision).policy
     tokenizer = Tokenizer(checkpoint)
-    data = token_ids(tokenizer, train["text"].tolist(), config.max_tokens)
-    test_seqs = tokenizer.encode(test["text"].tolist(), config.max_tokens)
+    data = token_ids(tokenizer, train["text"].tolist(), config)
+    test_data = token_ids(tokenizer, test["text"].tolist(), config)
     y = train["y"].to_numpy()
 
     def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
@@ -310,8 +332,8 @@ def finetune(task, params: Params, train, test, n_classes: int):
             len(history.history["loss"]),
             [round(v, 4) for v in history.history.get("val_loss", [])],
         )
-        valid = _proba(model, data.rows(valid_idx), data.pad, n_classes)
-        test_proba = _proba(model, test_seqs, data.pad, n_classes)
+        valid = _proba(model, data, valid_idx, n_classes)
+        test_proba = _proba(model, test_data, np.arange(len(test)), n_classes)
         keras.backend.clear_session()
         return valid, test_proba
 
