@@ -388,3 +388,23 @@ def test_bucketed_training_traces_the_step_once():
     # 6 widths x 3 epochs: the train step is traced as often as for one fixed shape (twice: its
     # first call creates the optimizer's variables), the validation step once.
     assert traced == [True, True, False]
+
+
+@pytest.mark.slow
+def test_a_reused_classifier_starts_every_fold_from_the_same_state(checkpoint):
+    from pipeline.models.transformer import Classifier
+    from pipeline.params import FineTune
+    from pipeline.transformer import batch_inputs
+
+    tokenizer = Tokenizer(checkpoint)
+    inputs = batch_inputs(tokenizer.encode(SENTENCES, 32))
+    y = np.array([0, 1, 0, 1])
+    classifier = Classifier(checkpoint, 2, 0.1, "float32")
+    model = classifier.fresh(FineTune(learning_rate=1e-3, warmup=0.0), steps=4)
+    before = model.predict_on_batch(inputs)
+    first = [model.train_on_batch(inputs, y) for _ in range(2)]
+    assert not np.allclose(model.predict_on_batch(inputs), before, atol=1e-4)  # it trained
+    model = classifier.fresh(FineTune(learning_rate=1e-3, warmup=0.0), steps=4)
+    np.testing.assert_allclose(model.predict_on_batch(inputs), before, atol=1e-6)
+    again = [model.train_on_batch(inputs, y) for _ in range(2)]
+    np.testing.assert_allclose(again, first, rtol=1e-5)  # same dropout draws, fresh optimizer

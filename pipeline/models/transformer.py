@@ -70,31 +70,58 @@ def warmup_linear_decay(peak: float, total_steps: int, warmup: float):
     return WarmupLinearDecay()
 
 
-def build_classifier(checkpoint, n_classes: int, config: FineTune, steps: int, policy: str = "float32"):
-    """The compiled encoder + head: one sigmoid unit (binary) or a softmax over the classes.
-    The encoder runs under the Keras dtype ``policy``; pooling, head, loss and the optimizer's
-    state stay float32 (``mixed_bfloat16`` keeps every weight in float32)."""
+def _build(checkpoint, n_classes: int, dropout: float, policy: str):
     import keras
 
     from ..transformer import load_backbone, mean_pool
 
     backbone = load_backbone(checkpoint, policy)
     pooled = mean_pool(backbone.output["sequence_output"], backbone.input["padding_mask"])
-    pooled = keras.layers.Dropout(config.dropout, dtype="float32")(pooled)
+    pooled = keras.layers.Dropout(dropout, dtype="float32")(pooled)
     binary = n_classes == 2
     out = keras.layers.Dense(
         1 if binary else n_classes, activation="sigmoid" if binary else "softmax", dtype="float32"
     )(pooled)
-    model = keras.Model(backbone.input, out)
+    return keras.Model(backbone.input, out)
+
+
+def _compile(model, n_classes: int, config: FineTune, steps: int) -> None:
+    """A new AdamW (its state float32) with the warm-up/decay schedule over ``steps``."""
+    import keras
+
     optimizer = keras.optimizers.AdamW(
         warmup_linear_decay(config.learning_rate, steps, config.warmup),
         weight_decay=config.weight_decay,
         clipnorm=1.0,
     )
-    model.compile(
-        optimizer=optimizer, loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy"
-    )
+    loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
+    model.compile(optimizer=optimizer, loss=loss)
+
+
+def build_classifier(checkpoint, n_classes: int, config: FineTune, steps: int, policy: str = "float32"):
+    """The compiled encoder + head: one sigmoid unit (binary) or a softmax over the classes.
+    The encoder runs under the Keras dtype ``policy``; pooling, head, loss and the optimizer's
+    state stay float32 (``mixed_bfloat16`` keeps every weight in float32)."""
+    model = _build(checkpoint, n_classes, config.dropout, policy)
+    _compile(model, n_classes, config, steps)
     return model
+
+
+class Classifier:
+    """The classifier built once per process (the checkpoint read once); every
+    :meth:`fresh` call puts back its first state (weights, dropout seeds) and a new
+    optimizer, as a model built anew after the same seed would be."""
+
+    def __init__(self, checkpoint, n_classes: int, dropout: float, policy: str):
+        self.n_classes = n_classes
+        self.model = _build(checkpoint, n_classes, dropout, policy)
+        self.initial = [v.numpy() for v in self.model.variables]
+
+    def fresh(self, config: FineTune, steps: int):
+        for variable, value in zip(self.model.variables, self.initial):
+            variable.assign(value)
+        _compile(self.model, self.n_classes, config, steps)
+        return self.model
 
 
 class TokenIds(NamedTuple):
@@ -178,10 +205,13 @@ def fit_fold(
     callbacks=(),
     tag: str = "finetune",
     policy: str = "float32",
+    classifier: Classifier | None = None,
 ):
     """Train one fold on length-bucketed batches; return ``(model, history)``. ``data`` holds
     the train rows' token ids. One log line per epoch, starting ``[tag]``. ``policy``: the
-    encoder's Keras dtype policy (:mod:`pipeline.precision`)."""
+    encoder's Keras dtype policy (:mod:`pipeline.precision`). With ``classifier`` (built
+    after the same seed, same dropout and policy) its model is reset and trained instead of
+    a new one."""
     import keras
 
     from .rnn import epoch_logger, set_determinism
@@ -189,7 +219,10 @@ def fit_fold(
     set_determinism(seed, threads)
     train_windows, valid_windows = data.windows(train_idx), data.windows(valid_idx)
     steps = config.epochs * int(np.ceil(len(train_windows) / config.batch_size))
-    model = build_classifier(checkpoint, n_classes, config, steps, policy)
+    if classifier is None:
+        model = build_classifier(checkpoint, n_classes, config, steps, policy)
+    else:
+        model = classifier.fresh(config, steps)
     has_valid = len(valid_idx) > 0
     stop = [keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)]
     history = model.fit(
@@ -310,10 +343,14 @@ def finetune(task, params: Params, train, test, n_classes: int):
     data = token_ids(tokenizer, train["text"].tolist(), config)
     test_data = token_ids(tokenizer, test["text"].tolist(), config)
     y = train["y"].to_numpy()
+    built: list[Classifier] = []  # once per process, on the first fold
 
     def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
-        import keras
+        if not built:
+            from .rnn import set_determinism
 
+            set_determinism(params.seed, params.neural.threads)  # as fit_fold, before building
+            built.append(Classifier(checkpoint, n_classes, config.dropout, policy))
         model, history = fit_fold(
             checkpoint,
             data,
@@ -326,6 +363,7 @@ def finetune(task, params: Params, train, test, n_classes: int):
             valid_idx,
             tag=getattr(fit_predict, "tag", "finetune"),
             policy=policy,
+            classifier=built[0],
         )
         log.info(
             "finetune: %d epoch(s), val_loss %s",
@@ -334,7 +372,6 @@ def finetune(task, params: Params, train, test, n_classes: int):
         )
         valid = _proba(model, data, valid_idx, n_classes)
         test_proba = _proba(model, test_data, np.arange(len(test)), n_classes)
-        keras.backend.clear_session()
         return valid, test_proba
 
     return fit_predict
