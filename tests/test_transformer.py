@@ -404,7 +404,9 @@ def test_a_reused_classifier_starts_every_fold_from_the_same_state(checkpoint):
     before = model.predict_on_batch(inputs)
     first = [model.train_on_batch(inputs, y) for _ in range(2)]
     assert not np.allclose(model.predict_on_batch(inputs), before, atol=1e-4)  # it trained
+    traced = model.train_function
     model = classifier.fresh(FineTune(learning_rate=1e-3, warmup=0.0), steps=4)
+    assert model.train_function is traced  # compiled once: no new trace per fold
     np.testing.assert_allclose(model.predict_on_batch(inputs), before, atol=1e-6)
     again = [model.train_on_batch(inputs, y) for _ in range(2)]
     np.testing.assert_allclose(again, first, rtol=1e-5)  # same dropout draws, fresh optimizer

@@ -50,22 +50,33 @@ def frozen_lr(task, params: Params, train, test, n_classes: int):
 
 
 def warmup_linear_decay(peak: float, total_steps: int, warmup: float):
-    """A Keras schedule: 0 → ``peak`` over the first ``warmup`` share of steps, then → 0."""
+    """A Keras schedule: 0 → ``peak`` over the first ``warmup`` share of steps, then → 0.
+    Its step counts live in variables: ``set_steps(n)`` re-targets it to ``n`` steps without
+    retracing a compiled train step."""
     import keras
     from keras import ops
 
-    warm = max(1, int(round(total_steps * warmup)))
-    total = max(total_steps, warm + 1)
-
     class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+        def __init__(self):
+            self.steps = total_steps
+            self.warm = keras.Variable(1.0, dtype="float32", trainable=False, name="warmup_steps")
+            self.total = keras.Variable(2.0, dtype="float32", trainable=False, name="total_steps")
+            self.set_steps(total_steps)
+
+        def set_steps(self, steps: int) -> None:
+            warm = max(1, int(round(steps * warmup)))
+            self.steps = steps
+            self.warm.assign(float(warm))
+            self.total.assign(float(max(steps, warm + 1)))
+
         def __call__(self, step):
             step = ops.cast(step, "float32")
-            rising = peak * (step + 1.0) / warm
-            falling = peak * ops.maximum(0.0, (total - step) / (total - warm))
-            return ops.where(step < warm, rising, falling)
+            rising = peak * (step + 1.0) / self.warm
+            falling = peak * ops.maximum(0.0, (self.total - step) / (self.total - self.warm))
+            return ops.where(step < self.warm, rising, falling)
 
         def get_config(self):
-            return {"peak": peak, "total_steps": total_steps, "warmup": warmup}
+            return {"peak": peak, "total_steps": self.steps, "warmup": warmup}
 
     return WarmupLinearDecay()
 
@@ -85,17 +96,20 @@ def _build(checkpoint, n_classes: int, dropout: float, policy: str):
     return keras.Model(backbone.input, out)
 
 
-def _compile(model, n_classes: int, config: FineTune, steps: int) -> None:
-    """A new AdamW (its state float32) with the warm-up/decay schedule over ``steps``."""
+def _compile(model, n_classes: int, config: FineTune, steps: int):
+    """A new AdamW (its state float32) with the warm-up/decay schedule over ``steps``; returns
+    the schedule."""
     import keras
 
+    schedule = warmup_linear_decay(config.learning_rate, steps, config.warmup)
     optimizer = keras.optimizers.AdamW(
-        warmup_linear_decay(config.learning_rate, steps, config.warmup),
+        schedule,
         weight_decay=config.weight_decay,
         clipnorm=1.0,
     )
     loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
     model.compile(optimizer=optimizer, loss=loss)
+    return schedule
 
 
 def build_classifier(checkpoint, n_classes: int, config: FineTune, steps: int, policy: str = "float32"):
@@ -109,18 +123,26 @@ def build_classifier(checkpoint, n_classes: int, config: FineTune, steps: int, p
 
 class Classifier:
     """The classifier built once per process (the checkpoint read once); every
-    :meth:`fresh` call puts back its first state (weights, dropout seeds) and a new
-    optimizer, as a model built anew after the same seed would be."""
+    :meth:`fresh` call puts back its first state (weights, dropout seeds) and the optimizer's
+    (zero moments, step 0), as a model built anew after the same seed would be. It is
+    compiled once: the traced train and predict steps serve every fold."""
 
     def __init__(self, checkpoint, n_classes: int, dropout: float, policy: str):
         self.n_classes = n_classes
         self.model = _build(checkpoint, n_classes, dropout, policy)
         self.initial = [v.numpy() for v in self.model.variables]
+        self.config: FineTune | None = None
 
     def fresh(self, config: FineTune, steps: int):
         for variable, value in zip(self.model.variables, self.initial):
             variable.assign(value)
-        _compile(self.model, self.n_classes, config, steps)
+        if self.config is None or config.model_dump() != self.config.model_dump():
+            self.schedule = _compile(self.model, self.n_classes, config, steps)
+            self.config = config
+        else:
+            self.schedule.set_steps(steps)
+            for variable in self.model.optimizer.variables:
+                variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
         return self.model
 
 
