@@ -8,11 +8,15 @@ folder (``config.json``, ``model.safetensors``, ``tokenizer.json``), or, online,
 ``tokenizers`` library from the checkpoint's own ``tokenizer.json`` (keras-hub's
 ``BertTokenizer`` gives other ids on unicode and emoji); the encoder is keras-hub's
 ``BertBackbone`` with the exact GELU the checkpoint was trained with (keras-hub's is the
-tanh approximation). Long texts keep their first and last tokens (``max_tokens`` in all).
+tanh approximation; under bfloat16, :mod:`pipeline.precision`, the approximation computed in
+float32). Long texts keep their first and last tokens (``max_tokens`` in all) or, with
+``transformer.long_text: windows``, are read as overlapping windows whose embeddings are
+averaged.
 
 The ``encode`` stage writes ``data/encoded/<task>/``: ``train.npy`` and ``test.npy`` (masked
-mean of the last layer, one float32 row per document; no labels involved) and
-``encode.json`` (checkpoint name, sha256, licence, settings).
+mean of the last layer, or of the last ``transformer.pool_layers`` layers' means, one
+float32 row per document; no labels involved) and ``encode.json`` (checkpoint name,
+sha256, licence, precision, settings).
 """
 
 from __future__ import annotations

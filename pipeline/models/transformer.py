@@ -6,7 +6,9 @@ dropout and one linear layer, trained per fold with AdamW, a linear warm-up then
 decay to zero, early stopping on the fold's validation loss (best epoch's weights kept).
 Batches group rows of similar length (a seeded shuffle per epoch, sorted within chunks) and
 are padded to their own length rounded up to 16 tokens; scoring runs length-sorted batches
-and returns the rows in their original order.
+and returns the rows in their original order. With ``long_text: windows`` a text's windows
+are rows of their own (with its label) and its prediction is the mean over its windows.
+The classifier is built once per process and reset between folds (:class:`Classifier`).
 """
 
 from __future__ import annotations
