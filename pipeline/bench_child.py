@@ -23,10 +23,11 @@ class Child:
     err: IO[str]
 
 
-def start_child(args: list[str], cwd: Path | None = None) -> Child:
-    """Start ``python <args>`` with this checkout first on PYTHONPATH. Its output goes to
-    temporary files (a full pipe would stall the child while we wait for it)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+def start_child(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> Child:
+    """Start ``python <args>`` with this checkout first on PYTHONPATH (and ``env`` added to
+    the environment). Its output goes to temporary files (a full pipe would stall the child
+    while we wait for it)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
     proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, stdout=out, stderr=err, text=True)
     return Child(args, proc, out, err)
@@ -51,6 +52,6 @@ def child_result(child: Child) -> tuple[dict, float]:
     return json.loads(out.strip().splitlines()[-1]), peak
 
 
-def run_child(args: list[str]) -> tuple[dict, float]:
+def run_child(args: list[str], env: dict[str, str] | None = None) -> tuple[dict, float]:
     """Run one measuring child (``python <args>`` printing a JSON line); ``(result, peak GiB)``."""
-    return child_result(start_child(args))
+    return child_result(start_child(args, env=env))

@@ -3,9 +3,11 @@
     python -m pipeline.benchmark tfidf   # each TF-IDF train stage on IMDB (25k long reviews)
     python -m pipeline.benchmark rnn     # seconds/epoch and peak memory of the default LSTM/GRU,
                                          # and their ratio to a bare 2x64 LSTM timed alongside
-    python -m pipeline.benchmark transformer  # encode sentences/s, fine-tune s/step, peak memory,
-                                              # next to the bare keras-hub backbone (bench_transformer.py);
-                                              # fine-tune padded to 96 tokens vs length-bucketed
+    python -m pipeline.benchmark transformer  # float32 vs bfloat16: encode rows/s, fine-tune s/step,
+                                              # peak memory at tweet and article lengths (bench_transformer.py)
+    python -m pipeline.benchmark transformer_options  # bfloat16: batch, threads, jit_compile, oneDNN
+    python -m pipeline.benchmark transformer_bare  # ours next to the bare keras-hub backbone;
+                                                   # fine-tune padded to 96 tokens vs length-bucketed
     python -m pipeline.benchmark bigfield  # peak memory of fetch and prepare on a train.csv
                                            # holding one 200 MB text field, as a ratio to it
     python -m pipeline.benchmark everyday  # sample `dvc repro` and the no-op after it, in a
@@ -212,7 +214,10 @@ def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.benchmark", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "what", nargs="*", help="tfidf, rnn, bigfield, transformer, everyday and/or scale (default: tfidf)"
+        "what",
+        nargs="*",
+        help="tfidf, rnn, bigfield, transformer, transformer_options, transformer_bare, everyday, "
+        "scale (default: tfidf)",
     )
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument(
@@ -235,11 +240,19 @@ def main(argv: list[str] | None = None) -> int:
         _epoch_child(args.epoch_child, args.rows, args.seq_len, args.threads)
         return 0
     args.what = args.what or ["tfidf"]
-    unknown = set(args.what) - {"tfidf", "rnn", "bigfield", "transformer", "everyday", "scale"}
+    known = (
+        "tfidf",
+        "rnn",
+        "bigfield",
+        "transformer",
+        "transformer_options",
+        "transformer_bare",
+        "everyday",
+        "scale",
+    )
+    unknown = set(args.what) - set(known)
     if unknown:
-        parser.error(
-            f"unknown benchmark(s) {sorted(unknown)}; choose tfidf, rnn, bigfield, transformer, everyday and/or scale"
-        )
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {', '.join(known)}")
     if not 0 < args.fraction <= 1 or (args.rows is not None and args.rows < 10):
         parser.error("--fraction must be in (0, 1] and --rows at least 10")
     if {"tfidf", "scale"} & set(args.what) and not IMDB.is_dir():
@@ -254,9 +267,17 @@ def main(argv: list[str] | None = None) -> int:
         if "bigfield" in args.what:
             results["bigfield"] = bench_bigfield(Path(tmp) / "bigfield")
         if "transformer" in args.what:
+            from .bench_transformer import bench_precision
+
+            results["transformer"] = bench_precision()
+        if "transformer_options" in args.what:
+            from .bench_transformer import bench_options
+
+            results["transformer_options"] = bench_options()
+        if "transformer_bare" in args.what:
             from .bench_transformer import bench_transformer
 
-            results["transformer"] = bench_transformer()
+            results["transformer_bare"] = bench_transformer()
         if "everyday" in args.what:
             from .bench_everyday import bench_everyday
 

@@ -295,7 +295,29 @@ class FineTuneSpace(_Section):
         return self
 
 
-class FineTune(_Section):
+class _LongText(_Section):
+    """How texts longer than ``max_tokens`` are read: ``head_tail`` (their first and last
+    tokens) or ``windows`` (windows of ``max_tokens`` overlapping by ``window_overlap``
+    tokens, at most ``max_windows`` per text, spread from start to end; pooled by the mean)."""
+
+    max_tokens: int = Field(256, ge=8, le=512)
+    long_text: Literal["head_tail", "windows"] = "head_tail"
+    max_windows: int = Field(8, ge=1, le=64)  # windows per text at most (cost: up to this many times)
+    window_overlap: int = Field(32, ge=0)
+
+    @field_validator("window_overlap")
+    @classmethod
+    def _overlap_below_half(cls, value: int, info: ValidationInfo) -> int:
+        body = info.data.get("max_tokens", 8) - 2  # [CLS] and [SEP] in every window
+        if value > body // 2:
+            raise ValueError(
+                f"window_overlap {value} must be at most half a window ({body // 2}: max_tokens "
+                f"{body + 2} less [CLS] and [SEP], halved); lower window_overlap or raise max_tokens"
+            )
+        return value
+
+
+class FineTune(_LongText):
     """The whole encoder + a classification head, trained per fold (AdamW, warm-up, decay)."""
 
     folds: int = Field(1, ge=1, le=20)  # the first `folds` CV folds (CPU cost: see docs)
@@ -307,16 +329,22 @@ class FineTune(_Section):
     patience: int = Field(1, ge=1)  # early stopping on the fold's validation loss
     batch_size: int = Field(32, ge=1)
     max_tokens: int = Field(96, ge=8, le=512)
+    window_overlap: int = Field(
+        16, ge=0
+    )  # long_text: windows (training on windows, mean of their predictions)
     dropout: float = Field(0.1, ge=0, lt=1)
     budget: Budget = Budget(n_trials=0, timeout=3600)  # Optuna trials on fold 0 (0: the values above)
     space: FineTuneSpace = FineTuneSpace()
 
 
-class Transformer(_Section):
+class Transformer(_LongText):
     checkpoint: str = Field("packaged", min_length=1)  # packaged | HF-format folder | hf://owner/name
     sha256: str = ""  # expected model.safetensors sha256 of a folder ("" = not checked)
     tasks: tuple[Literal["competition", "imdb", "reuters"], ...] = ("competition",)
-    max_tokens: int = Field(256, ge=8, le=512)  # encode: head + tail tokens per text
+    # auto: bfloat16 where the hardware has bfloat16 matrix units, else float32 (pipeline/precision.py)
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    max_tokens: int = Field(256, ge=8, le=512)  # encode: tokens per text (or per window)
+    pool_layers: int = Field(1, ge=1, le=48)  # encode: mean of the last layers' mean-pooled states
     batch_size: int = Field(32, ge=1)
     C: float = Field(1.0, gt=0)  # frozen model: logistic-regression regularisation
     finetune: FineTune = FineTune()

@@ -8,11 +8,15 @@ folder (``config.json``, ``model.safetensors``, ``tokenizer.json``), or, online,
 ``tokenizers`` library from the checkpoint's own ``tokenizer.json`` (keras-hub's
 ``BertTokenizer`` gives other ids on unicode and emoji); the encoder is keras-hub's
 ``BertBackbone`` with the exact GELU the checkpoint was trained with (keras-hub's is the
-tanh approximation). Long texts keep their first and last tokens (``max_tokens`` in all).
+tanh approximation; under bfloat16, :mod:`pipeline.precision`, the approximation computed in
+float32). Long texts keep their first and last tokens (``max_tokens`` in all) or, with
+``transformer.long_text: windows``, are read as overlapping windows whose embeddings are
+averaged.
 
 The ``encode`` stage writes ``data/encoded/<task>/``: ``train.npy`` and ``test.npy`` (masked
-mean of the last layer, one float32 row per document; no labels involved) and
-``encode.json`` (checkpoint name, sha256, licence, settings).
+mean of the last layer, or of the last ``transformer.pool_layers`` layers' means, one
+float32 row per document; no labels involved) and ``encode.json`` (checkpoint name,
+sha256, licence, precision, settings).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 from .errors import PipelineError
 from .io import atomic_path, sha256_file, write_json
 from .params import Params
+from .precision import choose_precision
 from .tasks import Task
 
 log = logging.getLogger(__name__)
@@ -178,6 +183,51 @@ class Tokenizer:
             out.append(np.array([self.cls, *ids, self.sep], dtype=np.int32))
         return out
 
+    def windows(
+        self, texts: list[str], max_tokens: int, overlap: int, max_windows: int
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Each text as windows ``[CLS] piece [SEP]`` of at most ``max_tokens`` (see
+        :func:`window_starts`), in text order, and the index of each window's text."""
+        body = max_tokens - 2
+        seqs, owner = [], []
+        for i, enc in enumerate(self._tok.encode_batch(list(texts), add_special_tokens=False)):
+            ids = np.array(enc.ids, dtype=np.int32)
+            for start in window_starts(len(ids), body, overlap, max_windows):
+                seqs.append(
+                    np.concatenate([[self.cls], ids[start : start + body], [self.sep]]).astype(np.int32)
+                )
+                owner.append(i)
+        return seqs, np.array(owner, dtype=np.int64)
+
+
+def window_starts(n: int, body: int, overlap: int, max_windows: int) -> list[int]:
+    """Where the windows of ``body`` tokens start in a text of ``n`` tokens: every
+    ``body - overlap`` tokens, the last one ending at the text's end, so they cover it; when
+    that takes more than ``max_windows``, ``max_windows`` windows spread evenly from the
+    start to the end (the first and the last kept, gaps between them)."""
+    if not 0 <= overlap < body or max_windows < 1:
+        raise ValueError(
+            f"need 0 <= overlap < window and max_windows >= 1, got {overlap}, {body}, {max_windows}"
+        )
+    if n <= body:
+        return [0]
+    stride, last = body - overlap, n - body
+    needed = -(-last // stride) + 1
+    if needed <= max_windows:
+        return [min(i * stride, last) for i in range(needed)]
+    if max_windows == 1:
+        return [0]
+    return [int(round(v)) for v in np.linspace(0, last, max_windows)]
+
+
+def pool_windows(values: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """The mean of the rows of ``values`` per text (``owner``: each row's text, ``0..n-1``,
+    every text at least one row), in float64."""
+    sums = np.zeros((n, *values.shape[1:]), dtype=np.float64)
+    np.add.at(sums, owner, values)
+    counts = np.bincount(owner, minlength=n).reshape(-1, *([1] * (values.ndim - 1)))
+    return sums / counts
+
 
 def pad_batch(
     seqs: list[np.ndarray], pad: int = 0, length: int | None = None
@@ -239,38 +289,72 @@ def predict_by_length(
     return out
 
 
-def load_backbone(checkpoint: Checkpoint):
-    """keras-hub's ``BertBackbone`` with the checkpoint's weights and its exact GELU."""
+def load_backbone(checkpoint: Checkpoint, policy: str = "float32"):
+    """keras-hub's ``BertBackbone`` with the checkpoint's weights, its layers under the Keras
+    dtype ``policy`` (``float32`` or ``mixed_bfloat16``: :mod:`pipeline.precision`).
+
+    In float32 the feed-forward layers get the exact GELU the checkpoint was trained with.
+    In bfloat16 they get keras-hub's tanh approximation computed in float32: the exact form,
+    and any GELU computed in bfloat16, cost about what the bfloat16 matrix products gain on
+    a CPU; the approximation's difference is below bfloat16's rounding (docs/transformers.md)."""
     import keras
     import keras_hub
 
     from .keras_adapter import set_feedforward_activation
 
-    backbone = keras_hub.models.BertBackbone.from_preset(str(checkpoint.path), load_weights=True)
-    if checkpoint.config.get("hidden_act", "gelu") == "gelu":  # HF "gelu" is the exact erf form
-        for layer in backbone.transformer_layers:
+    backbone = keras_hub.models.BertBackbone.from_preset(
+        str(checkpoint.path), load_weights=True, dtype=policy
+    )
+    exact = checkpoint.config.get("hidden_act", "gelu") == "gelu"  # HF "gelu" is the exact erf form
+    for layer in backbone.transformer_layers:
+        if policy != "float32":
+            set_feedforward_activation(layer, gelu_in_float32)
+        elif exact:
             set_feedforward_activation(layer, keras.activations.gelu)  # approximate=False
     return backbone
 
 
-def mean_pool(sequence, mask):
-    """Masked mean over tokens (a Keras op: works on arrays and symbolic tensors)."""
+def gelu_in_float32(x):
+    """keras-hub's tanh-approximate GELU computed in float32, returned in ``x``'s dtype."""
+    import keras
     from keras import ops
 
-    weights = ops.expand_dims(ops.cast(mask, sequence.dtype), -1)
+    return ops.cast(keras.activations.gelu(ops.cast(x, "float32"), approximate=True), x.dtype)
+
+
+def mean_pool(sequence, mask):
+    """Masked mean over tokens, summed in float32 whatever the encoder's precision (a Keras
+    op: works on arrays and symbolic tensors)."""
+    from keras import ops
+
+    sequence = ops.cast(sequence, "float32")
+    weights = ops.expand_dims(ops.cast(mask, "float32"), -1)
     return ops.sum(sequence * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
 
 
 class Encoder:
     """Frozen mean-pooled sentence embeddings."""
 
-    def __init__(self, checkpoint: Checkpoint):
+    def __init__(self, checkpoint: Checkpoint, policy: str = "float32", pool_layers: int = 1):
+        """``pool_layers``: the embedding is the mean of the last ``pool_layers`` layers'
+        mean-pooled states (1: the last layer's, as sentence-transformers pools)."""
         import keras
+        from keras import ops
 
         self.tokenizer = Tokenizer(checkpoint)
-        backbone = load_backbone(checkpoint)
-        pooled = mean_pool(backbone.output["sequence_output"], backbone.input["padding_mask"])
-        self.model = keras.Model(backbone.input, pooled)
+        backbone = load_backbone(checkpoint, policy)
+        layers = backbone.transformer_layers
+        if not 1 <= pool_layers <= len(layers):
+            raise CheckpointError(
+                f"transformer.pool_layers is {pool_layers} but {checkpoint.name} has {len(layers)} layers. "
+                f"To fix: set transformer.pool_layers between 1 and {len(layers)}"
+            )
+        mask = backbone.input["padding_mask"]
+        states = [backbone.output["sequence_output"]] + [layer.output for layer in layers[-pool_layers:-1]]
+        pooled = [mean_pool(state, mask) for state in states]
+        self.model = keras.Model(
+            backbone.input, pooled[0] if len(pooled) == 1 else ops.mean(ops.stack(pooled), 0)
+        )
 
     def embed_ids(self, seqs: list[np.ndarray], batch_size: int = 32, label: str = "") -> np.ndarray:
         if not seqs:
@@ -297,8 +381,26 @@ class Encoder:
 
         return predict_by_length(predict, seqs, self.tokenizer.pad, batch_size).astype(np.float32)
 
-    def embed(self, texts: list[str], max_tokens: int, batch_size: int = 32, label: str = "") -> np.ndarray:
-        return self.embed_ids(self.tokenizer.encode(texts, max_tokens), batch_size, label)
+    def embed(
+        self,
+        texts: list[str],
+        max_tokens: int,
+        batch_size: int = 32,
+        label: str = "",
+        long_text: str = "head_tail",
+        overlap: int = 0,
+        max_windows: int = 1,
+    ) -> np.ndarray:
+        """One row per text. ``long_text``: ``head_tail`` (one window: the head and tail of a
+        long text) or ``windows`` (the mean of its windows' embeddings, :meth:`Tokenizer.windows`)."""
+        if long_text == "head_tail":
+            return self.embed_ids(self.tokenizer.encode(texts, max_tokens), batch_size, label)
+        seqs, owner = self.tokenizer.windows(texts, max_tokens, overlap, max_windows)
+        log.info(
+            "[encode %s] %d texts as %d windows of <= %d tokens", label, len(texts), len(seqs), max_tokens
+        )
+        pooled = pool_windows(self.embed_ids(seqs, batch_size, label), owner, len(texts))
+        return pooled.astype(np.float32)
 
 
 def wanted(task: Task, params: Params, family: str) -> bool:
@@ -316,7 +418,15 @@ def encode(task: Task, params: Params) -> dict:
 
     p = params.transformer
     meta = load_meta(task)
-    record = {"task": task.name, "available": meta.available, "max_tokens": p.max_tokens}
+    record = {
+        "task": task.name,
+        "available": meta.available,
+        "max_tokens": p.max_tokens,
+        "long_text": p.long_text,
+        "pool_layers": p.pool_layers,
+    }
+    if p.long_text == "windows":
+        record.update(max_windows=p.max_windows, window_overlap=p.window_overlap)
     if not meta.available:
         record["reason"] = meta.reason
     elif not wanted(task, params, "frozen"):
@@ -329,11 +439,19 @@ def encode(task: Task, params: Params) -> dict:
         train_df, test_df, _ = load_prepared(task)
         checkpoint = resolve_checkpoint(p.checkpoint, p.sha256)
         record["checkpoint"] = checkpoint.describe()
-        encoder = Encoder(checkpoint)
+        precision = choose_precision(p.precision)
+        record.update(precision.describe())
+        encoder = Encoder(checkpoint, precision.policy, p.pool_layers)
         for split, frame in (("train", train_df), ("test", test_df)):
             started = time.perf_counter()
             arrays[split] = encoder.embed(
-                frame["text"].tolist(), p.max_tokens, p.batch_size, f"{task.name} {split}"
+                frame["text"].tolist(),
+                p.max_tokens,
+                p.batch_size,
+                f"{task.name} {split}",
+                p.long_text,
+                p.window_overlap,
+                p.max_windows,
             )
             seconds = time.perf_counter() - started
             log.info(

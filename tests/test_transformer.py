@@ -68,6 +68,11 @@ def test_embeddings_equal_an_independent_numpy_forward_pass(checkpoint, encoder)
         np.testing.assert_allclose(row, mean_embedding(checkpoint.path, ids.tolist()), atol=1e-4)
 
 
+def test_pooling_more_layers_than_the_checkpoint_has_names_the_key(checkpoint):
+    with pytest.raises(CheckpointError, match=r"transformer\.pool_layers is 7 .* has 6 layers"):
+        Encoder(checkpoint, pool_layers=7)
+
+
 def test_loading_needs_no_network(monkeypatch, checkpoint):
     def refuse(*args, **kwargs):
         raise OSError("network blocked by the test")
@@ -236,26 +241,30 @@ def test_frozen_model_runs_through_the_fold_loop(tmp_path, monkeypatch):
     write_prepared(tmp_path, good + bad, [1] * 10 + [0] * 10, ["lovely wonderful", "awful terrible"])
     params = tiny_params(models={"transformer": ["frozen_lr"]}, transformer={"max_tokens": 16})
     task = get_task("competition", params)
-    assert encode(task, params)["checkpoint"]["sha256"].startswith("53aa5117")
+    encoded = encode(task, params)
+    assert encoded["checkpoint"]["sha256"].startswith("53aa5117")
+    assert encoded["precision"] in ("float32", "bfloat16") and encoded["precision_reason"].startswith("auto")
     assert np.load(task.encoded_dir / "train.npy").shape == (20, 384)
     train(task, "frozen_lr", params)
     record, oof, test = _saved(task, "frozen_lr")
+    assert record["precision"] == encoded["precision"]  # the embeddings' precision, recorded
     assert record["folds"] == [0, 1] and record["cv"]["accuracy"] >= 0.9
     assert oof.shape == (20, 2) and list(test.argmax(axis=1)) == [1, 0]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("n_classes", [2, 3])
-def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, caplog, n_classes):
+@pytest.mark.parametrize("n_classes, long_text", [(2, "head_tail"), (3, "windows")])
+def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, caplog, n_classes, long_text):
     from pipeline.train import train
 
     monkeypatch.chdir(tmp_path)
-    texts, y = learnable_texts(24, filler=2)
+    texts, y = learnable_texts(24, filler=8 if long_text == "windows" else 2)  # windows: 3 per text
     y = np.where(np.arange(24) % 4 == 0, 2, y) if n_classes == 3 else y
     write_prepared(tmp_path, texts, y, texts[:3], folds=2, classes=("a", "b", "c")[:n_classes])
+    finetune = {"folds": 1, "epochs": 1, "batch_size": 8, "max_tokens": 8, "long_text": long_text}
     params = tiny_params(
         models={"transformer": ["finetune"]},
-        transformer={"finetune": {"folds": 1, "epochs": 1, "batch_size": 8, "max_tokens": 8}},
+        transformer={"finetune": {**finetune, "window_overlap": 2, "max_windows": 3}},
     )
     task = get_task("competition", params)
     with caplog.at_level("INFO"):
@@ -264,6 +273,7 @@ def test_finetuned_model_runs_through_the_fold_loop(tmp_path, monkeypatch, caplo
     record, oof, test = _saved(task, "finetune")
     fold0 = pd.read_parquet(task.prepared_dir / "train.parquet")["fold"].to_numpy() == 0
     assert record["folds"] == [0] and record["n_scored"] == fold0.sum()
+    assert record["precision"] in ("float32", "bfloat16") and record["finetune"]["long_text"] == long_text
     assert oof.shape == (24, n_classes) and np.isnan(oof[~fold0]).all() and not np.isnan(oof[fold0]).any()
     np.testing.assert_allclose(test.sum(axis=1), 1.0, atol=1e-5)
 
@@ -329,7 +339,7 @@ def test_predict_by_length_pads_to_multiples_of_16_and_restores_the_order():
 
 
 def test_bucketed_predictions_equal_padded_ones(checkpoint):
-    from pipeline.models.transformer import _proba, build_classifier
+    from pipeline.models.transformer import TokenIds, _proba, build_classifier
     from pipeline.params import FineTune
     from pipeline.transformer import pad_batch
 
@@ -340,7 +350,8 @@ def test_bucketed_predictions_equal_padded_ones(checkpoint):
     padded = model.predict(
         {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}, verbose=0
     )
-    bucketed = _proba(model, seqs, tokenizer.pad, 3, batch_size=2)
+    data = TokenIds(seqs, tokenizer.pad, np.arange(len(seqs)))
+    bucketed = _proba(model, data, np.arange(len(seqs)), 3, batch_size=2)
     np.testing.assert_allclose(bucketed, padded, atol=1e-5)
 
 
@@ -377,3 +388,25 @@ def test_bucketed_training_traces_the_step_once():
     # 6 widths x 3 epochs: the train step is traced as often as for one fixed shape (twice: its
     # first call creates the optimizer's variables), the validation step once.
     assert traced == [True, True, False]
+
+
+@pytest.mark.slow
+def test_a_reused_classifier_starts_every_fold_from_the_same_state(checkpoint):
+    from pipeline.models.transformer import Classifier
+    from pipeline.params import FineTune
+    from pipeline.transformer import batch_inputs
+
+    tokenizer = Tokenizer(checkpoint)
+    inputs = batch_inputs(tokenizer.encode(SENTENCES, 32))
+    y = np.array([0, 1, 0, 1])
+    classifier = Classifier(checkpoint, 2, 0.1, "float32")
+    model = classifier.fresh(FineTune(learning_rate=1e-3, warmup=0.0), steps=4)
+    before = model.predict_on_batch(inputs)
+    first = [model.train_on_batch(inputs, y) for _ in range(2)]
+    assert not np.allclose(model.predict_on_batch(inputs), before, atol=1e-4)  # it trained
+    traced = model.train_function
+    model = classifier.fresh(FineTune(learning_rate=1e-3, warmup=0.0), steps=4)
+    assert model.train_function is traced  # compiled once: no new trace per fold
+    np.testing.assert_allclose(model.predict_on_batch(inputs), before, atol=1e-6)
+    again = [model.train_on_batch(inputs, y) for _ in range(2)]
+    np.testing.assert_allclose(again, first, rtol=1e-5)  # same dropout draws, fresh optimizer

@@ -6,7 +6,9 @@ dropout and one linear layer, trained per fold with AdamW, a linear warm-up then
 decay to zero, early stopping on the fold's validation loss (best epoch's weights kept).
 Batches group rows of similar length (a seeded shuffle per epoch, sorted within chunks) and
 are padded to their own length rounded up to 16 tokens; scoring runs length-sorted batches
-and returns the rows in their original order.
+and returns the rows in their original order. With ``long_text: windows`` a text's windows
+are rows of their own (with its label) and its prediction is the mean over its windows.
+The classifier is built once per process and reset between folds (:class:`Classifier`).
 """
 
 from __future__ import annotations
@@ -50,64 +52,127 @@ def frozen_lr(task, params: Params, train, test, n_classes: int):
 
 
 def warmup_linear_decay(peak: float, total_steps: int, warmup: float):
-    """A Keras schedule: 0 → ``peak`` over the first ``warmup`` share of steps, then → 0."""
+    """A Keras schedule: 0 → ``peak`` over the first ``warmup`` share of steps, then → 0.
+    Its step counts live in variables: ``set_steps(n)`` re-targets it to ``n`` steps without
+    retracing a compiled train step."""
     import keras
     from keras import ops
 
-    warm = max(1, int(round(total_steps * warmup)))
-    total = max(total_steps, warm + 1)
-
     class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+        def __init__(self):
+            self.steps = total_steps
+            self.warm = keras.Variable(1.0, dtype="float32", trainable=False, name="warmup_steps")
+            self.total = keras.Variable(2.0, dtype="float32", trainable=False, name="total_steps")
+            self.set_steps(total_steps)
+
+        def set_steps(self, steps: int) -> None:
+            warm = max(1, int(round(steps * warmup)))
+            self.steps = steps
+            self.warm.assign(float(warm))
+            self.total.assign(float(max(steps, warm + 1)))
+
         def __call__(self, step):
             step = ops.cast(step, "float32")
-            rising = peak * (step + 1.0) / warm
-            falling = peak * ops.maximum(0.0, (total - step) / (total - warm))
-            return ops.where(step < warm, rising, falling)
+            rising = peak * (step + 1.0) / self.warm
+            falling = peak * ops.maximum(0.0, (self.total - step) / (self.total - self.warm))
+            return ops.where(step < self.warm, rising, falling)
 
         def get_config(self):
-            return {"peak": peak, "total_steps": total_steps, "warmup": warmup}
+            return {"peak": peak, "total_steps": self.steps, "warmup": warmup}
 
     return WarmupLinearDecay()
 
 
-def build_classifier(checkpoint, n_classes: int, config: FineTune, steps: int):
-    """The compiled encoder + head: one sigmoid unit (binary) or a softmax over the classes."""
+def _build(checkpoint, n_classes: int, dropout: float, policy: str):
     import keras
 
     from ..transformer import load_backbone, mean_pool
 
-    backbone = load_backbone(checkpoint)
+    backbone = load_backbone(checkpoint, policy)
     pooled = mean_pool(backbone.output["sequence_output"], backbone.input["padding_mask"])
-    pooled = keras.layers.Dropout(config.dropout)(pooled)
+    pooled = keras.layers.Dropout(dropout, dtype="float32")(pooled)
     binary = n_classes == 2
-    out = keras.layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax")(
-        pooled
-    )
-    model = keras.Model(backbone.input, out)
+    out = keras.layers.Dense(
+        1 if binary else n_classes, activation="sigmoid" if binary else "softmax", dtype="float32"
+    )(pooled)
+    return keras.Model(backbone.input, out)
+
+
+def _compile(model, n_classes: int, config: FineTune, steps: int):
+    """A new AdamW (its state float32) with the warm-up/decay schedule over ``steps``; returns
+    the schedule."""
+    import keras
+
+    schedule = warmup_linear_decay(config.learning_rate, steps, config.warmup)
     optimizer = keras.optimizers.AdamW(
-        warmup_linear_decay(config.learning_rate, steps, config.warmup),
+        schedule,
         weight_decay=config.weight_decay,
         clipnorm=1.0,
     )
-    model.compile(
-        optimizer=optimizer, loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy"
-    )
+    loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
+    model.compile(optimizer=optimizer, loss=loss)
+    return schedule
+
+
+def build_classifier(checkpoint, n_classes: int, config: FineTune, steps: int, policy: str = "float32"):
+    """The compiled encoder + head: one sigmoid unit (binary) or a softmax over the classes.
+    The encoder runs under the Keras dtype ``policy``; pooling, head, loss and the optimizer's
+    state stay float32 (``mixed_bfloat16`` keeps every weight in float32)."""
+    model = _build(checkpoint, n_classes, config.dropout, policy)
+    _compile(model, n_classes, config, steps)
     return model
 
 
+class Classifier:
+    """The classifier built once per process (the checkpoint read once); every
+    :meth:`fresh` call puts back its first state (weights, dropout seeds) and the optimizer's
+    (zero moments, step 0), as a model built anew after the same seed would be. It is
+    compiled once: the traced train and predict steps serve every fold."""
+
+    def __init__(self, checkpoint, n_classes: int, dropout: float, policy: str):
+        self.n_classes = n_classes
+        self.model = _build(checkpoint, n_classes, dropout, policy)
+        self.initial = [v.numpy() for v in self.model.variables]
+        self.config: FineTune | None = None
+
+    def fresh(self, config: FineTune, steps: int):
+        for variable, value in zip(self.model.variables, self.initial):
+            variable.assign(value)
+        if self.config is None or config.model_dump() != self.config.model_dump():
+            self.schedule = _compile(self.model, self.n_classes, config, steps)
+            self.config = config
+        else:
+            self.schedule.set_steps(steps)
+            for variable in self.model.optimizer.variables:
+                variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+        return self.model
+
+
 class TokenIds(NamedTuple):
-    """Unpadded token ids per text, and the id padding fills batches with."""
+    """Unpadded token ids: one or more windows per text, in text order; the text each window
+    belongs to (``owner``, ascending); and the id padding fills batches with."""
 
     seqs: list[np.ndarray]
     pad: int
+    owner: np.ndarray
+
+    def windows(self, idx: np.ndarray) -> np.ndarray:
+        """The windows of the texts ``idx``, in that order."""
+        low, high = np.searchsorted(self.owner, idx, "left"), np.searchsorted(self.owner, idx, "right")
+        return np.concatenate([np.arange(a, b) for a, b in zip(low, high)] + [np.zeros(0, dtype=np.int64)])
 
     def rows(self, idx: np.ndarray) -> list[np.ndarray]:
-        return [self.seqs[i] for i in idx]
+        """The token ids of the windows of the texts ``idx``."""
+        return [self.seqs[i] for i in self.windows(idx)]
 
 
-def token_ids(tokenizer, texts: list[str], max_tokens: int) -> TokenIds:
-    """The ids of ``texts`` (``[CLS] head … tail [SEP]``, at most ``max_tokens``), unpadded."""
-    return TokenIds(tokenizer.encode(texts, max_tokens), tokenizer.pad)
+def token_ids(tokenizer, texts: list[str], config: FineTune) -> TokenIds:
+    """The ids of ``texts``, unpadded: ``[CLS] head … tail [SEP]`` (at most ``max_tokens``)
+    or, with ``long_text: windows``, each text's windows (:meth:`~pipeline.transformer.Tokenizer.windows`)."""
+    if config.long_text == "windows":
+        seqs, owner = tokenizer.windows(texts, config.max_tokens, config.window_overlap, config.max_windows)
+        return TokenIds(seqs, tokenizer.pad, owner)
+    return TokenIds(tokenizer.encode(texts, config.max_tokens), tokenizer.pad, np.arange(len(texts)))
 
 
 def length_bucketed(seqs: list[np.ndarray], y: np.ndarray, pad: int, batch_size: int, seed: int | None):
@@ -137,12 +202,17 @@ def length_bucketed(seqs: list[np.ndarray], y: np.ndarray, pad: int, batch_size:
     return dataset.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
 
 
-def _proba(model, seqs: list[np.ndarray], pad: int, n_classes: int, batch_size: int = 64) -> np.ndarray:
-    if not seqs:
+def _proba(model, data: TokenIds, idx: np.ndarray, n_classes: int, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities of the texts ``idx``: the mean over each text's windows."""
+    if not len(idx):
         return np.zeros((0, n_classes))
-    from ..transformer import predict_by_length
+    from ..transformer import pool_windows, predict_by_length
 
-    raw = predict_by_length(model.predict_on_batch, seqs, pad, batch_size).astype(np.float64)
+    windows = data.windows(idx)
+    raw = predict_by_length(model.predict_on_batch, [data.seqs[i] for i in windows], data.pad, batch_size)
+    per_text = np.searchsorted(data.owner, idx, "right") - np.searchsorted(data.owner, idx, "left")
+    text_of_window = np.repeat(np.arange(len(idx)), per_text)
+    raw = pool_windows(raw.astype(np.float64), text_of_window, len(idx))
     return np.column_stack([1 - raw[:, 0], raw[:, 0]]) if n_classes == 2 else raw
 
 
@@ -158,25 +228,38 @@ def fit_fold(
     valid_idx: np.ndarray,
     callbacks=(),
     tag: str = "finetune",
+    policy: str = "float32",
+    classifier: Classifier | None = None,
 ):
     """Train one fold on length-bucketed batches; return ``(model, history)``. ``data`` holds
-    the train rows' token ids. One log line per epoch, starting ``[tag]``."""
+    the train rows' token ids. One log line per epoch, starting ``[tag]``. ``policy``: the
+    encoder's Keras dtype policy (:mod:`pipeline.precision`). With ``classifier`` (built
+    after the same seed, same dropout and policy) its model is reset and trained instead of
+    a new one."""
     import keras
 
     from .keras_training import epoch_logger, set_determinism
 
     set_determinism(seed, threads)
-    steps = config.epochs * int(np.ceil(len(train_idx) / config.batch_size))
-    model = build_classifier(checkpoint, n_classes, config, steps)
+    train_windows, valid_windows = data.windows(train_idx), data.windows(valid_idx)
+    steps = config.epochs * int(np.ceil(len(train_windows) / config.batch_size))
+    if classifier is None:
+        model = build_classifier(checkpoint, n_classes, config, steps, policy)
+    else:
+        model = classifier.fresh(config, steps)
     has_valid = len(valid_idx) > 0
     stop = [keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)]
     history = model.fit(
-        length_bucketed(data.rows(train_idx), y[train_idx], data.pad, config.batch_size, seed),
+        length_bucketed(
+            data.rows(train_idx), y[data.owner[train_windows]], data.pad, config.batch_size, seed
+        ),
         epochs=config.epochs,
         shuffle=False,  # the dataset draws its own seeded, length-bucketed batches
         verbose=0,
         validation_data=(
-            length_bucketed(data.rows(valid_idx), y[valid_idx], data.pad, 64, None) if has_valid else None
+            length_bucketed(data.rows(valid_idx), y[data.owner[valid_windows]], data.pad, 64, None)
+            if has_valid
+            else None
         ),
         callbacks=(stop if has_valid else []) + [epoch_logger(tag)] + list(callbacks),
     )
@@ -190,9 +273,11 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
 
     from ..folds import fold_rows
     from ..outputs import load_prepared
+    from ..precision import choose_precision
     from ..transformer import Tokenizer
     from ..workers import threads_per_process
 
+    policy = choose_precision(params.transformer.precision).policy
     config, space = params.transformer.finetune, params.transformer.finetune.space
     train, _, meta = load_prepared(task)
     tokenizer, y, fold = Tokenizer(checkpoint), train["y"].to_numpy(), train["fold"].to_numpy()
@@ -207,7 +292,7 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
                 "max_tokens": trial.suggest_categorical("max_tokens", list(space.max_tokens)),
             }
         )
-        data = token_ids(tokenizer, train["text"].tolist(), trial_config.max_tokens)
+        data = token_ids(tokenizer, train["text"].tolist(), trial_config)
         _, history = fit_fold(
             checkpoint,
             data,
@@ -219,6 +304,7 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
             train_idx,
             valid_idx,
             tag=f"tune {task.name} finetune trial {trial.number}",
+            policy=policy,
         )
         return min(history.history["val_loss"])
 
@@ -248,11 +334,18 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
 def before_folds(task, model: str, params: Params) -> tuple[Params, dict]:
     """Checked once before the fold loop: the checkpoint (recorded with the predictions) and,
     for ``finetune`` with a tuning budget, the tuned settings the folds then use."""
+    from ..precision import choose_precision
     from ..transformer import resolve_checkpoint
 
     checkpoint = resolve_checkpoint(params.transformer.checkpoint, params.transformer.sha256)
     info: dict = {"checkpoint": checkpoint.describe()}
-    if model == "finetune":
+    if model != "finetune":  # the embeddings' precision, as encode recorded it
+        from ..outputs import load_encoded
+
+        encoded = load_encoded(task)[0].dump()
+        info.update({k: encoded[k] for k in ("precision", "precision_reason") if k in encoded})
+    else:
+        info.update(choose_precision(params.transformer.precision).describe())
         config, trials = params.transformer.finetune, list[dict]()
         if config.budget.n_trials > 0:
             config, trials = _tune(task, params, checkpoint)
@@ -264,18 +357,24 @@ def before_folds(task, model: str, params: Params) -> tuple[Params, dict]:
 
 
 def finetune(task, params: Params, train, test, n_classes: int):
+    from ..precision import choose_precision
     from ..transformer import Tokenizer, resolve_checkpoint
 
     config = params.transformer.finetune
     checkpoint = resolve_checkpoint(params.transformer.checkpoint, params.transformer.sha256)
+    policy = choose_precision(params.transformer.precision).policy
     tokenizer = Tokenizer(checkpoint)
-    data = token_ids(tokenizer, train["text"].tolist(), config.max_tokens)
-    test_seqs = tokenizer.encode(test["text"].tolist(), config.max_tokens)
+    data = token_ids(tokenizer, train["text"].tolist(), config)
+    test_data = token_ids(tokenizer, test["text"].tolist(), config)
     y = train["y"].to_numpy()
+    built: list[Classifier] = []  # once per process, on the first fold
 
     def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
-        import keras
+        if not built:
+            from .rnn import set_determinism
 
+            set_determinism(params.seed, params.neural.threads)  # as fit_fold, before building
+            built.append(Classifier(checkpoint, n_classes, config.dropout, policy))
         model, history = fit_fold(
             checkpoint,
             data,
@@ -287,15 +386,16 @@ def finetune(task, params: Params, train, test, n_classes: int):
             train_idx,
             valid_idx,
             tag=getattr(fit_predict, "tag", "finetune"),
+            policy=policy,
+            classifier=built[0],
         )
         log.info(
             "finetune: %d epoch(s), val_loss %s",
             len(history.history["loss"]),
             [round(v, 4) for v in history.history.get("val_loss", [])],
         )
-        valid = _proba(model, data.rows(valid_idx), data.pad, n_classes)
-        test_proba = _proba(model, test_seqs, data.pad, n_classes)
-        keras.backend.clear_session()
+        valid = _proba(model, data, valid_idx, n_classes)
+        test_proba = _proba(model, test_data, np.arange(len(test)), n_classes)
         return valid, test_proba
 
     return fit_predict
