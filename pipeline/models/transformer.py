@@ -371,7 +371,7 @@ def finetune(task, params: Params, train, test, n_classes: int):
 
     def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
         if not built:
-            from .rnn import set_determinism
+            from .keras_training import set_determinism
 
             set_determinism(params.seed, params.neural.threads)  # as fit_fold, before building
             built.append(Classifier(checkpoint, n_classes, config.dropout, policy))
