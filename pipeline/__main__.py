@@ -21,17 +21,18 @@ from .tasks import TASK_NAMES
 log = logging.getLogger("pipeline")
 
 
-# Stage name → (module, function); imported on use so `fetch` never pays for TensorFlow.
+# The per-task stages: name → (module, function, help); imported on use so `fetch` never
+# pays for TensorFlow.
 _STAGES = {
-    "fetch": ("sources", "fetch"),
-    "prepare": ("prepare", "prepare"),
-    "tokenize": ("tokenize", "tokenize"),
-    "embed": ("embed", "embed"),
-    "encode": ("transformer", "encode"),
-    "train": ("train", "train"),
-    "tune": ("tune", "tune"),
-    "ensemble": ("ensemble", "ensemble"),
-    "report": ("report", "report"),
+    "fetch": ("sources", "fetch", "download or copy the raw data"),
+    "prepare": ("prepare", "prepare", "validate, clean, make folds"),
+    "tokenize": ("tokenize", "tokenize", "fit the vocabulary, write integer sequences"),
+    "embed": ("embed", "embed", "train word2vec vectors on the task's text"),
+    "encode": ("transformer", "encode", "frozen pretrained-encoder embeddings of the task's text"),
+    "train": ("train", "train", "out-of-fold and test predictions for one model"),
+    "tune": ("tune", "tune", "Optuna search for one RNN model"),
+    "ensemble": ("ensemble", "ensemble", "stack/blend the models' out-of-fold predictions"),
+    "report": ("report", "report", "metrics, plots, markdown report"),
 }
 
 
@@ -46,7 +47,7 @@ def _stage(name: str):
         task = get_task(args.task, params)
         if name in ("train", "tune"):
             _check_model(name, args.model)
-        module, function = _STAGES[name]
+        module, function, _ = _STAGES[name]
         stage = getattr(importlib.import_module(f"{__package__}.{module}"), function)
         if name == "train":
             stage(task, args.model, params)
@@ -107,17 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "fingerprint", help="record every task's data source files (fetch reruns when they change)"
     ).set_defaults(func=_fingerprint)
-    for name, helptext in (
-        ("fetch", "download or copy the raw data"),
-        ("prepare", "validate, clean, make folds"),
-        ("tokenize", "fit the vocabulary, write integer sequences"),
-        ("embed", "train word2vec vectors on the task's text"),
-        ("encode", "frozen pretrained-encoder embeddings of the task's text"),
-        ("train", "out-of-fold and test predictions for one model"),
-        ("tune", "Optuna search for one RNN model"),
-        ("ensemble", "stack/blend the models' out-of-fold predictions"),
-        ("report", "metrics, plots, markdown report"),
-    ):
+    for name, (_, _, helptext) in _STAGES.items():
         stage = sub.add_parser(name, help=helptext)
         stage.add_argument("--task", required=True, choices=TASK_NAMES)
         if name in ("train", "tune"):

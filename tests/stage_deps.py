@@ -270,7 +270,7 @@ def _roots(argv: list[str]) -> tuple[set[str], set[str]]:
     modules, names = {"pipeline.__main__"}, {handler.__qualname__.split(".")[0]}
     command = argv[0]
     if command in _STAGES:
-        module, function = _STAGES[command]
+        module, function, _ = _STAGES[command]
         modules.add(f"{PACKAGE}.{module}")
         names.add(function)
     if command == "train":  # only train runs the registry's factory and hooks (tune: its own)
