@@ -330,6 +330,8 @@ def test_queued_sweep_compared_and_the_best_applied(sample_project):
             state = run(["dvc", "queue", "status"], project).stdout
             if not any(word in state for word in ("Queued", "Running")):
                 break
+            if "Queued" in state and "0 active, 0 idle" in state:  # the worker left early
+                run(["dvc", "queue", "start", "--jobs", "1"], project)  # (docs/scale-out.md)
             time.sleep(5)
         assert "Success" in state and "Failed" not in state, state
     finally:
