@@ -250,7 +250,10 @@ class Validation(_Section):
 class Models(_Section):
     tfidf: tuple[str, ...] = ("word_lr", "nbsvm", "word_svc", "wordchar_svc")
     rnn: tuple[str, ...] = ("lstm", "gru")
-    transformer: tuple[str, ...] = ("frozen_lr",)  # pretrained encoders (families "frozen", "finetune")
+    transformer: tuple[str, ...] = (
+        "frozen_lr",
+        "finetune",
+    )  # pretrained encoders (families "frozen", "finetune")
 
     @model_validator(mode="after")
     def _known(self):
@@ -312,7 +315,7 @@ class _LongText(_Section):
 class FineTune(_LongText):
     """The whole encoder + a classification head, trained per fold (AdamW, warm-up, decay)."""
 
-    folds: int = Field(1, ge=1, le=20)  # the first `folds` CV folds (CPU cost: see docs)
+    folds: int = Field(2, ge=1, le=20)  # the first `folds` CV folds (CPU cost: see docs)
     processes: int = Field(1, ge=1, le=64)  # folds side by side; threads from neural.threads
     learning_rate: float = Field(5e-5, gt=0)
     weight_decay: float = Field(0.01, ge=0)
