@@ -339,7 +339,8 @@ class Transformer(_LongText):
     # auto: bfloat16 where the hardware has bfloat16 matrix units, else float32 (pipeline/precision.py)
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
     max_tokens: int = Field(256, ge=8, le=512)  # encode: tokens per text (or per window)
-    pool_layers: int = Field(1, ge=1, le=48)  # encode: mean of the last layers' mean-pooled states
+    pool_layers: int = Field(4, ge=1, le=48)  # encode: the last layers' mean-pooled states ...
+    layer_pooling: Literal["mean", "concat"] = "concat"  # ... averaged or side by side (docs/transformers.md)
     batch_size: int = Field(32, ge=1)
     C: float = Field(1.0, gt=0)  # frozen model: logistic-regression regularisation
     finetune: FineTune = FineTune()
