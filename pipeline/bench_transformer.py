@@ -4,8 +4,8 @@ Each measurement runs in its own child process (its peak resident memory is its 
 ``transformer``: float32 against bfloat16 (:mod:`pipeline.precision`), encoding (our
 :class:`~pipeline.transformer.Encoder`: tokenizer, GELU, mean pooling) and fine-tuning steps
 (:func:`~pipeline.models.transformer.build_classifier`), at tweet-like and article-like
-lengths (:data:`LENGTHS`), one after the other in one run so the ratios hold on a busy
-machine. ``transformer_options``: what else moves bfloat16's speed (encode batch size,
+lengths (:data:`LENGTHS`), one process each (peak memory), then both precisions' train
+steps and predict calls alternating in one process (the ratio a busy machine does not skew). ``transformer_options``: what else moves bfloat16's speed (encode batch size,
 inter-op threads, ``jit_compile``, oneDNN off) and the default LSTM's step in both precisions. ``transformer_bare``: ours against the bare
 keras-hub ``BertBackbone`` as loaded (no pooling, its own GELU), then fine-tuning on
 realistic mixes of lengths (:data:`MIXES`), epochs alternating in one process between every
@@ -126,6 +126,32 @@ def _lstm_steps(rows: int, tokens: int, policy: str) -> dict:
     return {"seconds_per_step": float(np.median(times[2:])), "steps": len(times)}
 
 
+def _interleaved(checkpoint, rows: int, tokens: int, batch: int, rounds: int = 8) -> dict:
+    """A float32 and a bfloat16 classifier in one process, their train steps (and predict
+    calls) alternating on the same batch, so a load change hits both alike: median seconds
+    of each after two warm-up rounds."""
+    from .models.transformer import build_classifier
+    from .params import FineTune
+    from .precision import POLICIES
+
+    ids, mask = _ids(_texts(batch, tokens), tokens)
+    inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+    y = np.arange(batch) % 2
+    models = {
+        p: build_classifier(checkpoint, 2, FineTune(max_tokens=tokens), 1000, POLICIES[p]) for p in PRECISIONS
+    }
+    times: dict[str, list[float]] = {f"{what}_{p}": [] for what in ("step", "predict") for p in PRECISIONS}
+    for _ in range(rounds + 2):
+        for precision, model in models.items():
+            started = time.perf_counter()
+            model.train_on_batch(inputs, y)
+            times[f"step_{precision}"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            model.predict_on_batch(inputs)
+            times[f"predict_{precision}"].append(time.perf_counter() - started)
+    return {key: float(np.median(values[2:])) for key, values in times.items()} | {"rounds": rounds}
+
+
 def _child(args: argparse.Namespace) -> dict:
     """One measurement; returns what it timed."""
     from .models.keras_training import set_determinism
@@ -144,6 +170,8 @@ def _child(args: argparse.Namespace) -> dict:
     checkpoint = resolve_checkpoint("packaged")
     if kind == "finetune_mix":
         return _finetune_mix(checkpoint, args.mix, rows, tokens, policy)
+    if kind == "interleaved":
+        return _interleaved(checkpoint, rows, tokens, batch)
     texts = _texts(rows, tokens)  # about 1.3 word pieces per word: every text reaches `tokens`
     if kind == "encode":
         encoder = Encoder(checkpoint, policy)
@@ -237,6 +265,17 @@ def bench_precision(threads: int = 2) -> dict:
             results[f"encode_{length}_{precision}"] = _encode_row(out, peak, rows, tokens)
             out, peak = run_child(_args("finetune", train_rows, tokens, threads, precision=precision))
             results[f"finetune_{length}_{precision}"] = _step_row(out, peak, tokens)
+        out, peak = run_child(_args("interleaved", 32, tokens, threads))
+        results[f"interleaved_{length}"] = {k: round(v, 3) for k, v in out.items()} | {
+            "peak_gib": round(peak, 2)
+        }
+        print(
+            f"interleaved {length} ({tokens} tokens, batch 32, both models in one process, alternating): "
+            f"train step float32 {out['step_float32']:.3f} s, bfloat16 {out['step_bfloat16']:.3f} s "
+            f"({out['step_float32'] / out['step_bfloat16']:.2f}x); predict float32 {out['predict_float32']:.3f} s, "
+            f"bfloat16 {out['predict_bfloat16']:.3f} s ({out['predict_float32'] / out['predict_bfloat16']:.2f}x)",
+            flush=True,
+        )
         encode = [results[f"encode_{length}_{p}"] for p in PRECISIONS]
         step = [results[f"finetune_{length}_{p}"] for p in PRECISIONS]
         results[f"speedup_{length}"] = {
@@ -359,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="child process of `python -m pipeline.benchmark transformer`"
     )
-    kinds = ["encode", "encode_bare", "finetune", "finetune_bare", "finetune_mix", "lstm"]
+    kinds = ["encode", "encode_bare", "finetune", "finetune_bare", "finetune_mix", "lstm", "interleaved"]
     parser.add_argument("kind", choices=kinds)
     parser.add_argument("--rows", type=int, required=True)
     parser.add_argument("--tokens", type=int, required=True)

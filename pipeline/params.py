@@ -262,7 +262,10 @@ class Validation(_Section):
 class Models(_Section):
     tfidf: tuple[str, ...] = ("word_lr", "nbsvm", "word_svc", "wordchar_svc")
     rnn: tuple[str, ...] = ("lstm", "gru")
-    transformer: tuple[str, ...] = ("frozen_lr",)  # pretrained encoders (families "frozen", "finetune")
+    transformer: tuple[str, ...] = (
+        "frozen_lr",
+        "finetune",
+    )  # pretrained encoders (families "frozen", "finetune")
 
     @model_validator(mode="after")
     def _known(self):
@@ -320,7 +323,7 @@ class _LongText(_Section):
 class FineTune(_LongText):
     """The whole encoder + a classification head, trained per fold (AdamW, warm-up, decay)."""
 
-    folds: int = Field(1, ge=1, le=20)  # the first `folds` CV folds (CPU cost: see docs)
+    folds: int = Field(2, ge=1, le=20)  # the first `folds` CV folds (CPU cost: see docs)
     processes: int = Field(1, ge=1, le=64)  # folds side by side; threads from neural.threads
     learning_rate: float = Field(5e-5, gt=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -344,7 +347,8 @@ class Transformer(_LongText):
     # auto: bfloat16 where the hardware has bfloat16 matrix units, else float32 (pipeline/precision.py)
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
     max_tokens: int = Field(256, ge=8, le=512)  # encode: tokens per text (or per window)
-    pool_layers: int = Field(1, ge=1, le=48)  # encode: mean of the last layers' mean-pooled states
+    pool_layers: int = Field(4, ge=1, le=48)  # encode: the last layers' mean-pooled states ...
+    layer_pooling: Literal["mean", "concat"] = "concat"  # ... averaged or side by side (docs/transformers.md)
     batch_size: int = Field(32, ge=1)
     C: float = Field(1.0, gt=0)  # frozen model: logistic-regression regularisation
     finetune: FineTune = FineTune()

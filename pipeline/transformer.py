@@ -14,8 +14,8 @@ float32). Long texts keep their first and last tokens (``max_tokens`` in all) or
 averaged.
 
 The ``encode`` stage writes ``data/encoded/<task>/``: ``train.npy`` and ``test.npy`` (masked
-mean of the last layer, or of the last ``transformer.pool_layers`` layers' means, one
-float32 row per document; no labels involved) and ``encode.json`` (checkpoint name,
+mean of the last layer, or the last ``transformer.pool_layers`` layers' means joined by
+``transformer.layer_pooling``, one float32 row per document; no labels involved) and ``encode.json`` (checkpoint name,
 sha256, licence, precision, settings).
 """
 
@@ -335,9 +335,16 @@ def mean_pool(sequence, mask):
 class Encoder:
     """Frozen mean-pooled sentence embeddings."""
 
-    def __init__(self, checkpoint: Checkpoint, policy: str = "float32", pool_layers: int = 1):
-        """``pool_layers``: the embedding is the mean of the last ``pool_layers`` layers'
-        mean-pooled states (1: the last layer's, as sentence-transformers pools)."""
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        policy: str = "float32",
+        pool_layers: int = 1,
+        layer_pooling: str = "mean",
+    ):
+        """``pool_layers``: the embedding is made of the last ``pool_layers`` layers'
+        mean-pooled states (1: the last layer's, as sentence-transformers pools), their
+        ``layer_pooling`` ``mean`` or ``concat`` (in layer order)."""
         import keras
         from keras import ops
 
@@ -350,11 +357,15 @@ class Encoder:
                 f"To fix: set transformer.pool_layers between 1 and {len(layers)}"
             )
         mask = backbone.input["padding_mask"]
-        states = [backbone.output["sequence_output"]] + [layer.output for layer in layers[-pool_layers:-1]]
+        states = [layer.output for layer in layers[-pool_layers:-1]] + [backbone.output["sequence_output"]]
         pooled = [mean_pool(state, mask) for state in states]
-        self.model = keras.Model(
-            backbone.input, pooled[0] if len(pooled) == 1 else ops.mean(ops.stack(pooled), 0)
-        )
+        if len(pooled) == 1:
+            joined = pooled[0]
+        elif layer_pooling == "concat":
+            joined = ops.concatenate(pooled, axis=-1)
+        else:
+            joined = ops.mean(ops.stack(pooled), 0)
+        self.model = keras.Model(backbone.input, joined)
 
     def embed_ids(self, seqs: list[np.ndarray], batch_size: int = 32, label: str = "") -> np.ndarray:
         if not seqs:
@@ -424,6 +435,7 @@ def encode(task: Task, params: Params) -> dict:
         "max_tokens": p.max_tokens,
         "long_text": p.long_text,
         "pool_layers": p.pool_layers,
+        "layer_pooling": p.layer_pooling,
     }
     if p.long_text == "windows":
         record.update(max_windows=p.max_windows, window_overlap=p.window_overlap)
@@ -441,7 +453,7 @@ def encode(task: Task, params: Params) -> dict:
         record["checkpoint"] = checkpoint.describe()
         precision = choose_precision(p.precision)
         record.update(precision.describe())
-        encoder = Encoder(checkpoint, precision.policy, p.pool_layers)
+        encoder = Encoder(checkpoint, precision.policy, p.pool_layers, p.layer_pooling)
         for split, frame in (("train", train_df), ("test", test_df)):
             started = time.perf_counter()
             arrays[split] = encoder.embed(

@@ -184,7 +184,7 @@ def test_frozen_transformer_model_encoded_trained_and_submitted(sample_project):
     project, _ = sample_project
     encoded = json.loads((project / "data/encoded/competition/encode.json").read_text())
     assert encoded["available"] and encoded["checkpoint"]["sha256"].startswith("53aa5117")
-    assert np.load(project / "data/encoded/competition/train.npy").shape[1] == 384
+    assert np.load(project / "data/encoded/competition/train.npy").shape[1] == 384 * encoded["pool_layers"]
     metrics = json.loads((project / "metrics/competition.json").read_text())
     assert 0.5 < metrics["cv"]["frozen_lr"]["accuracy"] <= 1.0
     assert (project / "submissions/sample/frozen_lr.csv").exists()

@@ -244,7 +244,7 @@ def test_frozen_model_runs_through_the_fold_loop(tmp_path, monkeypatch):
     encoded = encode(task, params)
     assert encoded["checkpoint"]["sha256"].startswith("53aa5117")
     assert encoded["precision"] in ("float32", "bfloat16") and encoded["precision_reason"].startswith("auto")
-    assert np.load(task.encoded_dir / "train.npy").shape == (20, 384)
+    assert np.load(task.encoded_dir / "train.npy").shape == (20, 384 * params.transformer.pool_layers)
     train(task, "frozen_lr", params)
     record, oof, test = _saved(task, "frozen_lr")
     assert record["precision"] == encoded["precision"]  # the embeddings' precision, recorded
