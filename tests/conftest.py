@@ -126,3 +126,25 @@ class KaggleApiStub:
 
     def download_file(self, *args, **kwargs):
         raise AssertionError("only competition_download_files calls it")
+
+
+def loaded_modules_after(project, stages: list[list[str]]) -> list[str]:
+    """The top-level modules loaded after running ``python -m pipeline`` stages (each an argv)
+    one after another in one fresh process in ``project``."""
+    import json
+
+    code = (
+        "import json, sys\nfrom pipeline.__main__ import main\n"
+        f"for argv in {stages!r}:\n    assert main(argv) == 0, argv\n"
+        "print(json.dumps(sorted(set(m.split('.')[0] for m in sys.modules))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])

@@ -4,13 +4,10 @@ an import of nothing heavy: they run as separate processes on every ``dvc repro`
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, loaded_modules_after
 
 HEAVY = ("tensorflow", "keras", "keras_hub", "gensim", "optuna")
 
@@ -28,24 +25,6 @@ STAGES = [
 ]
 
 
-def _loaded_after(project, stages: list[list[str]]) -> list[str]:
-    code = (
-        "import json, sys\nfrom pipeline.__main__ import main\n"
-        f"for argv in {stages!r}:\n    assert main(argv) == 0, argv\n"
-        "print(json.dumps(sorted(set(m.split('.')[0] for m in sys.modules))))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=project,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.splitlines()[-1])
-
-
 @pytest.fixture
 def project(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -58,7 +37,7 @@ def project(tmp_path):
 
 @pytest.mark.slow
 def test_tfidf_ensemble_report_and_submission_stages_never_import_tensorflow(project):
-    loaded = _loaded_after(project, STAGES)
+    loaded = loaded_modules_after(project, STAGES)
     assert not set(HEAVY) & set(loaded)
     assert json.loads((project / "metrics/competition.json").read_text())["cv"]["word_lr"]["accuracy"] > 0.6
 
@@ -66,7 +45,7 @@ def test_tfidf_ensemble_report_and_submission_stages_never_import_tensorflow(pro
 @pytest.mark.slow
 def test_a_task_without_data_imports_no_data_library(project):
     # Every model stage of imdb (no data), after its fetch and prepare in another process.
-    _loaded_after(project, [["fetch", "--task", "imdb"], ["prepare", "--task", "imdb"]])
+    loaded_modules_after(project, [["fetch", "--task", "imdb"], ["prepare", "--task", "imdb"]])
     stages = [
         ["tokenize", "--task", "imdb"],
         ["embed", "--task", "imdb"],
@@ -76,6 +55,6 @@ def test_a_task_without_data_imports_no_data_library(project):
         ["ensemble", "--task", "imdb"],
         ["report", "--task", "imdb"],
     ]
-    loaded = _loaded_after(project, stages)
+    loaded = loaded_modules_after(project, stages)
     assert not {*HEAVY, "pandas", "sklearn", "scipy", "pyarrow", "matplotlib"} & set(loaded)
     assert json.loads((project / "metrics/imdb.json").read_text())["available"] == 0
