@@ -45,10 +45,10 @@ format: $(STAMP)
 
 # The score tables in docs/*.md, rewritten from metrics/*.json (after a run that changed them).
 docs: $(STAMP)
-	python -m pipeline.docs_tables
+	python -m devtools.docs_tables
 
 benchmark: $(STAMP)
-	python -m pipeline.benchmark tfidf everyday
+	python -m devtools.benchmark tfidf everyday
 
 clean-venv:
 	rm -rf $(VENV)

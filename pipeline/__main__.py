@@ -14,9 +14,9 @@ import logging
 import sys
 import time
 
-from .errors import PipelineError
-from .logs import configure_logging
-from .tasks import TASK_NAMES
+from .core.errors import PipelineError
+from .core.logs import configure_logging
+from .core.tasks import TASK_NAMES
 
 log = logging.getLogger("pipeline")
 
@@ -28,7 +28,7 @@ _STAGES = {
     "prepare": ("prepare", "prepare", "validate, clean, make folds"),
     "tokenize": ("tokenize", "tokenize", "fit the vocabulary, write integer sequences"),
     "embed": ("embed", "embed", "train word2vec vectors on the task's text"),
-    "encode": ("transformer", "encode", "frozen pretrained-encoder embeddings of the task's text"),
+    "encode": ("features.encoder", "encode", "frozen pretrained-encoder embeddings of the task's text"),
     "train": ("train", "train", "out-of-fold and test predictions for one model"),
     "tune": ("tune", "tune", "Optuna search for one RNN model"),
     "ensemble": ("ensemble", "ensemble", "stack/blend the models' out-of-fold predictions"),
@@ -40,8 +40,8 @@ def _stage(name: str):
     def run(args) -> None:
         import importlib
 
-        from .params import load_params
-        from .tasks import get_task
+        from .core.params import load_params
+        from .core.tasks import get_task
 
         params = load_params(args.params)
         task = get_task(args.task, params)
@@ -60,7 +60,7 @@ def _stage(name: str):
 
 
 def _check_model(stage: str, model: str) -> None:
-    from .errors import ParamsError
+    from .core.errors import ParamsError
     from .models import MODELS, in_group
 
     known = sorted(MODELS) if stage == "train" else in_group("rnn")
@@ -72,21 +72,21 @@ def _check_model(stage: str, model: str) -> None:
 
 
 def _fingerprint(args) -> None:
-    from .params import load_params
-    from .sources.fingerprint import fingerprints
+    from .core.params import load_params
+    from .fingerprint import fingerprints
 
     fingerprints(load_params(args.params))
 
 
 def _summary(args) -> None:
-    from .params import load_params
+    from .core.params import load_params
     from .report import summary
 
     summary(load_params(args.params))
 
 
 def _submissions(args) -> None:
-    from .params import load_params
+    from .core.params import load_params
     from .submit import write_submissions
 
     write_submissions(load_params(args.params))

@@ -19,9 +19,9 @@ import zlib
 
 import numpy as np
 
-from .outputs import load_sequences, save_vectors
-from .params import Params
-from .tasks import Task
+from .core.outputs import load_sequences, save_vectors
+from .core.params import Params
+from .core.tasks import Task
 from .tokenize import PAD
 
 log = logging.getLogger(__name__)

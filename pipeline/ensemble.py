@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from .outputs import (
+from .core.outputs import (
     PredictionRecord,
     load_meta,
     load_predictions,
@@ -33,8 +33,8 @@ from .outputs import (
     save_predictions,
     save_unavailable,
 )
-from .params import Params
-from .tasks import Task
+from .core.params import Params
+from .core.tasks import Task
 
 log = logging.getLogger(__name__)
 EPS = 1e-6
@@ -123,7 +123,7 @@ class BestSingle:
         self.metric = metric
 
     def fit(self, probas, y):
-        from .metrics import score
+        from .core.metrics import score
 
         self.index_ = int(np.argmax([score(self.metric, y, p) for p in probas]))
         return self
@@ -175,8 +175,8 @@ def _doubts(
 ) -> tuple[list[str], list[str]]:
     """Why CV cannot choose between models: prepare's trust verdict, and every base model's
     CV within two noise standard deviations of chance."""
-    from .diagnostics import at_or_below_chance, chance_noise, chance_score
-    from .outputs import load_diagnostics
+    from .core.outputs import load_diagnostics
+    from .cv.diagnostics import at_or_below_chance, chance_noise, chance_score
 
     trust = load_diagnostics(task).get("trust", {})
     doubts, kinds = list(trust.get("reasons", [])), list(trust.get("kinds", []))
@@ -206,7 +206,7 @@ def paired_bootstrap(metric: str, y, proba_a, proba_b, groups, resamples: int, s
     """Share of group-bootstrap resamples in which ``proba_a`` scores strictly better than
     ``proba_b`` on the same rows. Whole groups are resampled: near-duplicate rows are not
     independent evidence."""
-    from .metrics import score
+    from .core.metrics import score
 
     _, group_of_row = np.unique(groups, return_inverse=True)
     n_groups = group_of_row.max() + 1
@@ -277,7 +277,7 @@ def ensemble(task: Task, params: Params) -> dict:
     if not meta.available:
         save_unavailable(task, "ensemble", record, meta.reason)
         return record
-    from .metrics import all_scores, score
+    from .core.metrics import all_scores, score
 
     train, _, _ = load_prepared(task)
 
@@ -291,7 +291,7 @@ def ensemble(task: Task, params: Params) -> dict:
     if len(np.unique(base_folds)) < 2:
         # The RNNs ran a single fold: split those rows anew for the inner CV. Still honest:
         # every base prediction on them is already out-of-fold.
-        from .folds import make_folds
+        from .cv.folds import make_folds
 
         folds = make_folds(y, params.cv.folds, params.seed)
     probas = [o[rows] for o in oofs]

@@ -2,7 +2,7 @@
 
 Writes ``data/prepared/<task>/{train,test}.parquet`` (``id, text, label, y[, fold, group]``),
 ``meta.json`` (classes, counts, the CV plan) and ``diagnostics.json`` (duplicates, train/test
-shift, how the folds compare with the test split; see :mod:`pipeline.cvplan`).
+shift, how the folds compare with the test split; see :mod:`pipeline.cv.plan`).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
-from .outputs import PreparedMeta, save_prepared
-from .params import Params
+from .core.errors import DataError
+from .core.outputs import PreparedMeta, save_prepared
+from .core.params import Params
+from .core.tasks import Task
+from .features.text import clean_text, join_fields
 from .sources import read_source_record
-from .tasks import Task
-from .text import clean_text, join_fields
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ def _frame(frame: pd.DataFrame, task: Task, params: Params, classes, with_labels
 
 def prepare(task: Task, params: Params) -> PreparedMeta:
     """Validate and clean the raw CSVs of ``task``; return the meta record."""
-    from .cvplan import plan_folds  # sklearn: imported only when there is data to split
-    from .rawdata import load_task_csvs
+    from .cv.plan import plan_folds  # sklearn: imported only when there is data to split
+    from .sources.rawdata import load_task_csvs
 
     source = read_source_record(task)
     meta: dict = {"task": task.name, "available": source["available"]}

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import StageOutputError
-from .io import atomic_path, read_json, write_json, write_text
-from .outputs import (
+from .core.errors import StageOutputError
+from .core.io import atomic_path, read_json, write_json, write_text
+from .core.outputs import (
     PredictionRecord,
     PreparedMeta,
     best_params_path,
@@ -33,8 +33,8 @@ from .outputs import (
     load_prepared,
     trials_path,
 )
-from .params import Params
-from .tasks import Task
+from .core.params import Params
+from .core.tasks import Task
 
 log = logging.getLogger(__name__)
 METRICS_DIR, PLOTS_DIR, REPORTS_DIR = Path("metrics"), Path("plots"), Path("reports")
@@ -190,7 +190,7 @@ def cv_warnings(
     """The loud warnings: prepare's (shift, opposite-label twins, conflicting duplicates, folds
     unlike the test split) and every model's CV within its noise of chance. Also returns the
     chance score."""
-    from .diagnostics import at_or_below_chance, chance_noise, chance_score
+    from .cv.diagnostics import at_or_below_chance, chance_noise, chance_score
 
     chance = chance_score(task.metric, y, n_classes)
     warnings = list(checks.get("warnings", []))
@@ -370,7 +370,7 @@ def report(task: Task, params: Params) -> dict:
         if meta.available:
             from sklearn.metrics import confusion_matrix, roc_curve
 
-            from .metrics import all_scores
+            from .core.metrics import all_scores
 
             train_df, test_df, _ = load_prepared(task)
             classes = meta.classes

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, StageOutputError
-from .io import atomic_path, sha256_file
-from .rawdata import read_csv
+from .core.errors import DataError, StageOutputError
+from .core.io import atomic_path, sha256_file
+from .sources.rawdata import read_csv
 
 
 def check_submission(
@@ -147,10 +147,10 @@ def write_submissions(params) -> dict:
     import json
     import logging
 
-    from .outputs import load_predictions, load_prepared
+    from .core.outputs import load_predictions, load_prepared
+    from .core.tasks import get_task
     from .report import report_models
     from .sources import read_source_record
-    from .tasks import get_task
 
     task = get_task("competition", params)
     _, test_df, meta = load_prepared(task)
@@ -255,7 +255,7 @@ def _record(index_path: Path, key: str, ref: int | None, message: str, row: dict
     change (:func:`write_submissions`)."""
     import json
 
-    from .io import write_json
+    from .core.io import write_json
 
     index = json.loads(index_path.read_text())
     records = index["files"][key].setdefault("kaggle", [])
@@ -278,10 +278,10 @@ def main(args) -> None:
     """``python -m pipeline submit``: check a submission file, then send it to Kaggle."""
     import json
 
-    from .errors import ParamsError, PipelineError
-    from .params import load_params
+    from .core.errors import ParamsError, PipelineError
+    from .core.params import load_params
+    from .core.tasks import get_task
     from .sources import kaggle
-    from .tasks import get_task
 
     params = load_params(args.params)
     competition = params.competition.name

@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
-from .outputs import load_meta, load_prepared, save_sequences
-from .params import Params
-from .tasks import Task
+from .core.outputs import load_meta, load_prepared, save_sequences
+from .core.params import Params
+from .core.tasks import Task
 
 log = logging.getLogger(__name__)
 PAD, OOV = 0, 1

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from .folds import fold_rows
+from .core.outputs import PredictionRecord, load_meta, load_prepared, save_predictions, save_unavailable
+from .core.params import Params
+from .core.tasks import Task
+from .core.workers import worker_map
+from .cv.folds import fold_rows
 from .models import MODELS, FitPredict, FoldPlan
-from .outputs import PredictionRecord, load_meta, load_prepared, save_predictions, save_unavailable
-from .params import Params
-from .tasks import Task
-from .workers import worker_map
 
 log = logging.getLogger(__name__)
 ALL_ROWS = -1  # work item: fit on every train row, predict test only
@@ -39,7 +39,7 @@ def train(task: Task, model: str, params: Params) -> dict:
     if not record["available"]:
         save_unavailable(task, model, record, skipped or meta.reason)
         return record
-    from .metrics import all_scores, score  # sklearn: only when there is data
+    from .core.metrics import all_scores, score  # sklearn: only when there is data
 
     train_df, test_df, _ = load_prepared(task)
     n_classes = len(meta.classes)

@@ -7,9 +7,9 @@ seeded TPE sampler proposes configurations from ``tune.space``; a median pruner 
 trials from the per-epoch value Keras logs for the objective (``val_loss``, or
 ``val_accuracy``). The first trial is ``neural.defaults``.
 
-Here: the stage and its rounds of trials. :mod:`pipeline.study` (storage, study name,
-search space), :mod:`pipeline.trials` (a trial, in a worker process),
-:mod:`pipeline.tune_plots` (charts).
+Here: the stage and its rounds of trials. :mod:`pipeline.tuning.study` (storage, study name,
+search space), :mod:`pipeline.tuning.trials` (a trial, in a worker process),
+:mod:`pipeline.tuning.plots` (charts).
 
 Outputs ``data/tuning/<task>/<model>/``: ``best_params.json``, ``trials.csv``,
 ``history.png``, ``importance.png``.
@@ -21,12 +21,15 @@ import logging
 import time
 from typing import Any
 
-from .errors import PipelineError
-from .io import atomic_path, write_json
-from .outputs import BestParams, best_params_path, load_meta, trials_path
-from .params import Budget, Params
-from .secrets import mask_url
-from .study import (
+from .core.errors import PipelineError
+from .core.io import atomic_path, write_json
+from .core.outputs import BestParams, best_params_path, load_meta, trials_path
+from .core.params import Budget, Params
+from .core.secrets import mask_url
+from .core.tasks import Task
+from .core.workers import params_per_process, worker_map
+from .tuning.plots import save_plots
+from .tuning.study import (
     JOURNAL_DIR,
     create_study,
     fail_stale_trials,
@@ -38,10 +41,7 @@ from .study import (
     search_space,
     trial_ids,
 )
-from .tasks import Task
-from .trials import run_trial, start_worker
-from .tune_plots import save_plots
-from .workers import params_per_process, worker_map
+from .tuning.trials import run_trial, start_worker
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.metrics import all_scores
-from pipeline.outputs import PredictionRecord, save_predictions
-from pipeline.params import parse_params
-from pipeline.tasks import get_task
+from pipeline.core.metrics import all_scores
+from pipeline.core.outputs import PredictionRecord, save_predictions
+from pipeline.core.params import parse_params
+from pipeline.core.tasks import get_task
 from tiny_data import write_prepared
 
 N_FOLDS = 5
@@ -143,7 +143,7 @@ def write_sample_submission(task, test_ids: list[str], seed: int = 2) -> list[st
 
 def write_source(task, kind: str, **where) -> None:
     """The ``source.json`` that ``fetch`` writes, for data from ``kind``."""
-    from pipeline.io import write_json
+    from pipeline.core.io import write_json
 
     write_json(
         task.raw_dir / "source.json",

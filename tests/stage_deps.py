@@ -185,7 +185,7 @@ def reach(modules: set[str], names: set[str]) -> tuple[set[str], list[tuple[str,
 
 
 def _params_fields():
-    from pipeline.params import Params
+    from pipeline.core.params import Params
 
     return Params
 

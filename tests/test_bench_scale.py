@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.bench_scale import MEAN_CHARS, _articles, _author_pool, make_competition, read_reviews
+from devtools.bench_scale import MEAN_CHARS, _articles, _author_pool, make_competition, read_reviews
 
 
 def digest(folder) -> dict[str, str]:
@@ -80,7 +80,7 @@ def test_same_seed_same_files_other_seed_other_files(small):
 
 @pytest.mark.parametrize("args", [["--fraction", "0"], ["--fraction", "1.5"], ["--rows", "5"]])
 def test_scale_sizes_are_checked_before_anything_runs(args, capsys):
-    from pipeline.benchmark import main
+    from devtools.benchmark import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["scale", *args])

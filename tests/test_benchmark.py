@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.bench_child import run_child
-from pipeline.bench_transformer import MIXES, mix_lengths
+from devtools.bench_child import run_child
+from devtools.bench_transformer import MIXES, mix_lengths
 
 
 def testrun_child_returns_the_last_json_line_and_the_peak_memory():
@@ -35,7 +35,7 @@ def test_everyday_times_a_fresh_clones_repro_and_the_noop_after_it(tmp_path):
 
     import yaml
 
-    from pipeline.bench_everyday import bench_everyday
+    from devtools.bench_everyday import bench_everyday
 
     source = tmp_path / "source"
     source.mkdir()

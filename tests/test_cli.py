@@ -318,7 +318,7 @@ def test_temporary_folders_of_an_interrupted_stage_are_git_ignored(tmp_path):
 
 def test_fetch_counts_rows_without_building_a_table_or_reading_whole_files(tmp_path, monkeypatch):
     # One huge text field took ~13x the file's size in memory: the bytes, their text, a
-    # StringIO copy and a DataFrame, only to count the rows (pipeline.benchmark bigfield).
+    # StringIO copy and a DataFrame, only to count the rows (devtools.benchmark bigfield).
     import pandas as pd
 
     local = make_local_dir(tmp_path / "local")
@@ -352,7 +352,7 @@ def test_tensorflow_noise_is_off_unless_verbose(verbose, monkeypatch):
     import logging
     import warnings
 
-    from pipeline.logs import _NOISY_LOGGERS, _QuietTensorFlowImport, configure_logging
+    from pipeline.core.logs import _NOISY_LOGGERS, _QuietTensorFlowImport, configure_logging
 
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))  # the import hook stays test-local
@@ -371,7 +371,7 @@ def test_tensorflow_noise_is_off_unless_verbose(verbose, monkeypatch):
 
 
 def test_tensorflow_load_lines_are_dropped_and_the_rest_kept(capfd):
-    from pipeline.logs import _drop_noise_on_fd2
+    from pipeline.core.logs import _drop_noise_on_fd2
 
     with _drop_noise_on_fd2():
         os.write(

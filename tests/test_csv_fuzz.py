@@ -1,4 +1,4 @@
-"""Fuzzing the raw CSV loader (``pipeline.rawdata``): every malformed file is a ``DataError``
+"""Fuzzing the raw CSV loader (``pipeline.sources.rawdata``): every malformed file is a ``DataError``
 naming the file (and the line where it applies) and saying what to do -- never a pandas,
 ``csv`` or ``UnicodeDecodeError`` traceback -- and well-formed files, however odd their
 content, read back exactly.
@@ -20,10 +20,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from pipeline.__main__ import main
-from pipeline.errors import DataError
-from pipeline.params import parse_params
-from pipeline.rawdata import load_task_csvs, read_csv
-from pipeline.tasks import get_task
+from pipeline.core.errors import DataError
+from pipeline.core.params import parse_params
+from pipeline.core.tasks import get_task
+from pipeline.sources.rawdata import load_task_csvs, read_csv
 
 REQUIRED = ("id", "title", "author", "text", "label")
 HEADER = b"id,title,author,text,label\n"

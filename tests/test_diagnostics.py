@@ -1,4 +1,4 @@
-"""Tests of pipeline.diagnostics and pipeline.cvplan on small in-file corpora: duplicates,
+"""Tests of pipeline.cv.diagnostics and pipeline.cv.plan on small in-file corpora: duplicates,
 adversarial validation on a shifted and an unshifted split, fold resemblance, the choice of
 ``auto``, and the loud warnings."""
 
@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import diagnostics as diag
-from pipeline.cvplan import choose, group_values, plan_folds, time_values
-from pipeline.errors import DataError
-from pipeline.params import parse_params
+from pipeline.core.errors import DataError
+from pipeline.core.params import parse_params
+from pipeline.cv import diagnostics as diag
+from pipeline.cv.plan import choose, group_values, plan_folds, time_values
 
 VOCAB = [f"v{k}" for k in range(3000)]
 
@@ -50,7 +50,7 @@ def _frames(texts, y, test_texts):
 def test_duplicate_report_counts_conflicting_twins():
     texts, y, story = twins(30)
     test_texts, _, _ = twins(10, seed=1)
-    from pipeline.duplicates import near_duplicate_groups, similar_pairs, text_vectors
+    from pipeline.cv.duplicates import near_duplicate_groups, similar_pairs, text_vectors
 
     X = text_vectors(list(texts) + list(test_texts))
     groups = near_duplicate_groups(texts, 0.6, X=X[: len(texts)])
@@ -63,7 +63,7 @@ def test_duplicate_report_counts_conflicting_twins():
 def test_duplicate_report_quiet_without_duplicates():
     rng = np.random.default_rng(3)
     texts = np.array([" ".join(_story(rng)) for _ in range(40)], dtype=object)
-    from pipeline.duplicates import near_duplicate_groups, similar_pairs, text_vectors
+    from pipeline.cv.duplicates import near_duplicate_groups, similar_pairs, text_vectors
 
     X = text_vectors(texts)
     groups = near_duplicate_groups(texts, 0.7, X=X)
@@ -161,7 +161,7 @@ def test_auto_keeps_twins_together_when_test_holds_no_twins():
 def test_stratified_folds_unlike_the_test_split_warn(caplog):
     texts, y, _ = twins(60)
     test_texts, _, _ = twins(30, seed=1)
-    with caplog.at_level("WARNING", logger="pipeline.cvplan"):
+    with caplog.at_level("WARNING", logger="pipeline.cv.plan"):
         _, _, record = _plan(texts, y, test_texts, strategy="stratified")
     assert record["chosen"] == "stratified"
     assert any(w.startswith("folds (stratified)") for w in record["warnings"])
@@ -272,7 +272,7 @@ def test_fold_warning_direction_follows_the_labels():
 
 
 def test_source_columns_found_by_repetition_and_url_domain():
-    from pipeline.cvplan import source_columns
+    from pipeline.cv.plan import source_columns
 
     raw = pd.DataFrame(
         {
@@ -297,7 +297,7 @@ def test_chance_noise_grows_with_fewer_groups():
 
 @pytest.mark.parametrize("strategy", ["group", "time"])
 def test_params_need_the_column_of_their_strategy(strategy):
-    from pipeline.errors import ParamsError
+    from pipeline.core.errors import ParamsError
 
     with pytest.raises(
         ParamsError, match=f"cv.{strategy}: .*strategy is '{strategy}' but cv.{strategy} is empty"

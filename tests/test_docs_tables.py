@@ -1,4 +1,4 @@
-"""Tests of pipeline.docs_tables: the docs' score tables are the metrics, regenerated."""
+"""Tests of devtools.docs_tables: the docs' score tables are the metrics, regenerated."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.docs_tables import main, render
+from devtools.docs_tables import main, render
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = "intro\n<!-- metrics:begin competition-cv -->\nstale\n<!-- metrics:end competition-cv -->\nafter\n"
@@ -27,7 +27,7 @@ def test_committed_docs_equal_what_the_committed_metrics_give():
         for path in sorted((ROOT / "docs").glob("*.md"))
         if render(text := path.read_text(encoding="utf-8"), ROOT / "metrics") != text
     ]
-    assert not stale, f"docs {stale} disagree with metrics/: run python -m pipeline.docs_tables"
+    assert not stale, f"docs {stale} disagree with metrics/: run python -m devtools.docs_tables"
 
 
 def test_block_is_rewritten_and_the_prose_around_it_kept(tmp_path):
@@ -84,7 +84,7 @@ def test_readme_stays_a_manual():
 
 def test_architecture_names_every_module():
     text = (ROOT / "docs/architecture.md").read_text(encoding="utf-8")
-    pipeline = ROOT / "pipeline"
-    modules = [*pipeline.glob("*.py"), *(pipeline / "models").glob("*.py")]
-    missing = sorted(p.name for p in modules if p.name != "__init__.py" and f"`{p.name}`" not in text)
+    modules = [*(ROOT / "pipeline").rglob("*.py"), *(ROOT / "devtools").rglob("*.py")]
+    names = {p.relative_to(ROOT / p.relative_to(ROOT).parts[0]).as_posix(): p for p in modules}
+    missing = sorted(n for n, p in names.items() if p.name != "__init__.py" and f"`{n}`" not in text)
     assert not missing, f"docs/architecture.md does not name {missing}: add them to its module table"

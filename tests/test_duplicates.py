@@ -1,11 +1,11 @@
-"""Tests of pipeline.duplicates: exact and near-duplicate texts on tiny in-file corpora."""
+"""Tests of pipeline.cv.duplicates: exact and near-duplicate texts on tiny in-file corpora."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.duplicates import (
+from pipeline.cv.duplicates import (
     exact_keys,
     near_duplicate_groups,
     nearest_similarity,

@@ -11,12 +11,12 @@ import sys
 import numpy as np
 import pytest
 
+from pipeline.core.errors import ParamsError, PipelineError
+from pipeline.core.outputs import load_vectors
+from pipeline.core.params import RNNConfig
+from pipeline.core.tasks import get_task
 from pipeline.embed import train_vectors
-from pipeline.errors import ParamsError, PipelineError
 from pipeline.models import rnn
-from pipeline.outputs import load_vectors
-from pipeline.params import RNNConfig
-from pipeline.tasks import get_task
 from tiny_data import featurize, tiny_params, write_learnable
 
 # Two topics, each with its own context words (ids 10-14 and 15-19) around one of two

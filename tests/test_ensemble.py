@@ -20,10 +20,10 @@ from fakepreds import (
     write_model,
     write_unavailable,
 )
+from pipeline.core.io import load_arrays, read_json
+from pipeline.core.metrics import score
+from pipeline.core.outputs import prediction_paths
 from pipeline.ensemble import BestSingle, Stacker, WeightedMean, _inner_cv, candidates, ensemble
-from pipeline.io import load_arrays, read_json
-from pipeline.metrics import score
-from pipeline.outputs import prediction_paths
 
 MODELS = ["word_lr", "char_lr", "nbsvm"]
 
@@ -338,7 +338,7 @@ def test_guard_lets_a_confident_blend_through(binary):
 
 
 def _distrust(task, kind="source", reason="a classifier tells test rows from train"):
-    from pipeline.io import write_json
+    from pipeline.core.io import write_json
 
     trust = {"trusted": False, "reasons": [reason], "kinds": [kind]}
     write_json(task.prepared_dir / "diagnostics.json", {"trust": trust})

@@ -9,8 +9,8 @@ import os
 import pytest
 from conftest import ROOT, loaded_modules_after
 
-from pipeline.params import parse_params
-from pipeline.sources.fingerprint import RACY_NS, STAT_CACHE, fingerprints
+from pipeline.core.params import parse_params
+from pipeline.fingerprint import RACY_NS, STAT_CACHE, fingerprints
 
 
 @pytest.fixture

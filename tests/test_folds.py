@@ -1,4 +1,4 @@
-"""Tests of pipeline.folds.make_folds: seeded, stratified, robust to rare classes."""
+"""Tests of pipeline.cv.folds.make_folds: seeded, stratified, robust to rare classes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from pipeline.folds import make_folds
+from pipeline.cv.folds import make_folds
 
 
 def _labels(counts: dict[str, int], seed: int = 0) -> np.ndarray:
@@ -77,7 +77,7 @@ def test_integer_labels():
 
 def test_rare_class_does_not_crash(caplog):
     y = _labels({"a": 30, "b": 20, "rare": 3})
-    with caplog.at_level(logging.WARNING, logger="pipeline.folds"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.cv.folds"):
         folds = make_folds(y, 5, seed=0)
     assert folds.min() >= 0 and folds.max() < 5
     # the 3 rare rows land in 3 different folds
@@ -126,7 +126,7 @@ def test_no_rows_raises():
 
 # --- grouped and time-ordered folds -------------------------------------------------------
 
-from pipeline.folds import NOT_VALIDATED, fold_rows, make_group_folds, make_time_folds  # noqa: E402
+from pipeline.cv.folds import NOT_VALIDATED, fold_rows, make_group_folds, make_time_folds  # noqa: E402
 
 
 def test_group_folds_never_split_a_group():
@@ -155,7 +155,7 @@ def test_group_folds_with_singleton_groups_equal_stratified():
 def test_group_folds_multiclass_with_a_rare_class(caplog):
     y = _labels({"a": 40, "b": 30, "rare": 2})
     groups = np.arange(len(y)) // 2
-    with caplog.at_level(logging.WARNING, logger="pipeline.folds"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.cv.folds"):
         folds = make_group_folds(y, groups, 4, seed=0)
     assert folds.min() >= 0 and folds.max() < 4
     assert "fewer than 4 rows" in caplog.text
@@ -191,7 +191,7 @@ def test_unordered_fold_rows_train_on_every_other_fold():
 
 def test_rare_class_warning_can_be_silenced(caplog):
     y = _labels({"a": 30, "b": 20, "rare": 3})
-    with caplog.at_level(logging.WARNING, logger="pipeline.folds"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.cv.folds"):
         make_folds(y, 5, seed=0, warn_rare=False)
         make_group_folds(y, np.arange(len(y)) // 2, 5, seed=0, warn_rare=False)
     assert caplog.text == ""

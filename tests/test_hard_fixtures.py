@@ -38,8 +38,8 @@ def sources():
 def test_heavy_twins_are_as_far_apart_as_real_ones(heavy):
     """Real twins: nearest train row is the twin at cosine 0.1-0.5, with the other label for 85%
     of rows (issue data). The fixture's, measured the same way."""
-    from pipeline.cvplan import train_neighbours
-    from pipeline.duplicates import similarity_graph, text_vectors
+    from pipeline.cv.duplicates import similarity_graph, text_vectors
+    from pipeline.cv.plan import train_neighbours
 
     train, _, _ = heavy
     X = text_vectors(train["text"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.errors import DataError, SourceUnavailable
+from pipeline.core.errors import DataError, SourceUnavailable
 from pipeline.sources import imdb
 from pipeline.sources._download import fetch_url
 

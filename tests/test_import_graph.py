@@ -89,7 +89,7 @@ def test_the_checker_finds_a_cycle():
 
 
 def test_the_graph_sees_imports_inside_functions():
-    assert "pipeline.tuned" in import_graph()["pipeline.models.rnn"]  # in tuned_plan
+    assert "pipeline.tuning.tuned" in import_graph()["pipeline.models.rnn"]  # in tuned_plan
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from pipeline.io import atomic_path, read_json, write_json
+from pipeline.core.io import atomic_path, read_json, write_json
 
 
 def test_exception_keeps_previous_file(tmp_path):
@@ -47,7 +47,7 @@ def test_killed_writer_leaves_old_output_and_rerun_cleans_up(tmp_path):
     target.write_bytes(b"old complete output")
     script = (
         "import os, signal, sys\n"
-        "from pipeline.io import atomic_path\n"
+        "from pipeline.core.io import atomic_path\n"
         "with atomic_path(sys.argv[1]) as tmp:\n"
         "    with open(tmp, 'wb') as handle:\n"
         "        handle.write(b'x' * 1_000_000)\n"

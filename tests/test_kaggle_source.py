@@ -19,7 +19,7 @@ import pytest
 import requests
 from conftest import KaggleApiStub
 
-from pipeline.errors import DataError, SourceUnavailable
+from pipeline.core.errors import DataError, SourceUnavailable
 from pipeline.sources import kaggle as ks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -519,7 +519,7 @@ def test_http_limits_default_and_from_the_environment():
     ],
 )
 def test_http_limits_reject_a_bad_value_naming_the_variable(name, value):
-    from pipeline.errors import ParamsError
+    from pipeline.core.errors import ParamsError
     from pipeline.sources._kaggle_http import limits_from_env
 
     with pytest.raises(ParamsError, match=f"{name}='{value}'"):

@@ -28,9 +28,9 @@ import pytest
 import yaml
 from conftest import run_cli
 
-from pipeline.outputs import load_predictions
-from pipeline.params import parse_params
-from pipeline.tasks import get_task
+from pipeline.core.outputs import load_predictions
+from pipeline.core.params import parse_params
+from pipeline.core.tasks import get_task
 from tiny_data import TINY, merge, write_learnable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ PREPARED = Path("data/prepared/competition")
 STALLED = r"""
 import io, pathlib, sys, time
 import numpy as np
-import pipeline.outputs
+import pipeline.core.outputs
 from pipeline.__main__ import main
 
 marker, where, argv = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
@@ -62,9 +62,9 @@ if where == "mid_npz":  # half of the .npz bytes on disk, the rest never comes
         stall()
     np.savez = savez
 elif where == "before_rename":  # every file of data/prepared/<task> written, folder not renamed
-    pipeline.outputs.write_json = stall  # at meta.json, inside the temporary folder
+    pipeline.core.outputs.write_json = stall  # at meta.json, inside the temporary folder
 elif where == "between_outputs":  # train: <model>.npz replaced, <model>.json not yet written
-    pipeline.outputs.write_json = stall
+    pipeline.core.outputs.write_json = stall
 sys.exit(main(argv))
 """
 

@@ -75,10 +75,10 @@ def test_edited_train_csv_reruns_fetch_and_prepare(project):
 
 
 def test_fingerprint_names_a_missing_local_folder(tmp_path, monkeypatch):
-    from pipeline.errors import DataError
-    from pipeline.params import parse_params
-    from pipeline.sources.fingerprint import fingerprint
-    from pipeline.tasks import get_task
+    from pipeline.core.errors import DataError
+    from pipeline.core.params import parse_params
+    from pipeline.core.tasks import get_task
+    from pipeline.fingerprint import fingerprint
 
     monkeypatch.chdir(tmp_path)
     params = parse_params({"competition": {"source": "local", "local_dir": str(tmp_path / "nowhere")}})

@@ -1,4 +1,4 @@
-"""pipeline.outputs: typed records round-trip byte for byte, a missing or stale output names the
+"""pipeline.core.outputs: typed records round-trip byte for byte, a missing or stale output names the
 stage to run, and a failed write leaves nothing a later stage would trust."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import PipelineError, StageOutputError
-from pipeline.outputs import (
+from pipeline.core.errors import PipelineError, StageOutputError
+from pipeline.core.outputs import (
     PredictionRecord,
     PreparedMeta,
     load_best_params,
@@ -21,8 +21,8 @@ from pipeline.outputs import (
     save_predictions,
     save_prepared,
 )
-from pipeline.params import parse_params
-from pipeline.tasks import get_task
+from pipeline.core.params import parse_params
+from pipeline.core.tasks import get_task
 
 TRAIN = pd.DataFrame(
     {"id": ["a", "b"], "text": ["good", "bad"], "label": ["1", "0"], "y": [1, 0], "fold": [0, 1]}

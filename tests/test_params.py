@@ -1,4 +1,4 @@
-"""Tests of pipeline.params: params.yaml → validated Params, one error listing every bad key."""
+"""Tests of pipeline.core.params: params.yaml → validated Params, one error listing every bad key."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pipeline.errors import ParamsError
-from pipeline.params import Params, load_params, parse_params
+from pipeline.core.errors import ParamsError
+from pipeline.core.params import Params, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def test_defaults_are_params_yaml():
         for key in sorted(defaults.keys() | project.keys())
         if key not in defaults or key not in project or defaults[key] != project[key]
     ]
-    assert not differ, "defaults in pipeline/params.py differ from params.yaml:\n" + "\n".join(differ)
+    assert not differ, "defaults in pipeline/core/params.py differ from params.yaml:\n" + "\n".join(differ)
 
 
 def test_empty_file_gives_defaults(tmp_path):

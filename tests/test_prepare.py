@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.errors import DataError
-from pipeline.outputs import load_prepared
-from pipeline.params import parse_params
+from pipeline.core.errors import DataError
+from pipeline.core.outputs import load_prepared
+from pipeline.core.params import parse_params
+from pipeline.core.tasks import get_task
 from pipeline.prepare import prepare
-from pipeline.tasks import get_task
 
 HEADER = b"id,title,author,text,label\n"
 TEST_HEADER = b"id,title,author,text\n"

@@ -7,7 +7,7 @@ import shutil
 import pytest
 from conftest import ROOT, _validation_without_download
 
-from pipeline.params import load_params
+from pipeline.core.params import load_params
 
 
 def test_copy_params_use_a_source_that_never_downloads(tmp_path):

@@ -19,9 +19,9 @@ from fakepreds import (
     write_sample_submission,
     write_unavailable,
 )
-from pipeline.io import load_arrays, read_json, sha256_file, write_json
-from pipeline.metrics import score
-from pipeline.outputs import BestParams, PredictionRecord, best_params_path, prediction_paths
+from pipeline.core.io import load_arrays, read_json, sha256_file, write_json
+from pipeline.core.metrics import score
+from pipeline.core.outputs import BestParams, PredictionRecord, best_params_path, prediction_paths
 
 COMPETITION_MODELS = ["word_lr", "char_lr", "nbsvm", "lstm", "ensemble"]
 REUTERS_MODELS = ["word_lr", "char_lr", "nbsvm", "ensemble"]
@@ -345,7 +345,7 @@ def test_submissions_index(competition):
 
 
 def test_headline_holds_the_few_numbers_exp_show_lists(tmp_path, monkeypatch):
-    from pipeline.io import write_json
+    from pipeline.core.io import write_json
     from pipeline.report import headline
 
     monkeypatch.chdir(tmp_path)
@@ -362,8 +362,8 @@ def test_headline_holds_the_few_numbers_exp_show_lists(tmp_path, monkeypatch):
 
 
 def test_training_curves_average_epochs_and_track_the_best_trial(tmp_path, monkeypatch):
+    from pipeline.core.tasks import get_task
     from pipeline.report import _training_curves
-    from pipeline.tasks import get_task
 
     monkeypatch.chdir(tmp_path)
     params = make_params(rnn=["lstm"])
@@ -430,7 +430,7 @@ def test_report_warns_when_every_model_is_at_or_below_chance(tmp_path, monkeypat
 
 
 def test_report_shows_prepares_checks_and_their_warnings(tmp_path, monkeypatch, caplog):
-    from pipeline.io import write_json
+    from pipeline.core.io import write_json
     from pipeline.report import report
 
     monkeypatch.chdir(tmp_path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import DataError, SourceUnavailable
+from pipeline.core.errors import DataError, SourceUnavailable
 from pipeline.sources import reuters
 from pipeline.sources._download import fetch_url, safe_extract_tar
 

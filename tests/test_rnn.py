@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from pipeline.core.outputs import prediction_paths
+from pipeline.core.params import RNNConfig
+from pipeline.core.tasks import get_task
 from pipeline.models import keras_training, rnn
-from pipeline.outputs import prediction_paths
-from pipeline.params import RNNConfig
-from pipeline.tasks import get_task
 from pipeline.train import train
 from tiny_data import PREPARED, featurize, tiny_params, write_learnable
 

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
-from pipeline.errors import ParamsError
+from pipeline.core.errors import ParamsError
 from pipeline.sources.sample import write_sample
 
 FILES = ("train.csv", "test.csv", "sample_submission.csv")

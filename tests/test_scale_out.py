@@ -34,7 +34,7 @@ def _project(tmp_path) -> dict:
     )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     write_learnable(tmp_path, n=160)
-    from pipeline.tasks import get_task
+    from pipeline.core.tasks import get_task
     from tiny_data import featurize
 
     cwd = os.getcwd()
@@ -66,8 +66,8 @@ def _tune(tmp_path, storage: str | None) -> subprocess.CompletedProcess:
 def _check_study(tmp_path, raw: dict, storage: str | None) -> None:
     import optuna
 
-    from pipeline.study import make_storage, study_name
-    from pipeline.tasks import get_task
+    from pipeline.core.tasks import get_task
+    from pipeline.tuning.study import make_storage, study_name
 
     cwd = os.getcwd()
     os.chdir(tmp_path)

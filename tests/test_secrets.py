@@ -4,7 +4,7 @@ import traceback
 
 import pytest
 
-from pipeline.secrets import mask_url
+from pipeline.core.secrets import mask_url
 
 
 def test_mask_url_hides_password():
@@ -52,9 +52,9 @@ def test_mask_url_keeps_urls_without_password():
     ],
 )
 def test_storage_error_never_shows_the_password(tmp_path, monkeypatch, url):
-    from pipeline.errors import PipelineError
-    from pipeline.params import parse_params
-    from pipeline.tasks import get_task
+    from pipeline.core.errors import PipelineError
+    from pipeline.core.params import parse_params
+    from pipeline.core.tasks import get_task
     from pipeline.tune import make_storage
 
     monkeypatch.chdir(tmp_path)
@@ -68,9 +68,9 @@ def test_storage_error_never_shows_the_password(tmp_path, monkeypatch, url):
 def test_storage_error_masks_password(tmp_path, monkeypatch):
     import pytest
 
-    from pipeline.errors import PipelineError
-    from pipeline.params import parse_params
-    from pipeline.tasks import get_task
+    from pipeline.core.errors import PipelineError
+    from pipeline.core.params import parse_params
+    from pipeline.core.tasks import get_task
     from pipeline.tune import make_storage
 
     monkeypatch.chdir(tmp_path)
@@ -105,8 +105,8 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path, monkeypatch, capsys
 def test_disk_full_is_a_clear_error_and_keeps_earlier_outputs(tmp_path, monkeypatch, capsys):
     import errno
 
-    from pipeline import io
     from pipeline.__main__ import main
+    from pipeline.core import io
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text("competition: {source: sample}\n")
@@ -125,8 +125,8 @@ def test_disk_full_is_a_clear_error_and_keeps_earlier_outputs(tmp_path, monkeypa
 
 def test_storage_password_in_params_is_refused_without_echoing_it():
     """params.yaml is committed and copied into dvc.lock: a password there is an error."""
-    from pipeline.errors import ParamsError
-    from pipeline.params import parse_params
+    from pipeline.core.errors import ParamsError
+    from pipeline.core.params import parse_params
 
     with pytest.raises(ParamsError) as caught:
         parse_params({"tune": {"storage": "postgresql://optuna:hunter2@db/optuna"}})
@@ -136,10 +136,10 @@ def test_storage_password_in_params_is_refused_without_echoing_it():
 
 def test_storage_url_from_the_environment_wins_over_params(tmp_path, monkeypatch):
     """The tune stage opens the URL in PIPELINE_OPTUNA_STORAGE when --storage is not given."""
-    from pipeline import study as study_module
-    from pipeline.errors import PipelineError
-    from pipeline.params import parse_params
-    from pipeline.tasks import get_task
+    from pipeline.core.errors import PipelineError
+    from pipeline.core.params import parse_params
+    from pipeline.core.tasks import get_task
+    from pipeline.tuning import study as study_module
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PIPELINE_OPTUNA_STORAGE", "postgresql+psycopg://optuna:hunter2@127.0.0.1:9/none")

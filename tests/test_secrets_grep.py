@@ -217,10 +217,10 @@ def test_dvc_repro_with_kaggle_source_stores_no_key(tmp_path):
 def test_fetch_error_chain_never_holds_the_key(tmp_path, monkeypatch, proxy):
     # The CLI prints only the message; the chained exceptions (kaggle's, requests') are what a
     # debugger or a bug report would show.
-    from pipeline.errors import SourceUnavailable
-    from pipeline.params import parse_params
+    from pipeline.core.errors import SourceUnavailable
+    from pipeline.core.params import parse_params
+    from pipeline.core.tasks import get_task
     from pipeline.sources import fetch
-    from pipeline.tasks import get_task
 
     env_vars, _ = plant("env", tmp_path)
     (tmp_path / "home").mkdir()
@@ -241,9 +241,9 @@ def test_fetch_error_chain_never_holds_the_key(tmp_path, monkeypatch, proxy):
 
 def test_successful_fetch_records_the_method_not_the_key(tmp_path, monkeypatch, caplog):
     # A stand-in for kaggle's KaggleApi: the download succeeds, so source.json is written.
-    from pipeline.params import parse_params
+    from pipeline.core.params import parse_params
+    from pipeline.core.tasks import get_task
     from pipeline.sources import fetch, kaggle as ks
-    from pipeline.tasks import get_task
 
     class Api(KaggleApiStub):
         def authenticate(self):

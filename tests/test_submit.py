@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.submit import build_submission, check_submission, write_submission
 
 CLASSES = ["0", "1"]

@@ -13,7 +13,7 @@ import pytest
 
 from fakepreds import make_submission_project, write_source
 from pipeline.__main__ import main
-from pipeline.io import read_json
+from pipeline.core.io import read_json
 
 ENSEMBLE_CSV = Path("submissions/fake-news/ensemble.csv")
 
@@ -185,9 +185,9 @@ def test_list_without_credentials(project, capsys):
 @pytest.fixture
 def rewritten(project, monkeypatch):
     """Rewrite the submissions as the stage would, after fetching from another source."""
-    from pipeline.params import load_params
+    from pipeline.core.params import load_params
+    from pipeline.core.tasks import get_task
     from pipeline.submit import write_submissions
-    from pipeline.tasks import get_task
 
     monkeypatch.setattr("pipeline.submit._git_commit", lambda: "abc1234")
     params = load_params()
@@ -229,7 +229,7 @@ def test_another_competitions_download_is_refused(rewritten, capsys):
 
 
 def test_rewriting_keeps_the_kaggle_scores_of_unchanged_files_only(rewritten):
-    from pipeline.io import write_json
+    from pipeline.core.io import write_json
 
     index = read_json("submissions/index.json")
     scored = [{"ref": 7, "status": "COMPLETE", "public_score": "0.9731", "message": "m"}]

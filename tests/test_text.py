@@ -1,4 +1,4 @@
-"""Tests of pipeline.text: clean_text and join_fields (pure functions)."""
+"""Tests of pipeline.features.text: clean_text and join_fields (pure functions)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from pipeline.text import EMPTY_TOKEN, URL_TOKEN, clean_text, join_fields
+from pipeline.features.text import EMPTY_TOKEN, URL_TOKEN, clean_text, join_fields
 
 # Fast and reproducible on a shared 2-core machine: a fixed example set, no timing limit.
 PROPERTY = settings(

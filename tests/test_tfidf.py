@@ -18,6 +18,7 @@ from sklearn.utils.estimator_checks import (
     check_set_params,
 )
 
+from pipeline.core.params import Params
 from pipeline.models.tfidf import (
     TOKEN_PATTERN,
     HashedCharTfidf,
@@ -28,7 +29,6 @@ from pipeline.models.tfidf import (
     word_svc,
     wordchar_svc,
 )
-from pipeline.params import Params
 
 CORPUS = pd.Series(
     [

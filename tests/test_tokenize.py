@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.outputs import load_sequences
-from pipeline.tasks import get_task
+from pipeline.core.outputs import load_sequences
+from pipeline.core.tasks import get_task
 from pipeline.tokenize import OOV, PAD, effective_length, fit_vocabulary, to_matrix, tokenize
 from tiny_data import tiny_params, write_prepared
 

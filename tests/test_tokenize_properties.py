@@ -23,8 +23,8 @@ from collections import Counter
 import numpy as np
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from pipeline.outputs import load_sequences
-from pipeline.tasks import get_task
+from pipeline.core.outputs import load_sequences
+from pipeline.core.tasks import get_task
 from pipeline.tokenize import (
     OOV,
     PAD,

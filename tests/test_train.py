@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from pipeline.core.outputs import load_prepared, prediction_paths
+from pipeline.core.tasks import get_task
 from pipeline.models import MODELS
-from pipeline.outputs import load_prepared, prediction_paths
-from pipeline.tasks import get_task
 from pipeline.train import train
 from tiny_data import tiny_params, write_prepared
 

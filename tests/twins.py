@@ -154,12 +154,12 @@ def run_competition(root: Path, train, test, test_y, models, cv=None, ensemble_p
     accuracy per model, the diagnostics, the report and the ensemble record."""
     import pytest
 
+    from pipeline.core.outputs import load_diagnostics, load_predictions
+    from pipeline.core.params import parse_params
+    from pipeline.core.tasks import get_task
     from pipeline.ensemble import ensemble
-    from pipeline.outputs import load_diagnostics, load_predictions
-    from pipeline.params import parse_params
     from pipeline.prepare import prepare
     from pipeline.report import report
-    from pipeline.tasks import get_task
     from pipeline.train import train as run_train
 
     raw = root / "data/raw/competition"

@@ -9,7 +9,7 @@ The recurrent layers keep Keras' defaults (tanh/sigmoid, no recurrent dropout, n
 sequences are pre-padded), the configuration that runs on cuDNN kernels on a GPU.
 
 :func:`run` is the one path from tokens to probabilities, shared by the ``tune`` stage's
-trials (:mod:`pipeline.trials`) and the ``train`` stage's folds (:class:`FoldTrainer`); the
+trials (:mod:`pipeline.tuning.trials`) and the ``train`` stage's folds (:class:`FoldTrainer`); the
 config comes from the caller (training: the tuned one, read by :func:`tuned_plan`).
 """
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..keras_adapter import build_training_state
-from ..params import Neural, Params, RNNConfig
+from ..core.keras_adapter import build_training_state
+from ..core.params import Neural, Params, RNNConfig
 from . import FoldPlan
 from .keras_training import epoch_logger, set_determinism
 
@@ -189,7 +189,7 @@ class Tokens:
 
 def load_tokens(task) -> Tokens:
     """The ``tokenize`` stage's sequences of ``task``."""
-    from ..outputs import load_sequences
+    from ..core.outputs import load_sequences
 
     record, arrays = load_sequences(task)
     return Tokens(record["vocab_size"], arrays)
@@ -295,7 +295,7 @@ def fold_trainer(
     cell: str, task, params: Params, train, n_classes: int, config: RNNConfig, baseline: bool = False
 ) -> FoldTrainer:
     """Per-fold trainer for the registry with ``config`` (the caller reads the tuned one)."""
-    from ..outputs import load_vectors
+    from ..core.outputs import load_vectors
 
     tokens = load_tokens(task)
     config, vocab_size = tokens.fit_config(config)
@@ -336,7 +336,7 @@ def lstm_baseline(task, params, train, test, n_classes):
 
 def tuned_plan(task, model: str, params: Params) -> FoldPlan:
     """:func:`_plan`, and the factory gets the config the ``tune`` stage chose."""
-    from ..tuned import best_config
+    from ..tuning.tuned import best_config
 
     return _plan(task, params, {"config": best_config(task, model, params)})
 
@@ -350,7 +350,7 @@ def _plan(task, params: Params, trainer_args: dict) -> FoldPlan:
     """The first ``neural.folds`` (``validation.neural_folds`` on the validation tasks),
     ``neural.processes`` at a time. Test predictions are the fold models' mean, never a
     refit: early stopping needs each fold's validation rows."""
-    from ..workers import params_per_process
+    from ..core.workers import params_per_process
 
     work = task.rnn_work(params)
     folds = min(params.cv.folds, work.folds)

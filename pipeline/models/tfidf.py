@@ -21,7 +21,7 @@ from sklearn.pipeline import make_union
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from ..params import Params
+from ..core.params import Params
 from . import FoldPlan
 from .common import expand_proba
 

@@ -1,4 +1,4 @@
-"""Pretrained-encoder models (see :mod:`pipeline.transformer` for the checkpoint).
+"""Pretrained-encoder models (see :mod:`pipeline.features.encoder` for the checkpoint).
 
 ``frozen_lr``: logistic regression on the frozen mean-pooled embeddings of the ``encode``
 stage (standardised columns). ``finetune``: the whole encoder plus masked mean pooling,
@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..params import FineTune, Params
+from ..core.params import FineTune, Params
 from .common import expand_proba
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def frozen_lr(task, params: Params, train, test, n_classes: int):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ..outputs import load_encoded
+    from ..core.outputs import load_encoded
 
     _, X, X_test = load_encoded(task)
     if len(X) != len(train) or len(X_test) != len(test):
@@ -86,7 +86,7 @@ def warmup_linear_decay(peak: float, total_steps: int, warmup: float):
 def _build(checkpoint, n_classes: int, dropout: float, policy: str):
     import keras
 
-    from ..transformer import load_backbone, mean_pool
+    from ..features.encoder import load_backbone, mean_pool
 
     backbone = load_backbone(checkpoint, policy)
     pooled = mean_pool(backbone.output["sequence_output"], backbone.input["padding_mask"])
@@ -168,7 +168,7 @@ class TokenIds(NamedTuple):
 
 def token_ids(tokenizer, texts: list[str], config: FineTune) -> TokenIds:
     """The ids of ``texts``, unpadded: ``[CLS] head … tail [SEP]`` (at most ``max_tokens``)
-    or, with ``long_text: windows``, each text's windows (:meth:`~pipeline.transformer.Tokenizer.windows`)."""
+    or, with ``long_text: windows``, each text's windows (:meth:`~pipeline.features.encoder.Tokenizer.windows`)."""
     if config.long_text == "windows":
         seqs, owner = tokenizer.windows(texts, config.max_tokens, config.window_overlap, config.max_windows)
         return TokenIds(seqs, tokenizer.pad, owner)
@@ -177,13 +177,13 @@ def token_ids(tokenizer, texts: list[str], config: FineTune) -> TokenIds:
 
 def length_bucketed(seqs: list[np.ndarray], y: np.ndarray, pad: int, batch_size: int, seed: int | None):
     """A ``tf.data`` dataset of ``(inputs, labels)`` batches from
-    :func:`~pipeline.transformer.length_batches`, each padded to its own length (multiple of
+    :func:`~pipeline.features.encoder.length_batches`, each padded to its own length (multiple of
     16). With ``seed``, every pass (epoch) draws new batches from one generator seeded by it;
     without, the rows come sorted by length. Batch and token axes are ``None`` in the
     signature: one trace of the train step serves every shape."""
     import tensorflow as tf
 
-    from ..transformer import batch_inputs, length_batches
+    from ..features.encoder import batch_inputs, length_batches
 
     lengths = np.array([len(s) for s in seqs])
     rng = None if seed is None else np.random.default_rng(seed)
@@ -206,7 +206,7 @@ def _proba(model, data: TokenIds, idx: np.ndarray, n_classes: int, batch_size: i
     """Class probabilities of the texts ``idx``: the mean over each text's windows."""
     if not len(idx):
         return np.zeros((0, n_classes))
-    from ..transformer import pool_windows, predict_by_length
+    from ..features.encoder import pool_windows, predict_by_length
 
     windows = data.windows(idx)
     raw = predict_by_length(model.predict_on_batch, [data.seqs[i] for i in windows], data.pad, batch_size)
@@ -233,7 +233,7 @@ def fit_fold(
 ):
     """Train one fold on length-bucketed batches; return ``(model, history)``. ``data`` holds
     the train rows' token ids. One log line per epoch, starting ``[tag]``. ``policy``: the
-    encoder's Keras dtype policy (:mod:`pipeline.precision`). With ``classifier`` (built
+    encoder's Keras dtype policy (:mod:`pipeline.features.precision`). With ``classifier`` (built
     after the same seed, same dropout and policy) its model is reset and trained instead of
     a new one."""
     import keras
@@ -271,11 +271,11 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
     params' values as the first trial; returns the best config and every trial."""
     import optuna
 
-    from ..folds import fold_rows
-    from ..outputs import load_prepared
-    from ..precision import choose_precision
-    from ..transformer import Tokenizer
-    from ..workers import threads_per_process
+    from ..core.outputs import load_prepared
+    from ..core.workers import threads_per_process
+    from ..cv.folds import fold_rows
+    from ..features.encoder import Tokenizer
+    from ..features.precision import choose_precision
 
     policy = choose_precision(params.transformer.precision).policy
     config, space = params.transformer.finetune, params.transformer.finetune.space
@@ -334,13 +334,13 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
 def before_folds(task, model: str, params: Params) -> tuple[Params, dict]:
     """Checked once before the fold loop: the checkpoint (recorded with the predictions) and,
     for ``finetune`` with a tuning budget, the tuned settings the folds then use."""
-    from ..precision import choose_precision
-    from ..transformer import resolve_checkpoint
+    from ..features.encoder import resolve_checkpoint
+    from ..features.precision import choose_precision
 
     checkpoint = resolve_checkpoint(params.transformer.checkpoint, params.transformer.sha256)
     info: dict = {"checkpoint": checkpoint.describe()}
     if model != "finetune":  # the embeddings' precision, as encode recorded it
-        from ..outputs import load_encoded
+        from ..core.outputs import load_encoded
 
         encoded = load_encoded(task)[0].dump()
         info.update({k: encoded[k] for k in ("precision", "precision_reason") if k in encoded})
@@ -357,8 +357,8 @@ def before_folds(task, model: str, params: Params) -> tuple[Params, dict]:
 
 
 def finetune(task, params: Params, train, test, n_classes: int):
-    from ..precision import choose_precision
-    from ..transformer import Tokenizer, resolve_checkpoint
+    from ..features.encoder import Tokenizer, resolve_checkpoint
+    from ..features.precision import choose_precision
 
     config = params.transformer.finetune
     checkpoint = resolve_checkpoint(params.transformer.checkpoint, params.transformer.sha256)

@@ -6,9 +6,9 @@ and a stage depends on the module its hooks live in.
 
 from __future__ import annotations
 
-from ..params import Params
-from ..tasks import Task
-from ..workers import params_per_process
+from ..core.params import Params
+from ..core.tasks import Task
+from ..core.workers import params_per_process
 from . import FoldPlan
 
 

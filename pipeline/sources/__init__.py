@@ -16,11 +16,11 @@ import os
 import shutil
 from pathlib import Path
 
-from ..errors import DataError, SourceUnavailable
-from ..io import atomic_path, sha256_file, write_json
-from ..params import Params
-from ..rawdata import count_rows, describe_non_file, read_column
-from ..tasks import Task
+from ..core.errors import DataError, SourceUnavailable
+from ..core.io import atomic_path, sha256_file, write_json
+from ..core.params import Params
+from ..core.tasks import Task
+from .rawdata import count_rows, describe_non_file, read_column
 
 log = logging.getLogger(__name__)
 SOURCE_RECORD = "source.json"

@@ -13,8 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
 
-from pipeline.errors import DataError, SourceUnavailable
-from pipeline.io import atomic_path, sha256_file
+from pipeline.core.errors import DataError, SourceUnavailable
+from pipeline.core.io import atomic_path, sha256_file
 
 _NETWORK_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException)
 

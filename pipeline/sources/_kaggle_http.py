@@ -29,7 +29,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pipeline.errors import ParamsError
+from pipeline.core.errors import ParamsError
 
 log = logging.getLogger(__name__)
 

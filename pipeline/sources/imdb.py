@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.sources._download import fetch_url, safe_extract_tar
 
 # Canonical archive; sha256 (84,125,825 bytes) as listed in tensorflow/datasets

@@ -32,9 +32,9 @@ import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from pipeline.errors import DataError, PipelineError, SourceUnavailable
-from pipeline.io import atomic_path
-from pipeline.secrets import mask_url
+from pipeline.core.errors import DataError, PipelineError, SourceUnavailable
+from pipeline.core.io import atomic_path
+from pipeline.core.secrets import mask_url
 
 from ._kaggle_http import Limits, Trace, limited_http, limits_from_env, proxy_refused
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.sources._download import fetch_url, safe_extract_tar
 
 # Canonical archive (UCI KDD). sha256 of reuters21578.tar.gz (8,150,596 bytes) from

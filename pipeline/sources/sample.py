@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import ParamsError
-from pipeline.io import atomic_path
+from pipeline.core.errors import ParamsError
+from pipeline.core.io import atomic_path
 
 TOPICS = {
     "politics": (

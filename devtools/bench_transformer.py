@@ -1,8 +1,8 @@
-"""``python -m pipeline.benchmark transformer``: the pretrained encoder's speed and memory.
+"""``python -m devtools.benchmark transformer``: the pretrained encoder's speed and memory.
 
 Each measurement runs in its own child process (its peak resident memory is its own).
-``transformer``: float32 against bfloat16 (:mod:`pipeline.precision`), encoding (our
-:class:`~pipeline.transformer.Encoder`: tokenizer, GELU, mean pooling) and fine-tuning steps
+``transformer``: float32 against bfloat16 (:mod:`pipeline.features.precision`), encoding (our
+:class:`~pipeline.features.encoder.Encoder`: tokenizer, GELU, mean pooling) and fine-tuning steps
 (:func:`~pipeline.models.transformer.build_classifier`), at tweet-like and article-like
 lengths (:data:`LENGTHS`), one process each (peak memory), then both precisions' train
 steps and predict calls alternating in one process (the ratio a busy machine does not skew). ``transformer_options``: what else moves bfloat16's speed (encode batch size,
@@ -33,7 +33,7 @@ PRECISIONS = ("float32", "bfloat16")
 
 
 def _texts(n: int, words: int, seed: int = 0) -> list[str]:
-    from .transformer import resolve_checkpoint
+    from pipeline.features.encoder import resolve_checkpoint
 
     vocab = [
         w
@@ -45,7 +45,7 @@ def _texts(n: int, words: int, seed: int = 0) -> list[str]:
 
 
 def _ids(texts: list[str], max_tokens: int):
-    from .transformer import Tokenizer, pad_batch, resolve_checkpoint
+    from pipeline.features.encoder import Tokenizer, pad_batch, resolve_checkpoint
 
     tokenizer = Tokenizer(resolve_checkpoint("packaged"))
     return pad_batch(tokenizer.encode(texts, max_tokens), tokenizer.pad, max_tokens)
@@ -81,9 +81,9 @@ def _finetune_mix(checkpoint, mix: str, rows: int, tokens: int, policy: str, rou
     """One model trained on random ids of :func:`mix_lengths`, epochs alternating between every
     row padded to ``tokens`` and length-bucketed batches (so load changes hit both alike); the
     median seconds per step of each after its first (tracing) epoch."""
-    from .models.transformer import build_classifier, length_bucketed
-    from .params import FineTune
-    from .transformer import Tokenizer, pad_batch
+    from pipeline.core.params import FineTune
+    from pipeline.features.encoder import Tokenizer, pad_batch
+    from pipeline.models.transformer import build_classifier, length_bucketed
 
     tokenizer, rng = Tokenizer(checkpoint), np.random.default_rng(1)
     lengths = mix_lengths(mix, rows, tokens)
@@ -113,8 +113,8 @@ def _lstm_steps(rows: int, tokens: int, policy: str) -> dict:
     dtype ``policy`` set globally (as applying it to the RNNs would)."""
     import keras
 
-    from .models.rnn import build_model
-    from .params import RNNConfig
+    from pipeline.core.params import RNNConfig
+    from pipeline.models.rnn import build_model
 
     keras.config.set_dtype_policy(policy)
     config = RNNConfig(seq_len=tokens)
@@ -130,9 +130,9 @@ def _interleaved(checkpoint, rows: int, tokens: int, batch: int, rounds: int = 8
     """A float32 and a bfloat16 classifier in one process, their train steps (and predict
     calls) alternating on the same batch, so a load change hits both alike: median seconds
     of each after two warm-up rounds."""
-    from .models.transformer import build_classifier
-    from .params import FineTune
-    from .precision import POLICIES
+    from pipeline.core.params import FineTune
+    from pipeline.features.precision import POLICIES
+    from pipeline.models.transformer import build_classifier
 
     ids, mask = _ids(_texts(batch, tokens), tokens)
     inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
@@ -154,9 +154,9 @@ def _interleaved(checkpoint, rows: int, tokens: int, batch: int, rounds: int = 8
 
 def _child(args: argparse.Namespace) -> dict:
     """One measurement; returns what it timed."""
-    from .models.keras_training import set_determinism
-    from .precision import POLICIES
-    from .transformer import Encoder, resolve_checkpoint
+    from pipeline.features.encoder import Encoder, resolve_checkpoint
+    from pipeline.features.precision import POLICIES
+    from pipeline.models.keras_training import set_determinism
 
     kind, rows, tokens, batch = args.kind, args.rows, args.tokens, args.batch
     set_determinism(0, args.threads)
@@ -190,8 +190,8 @@ def _child(args: argparse.Namespace) -> dict:
         started = time.perf_counter()
         backbone.predict(inputs, batch_size=batch, verbose=0)
         return {"seconds": time.perf_counter() - started}
-    from .models.transformer import build_classifier
-    from .params import FineTune
+    from pipeline.core.params import FineTune
+    from pipeline.models.transformer import build_classifier
 
     config = FineTune(max_tokens=tokens, batch_size=batch)
     if kind == "finetune":
@@ -232,7 +232,7 @@ def _args(
     options = ["--precision", precision, "--batch", str(batch), "--inter", str(inter)] + (
         ["--jit"] if jit else []
     )
-    return ["-m", "pipeline.bench_transformer", kind, *sizes, *options]
+    return ["-m", "devtools.bench_transformer", kind, *sizes, *options]
 
 
 def _encode_row(out: dict, peak: float, rows: int, tokens: int, batch: int = 32) -> dict:
@@ -396,7 +396,7 @@ def bench_transformer(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="child process of `python -m pipeline.benchmark transformer`"
+        description="child process of `python -m devtools.benchmark transformer`"
     )
     kinds = ["encode", "encode_bare", "finetune", "finetune_bare", "finetune_mix", "lstm", "interleaved"]
     parser.add_argument("kind", choices=kinds)

@@ -6,9 +6,9 @@ stage reads it here (the RNN models' fold plan) and passes the config into the m
 
 from __future__ import annotations
 
-from .outputs import best_params_path, load_best_params
-from .params import Params, RNNConfig
-from .tasks import Task
+from ..core.outputs import best_params_path, load_best_params
+from ..core.params import Params, RNNConfig
+from ..core.tasks import Task
 
 
 def best_config(task: Task, model: str, params: Params) -> RNNConfig:

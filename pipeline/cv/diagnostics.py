@@ -328,7 +328,7 @@ def trust(chosen: str, fit: dict, twins: dict, adversarial: dict) -> dict:
 def chance_score(metric: str, y: np.ndarray, n_classes: int, seed: int = 0) -> float:
     """The better of two no-signal predictors: always the majority class, and labels
     predicted at random with the class frequencies (mean of 5 shuffles)."""
-    from .metrics import score
+    from ..core.metrics import score
 
     y = np.asarray(y)
     onehot = lambda labels: np.eye(n_classes)[labels]  # noqa: E731
@@ -344,7 +344,7 @@ def chance_noise(
     """The standard deviation of a no-signal predictor's score over ``y`` (labels drawn at random
     with the class frequencies, 20 draws): how far CV can rise above chance by luck. Rows of one
     group (twins, a source) get one draw between them, so few groups mean more noise."""
-    from .metrics import score
+    from ..core.metrics import score
 
     y = np.asarray(y)
     rng = np.random.default_rng(seed)

@@ -1,7 +1,7 @@
 """params.yaml → typed, validated objects.
 
 Every knob lives in params.yaml; this module is the only place that reads it. A bad
-file raises one :class:`~pipeline.errors.ParamsError` that lists every bad key.
+file raises one :class:`~pipeline.core.errors.ParamsError` that lists every bad key.
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ class Models(_Section):
 
     @model_validator(mode="after")
     def _known(self):
-        from .models import GROUPS, in_group  # late import: the registry imports nothing from here
+        from ..models import GROUPS, in_group  # late import: the registry imports nothing from here
 
         for group in GROUPS:
             known = in_group(group)
@@ -344,7 +344,7 @@ class Transformer(_LongText):
     checkpoint: str = Field("packaged", min_length=1)  # packaged | HF-format folder | hf://owner/name
     sha256: str = ""  # expected model.safetensors sha256 of a folder ("" = not checked)
     tasks: tuple[Literal["competition", "imdb", "reuters"], ...] = ("competition",)
-    # auto: bfloat16 where the hardware has bfloat16 matrix units, else float32 (pipeline/precision.py)
+    # auto: bfloat16 where the hardware has bfloat16 matrix units, else float32 (pipeline/features/precision.py)
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
     max_tokens: int = Field(256, ge=8, le=512)  # encode: tokens per text (or per window)
     pool_layers: int = Field(4, ge=1, le=48)  # encode: the last layers' mean-pooled states ...

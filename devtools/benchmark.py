@@ -1,18 +1,18 @@
 """Speed and memory benchmarks (targets live here, not in timed tests).
 
-    python -m pipeline.benchmark tfidf   # each TF-IDF train stage on IMDB (25k long reviews)
-    python -m pipeline.benchmark rnn     # seconds/epoch and peak memory of the default LSTM/GRU,
+    python -m devtools.benchmark tfidf   # each TF-IDF train stage on IMDB (25k long reviews)
+    python -m devtools.benchmark rnn     # seconds/epoch and peak memory of the default LSTM/GRU,
                                          # and their ratio to a bare 2x64 LSTM timed alongside
-    python -m pipeline.benchmark transformer  # float32 vs bfloat16: encode rows/s, fine-tune s/step,
+    python -m devtools.benchmark transformer  # float32 vs bfloat16: encode rows/s, fine-tune s/step,
                                               # peak memory at tweet and article lengths (bench_transformer.py)
-    python -m pipeline.benchmark transformer_options  # bfloat16: batch, threads, jit_compile, oneDNN
-    python -m pipeline.benchmark transformer_bare  # ours next to the bare keras-hub backbone;
+    python -m devtools.benchmark transformer_options  # bfloat16: batch, threads, jit_compile, oneDNN
+    python -m devtools.benchmark transformer_bare  # ours next to the bare keras-hub backbone;
                                                    # fine-tune padded to 96 tokens vs length-bucketed
-    python -m pipeline.benchmark bigfield  # peak memory of fetch and prepare on a train.csv
+    python -m devtools.benchmark bigfield  # peak memory of fetch and prepare on a train.csv
                                            # holding one 200 MB text field, as a ratio to it
-    python -m pipeline.benchmark everyday  # sample `dvc repro` and the no-op after it, in a
+    python -m devtools.benchmark everyday  # sample `dvc repro` and the no-op after it, in a
                                            # fresh clone (bench_everyday.py)
-    python -m pipeline.benchmark scale --fraction 0.25  # each stage of the default dvc repro
+    python -m devtools.benchmark scale --fraction 0.25  # each stage of the default dvc repro
                                            # on a fake-news-shaped competition (bench_scale.py)
 
 Every measured command runs as the same ``python -m pipeline`` subprocess that ``dvc repro``
@@ -132,9 +132,9 @@ def _epoch_child(kind: str, rows: int, seq_len: int, threads: int = 0) -> None:
     """Child process: one warm-up epoch, then one timed epoch of the default model."""
     import numpy as np
 
-    from .models.keras_training import set_determinism
-    from .models.rnn import build_model
-    from .params import load_params
+    from pipeline.core.params import load_params
+    from pipeline.models.keras_training import set_determinism
+    from pipeline.models.rnn import build_model
 
     params = load_params(ROOT / "params.yaml")
     config = params.neural.defaults.model_copy(update={"seq_len": seq_len})
@@ -164,7 +164,7 @@ def _epoch_child(kind: str, rows: int, seq_len: int, threads: int = 0) -> None:
 
 def _epoch_args(kind: str, rows: int, seq_len: int, threads: int = 0) -> list[str]:
     sizes = ["--rows", str(rows), "--seq-len", str(seq_len), "--threads", str(threads)]
-    return ["-m", "pipeline.benchmark", "--epoch-child", kind, *sizes]
+    return ["-m", "devtools.benchmark", "--epoch-child", kind, *sizes]
 
 
 def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
@@ -212,7 +212,7 @@ def bench_rnn(rows: int = 20_000, seq_len: int = 300) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.benchmark", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.benchmark", description=__doc__.split("\n")[0])
     parser.add_argument(
         "what",
         nargs="*",

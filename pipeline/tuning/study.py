@@ -21,12 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from .errors import PipelineError
-from .io import sha256_file
-from .outputs import sequences_path, vectors_path
-from .params import Params, RNNConfig
-from .secrets import mask_url
-from .tasks import Task
+from ..core.errors import PipelineError
+from ..core.io import sha256_file
+from ..core.outputs import sequences_path, vectors_path
+from ..core.params import Params, RNNConfig
+from ..core.secrets import mask_url
+from ..core.tasks import Task
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution

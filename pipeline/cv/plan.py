@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..core.errors import DataError
+from ..core.params import Params
 from . import diagnostics as diag
 from .duplicates import duplicate_groups, similarity_graph, text_vectors, top_neighbours
-from .errors import DataError
 from .folds import make_folds, make_group_folds, make_time_folds
-from .params import Params
 
 log = logging.getLogger(__name__)
 NEIGHBOURS = 8  # nearest rows kept per row in the similarity graph

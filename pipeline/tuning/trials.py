@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PipelineError
-from .params import Params
+from ..core.errors import PipelineError
+from ..core.params import Params
+from ..core.tasks import Task
 from .study import make_storage, objective_of, pruner, sample_config, study_name
-from .tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ class TrialWorker:
 
     def objective(self, trial) -> float:
         """Train the trial's configuration; its score on fold 0 (``tune.objective``)."""
-        from .metrics import score
-        from .models.rnn import Network, run
+        from ..core.metrics import score
+        from ..models.rnn import Network, run
 
         params, goal = self.params, objective_of(self.task, self.params)
         config, vocab_size = self.tokens.fit_config(sample_config(trial, params))
@@ -84,9 +84,9 @@ def start_worker(task: Task, model: str, params: Params, storage_url: str | None
     """Load the data and open the study, once per worker process."""
     import optuna
 
-    from .folds import fold_rows
-    from .models.rnn import load_tokens
-    from .outputs import load_prepared, load_vectors
+    from ..core.outputs import load_prepared, load_vectors
+    from ..cv.folds import fold_rows
+    from ..models.rnn import load_tokens
 
     train, _, meta = load_prepared(task)
     y, fold = train["y"].to_numpy(), train["fold"].to_numpy()

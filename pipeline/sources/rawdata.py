@@ -1,6 +1,6 @@
 """Reading and validating raw CSV files.
 
-Every failure is a :class:`~pipeline.errors.DataError` that names the file, the row or
+Every failure is a :class:`~pipeline.core.errors.DataError` that names the file, the row or
 column, and what to do, never a traceback from deep inside pandas.
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import DataError
-from .tasks import Task
+from ..core.errors import DataError
+from ..core.tasks import Task
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,4 +1,4 @@
-"""Rewrite the score tables in ``docs/*.md`` from ``metrics/*.json``: ``python -m pipeline.docs_tables``.
+"""Rewrite the score tables in ``docs/*.md`` from ``metrics/*.json``: ``python -m devtools.docs_tables``.
 
 A table lives between ``<!-- metrics:begin NAME -->`` and ``<!-- metrics:end NAME -->``; NAME
 picks its renderer in :data:`TABLES`. Only numbers that ``metrics/`` holds are generated;
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .io import read_json, write_text
+from pipeline.core.io import read_json, write_text
 
 DOCS_DIR, METRICS_DIR = Path("docs"), Path("metrics")
 _BLOCK = re.compile(

