@@ -24,11 +24,11 @@ log = logging.getLogger("pipeline")
 # The per-task stages: name → (module, function, help); imported on use so `fetch` never
 # pays for TensorFlow.
 _STAGES = {
-    "fetch": ("sources", "fetch", "download or copy the raw data"),
+    "fetch": ("fetch", "fetch", "download or copy the raw data"),
     "prepare": ("prepare", "prepare", "validate, clean, make folds"),
     "tokenize": ("tokenize", "tokenize", "fit the vocabulary, write integer sequences"),
     "embed": ("embed", "embed", "train word2vec vectors on the task's text"),
-    "encode": ("features.encoder", "encode", "frozen pretrained-encoder embeddings of the task's text"),
+    "encode": ("encode", "encode", "frozen pretrained-encoder embeddings of the task's text"),
     "train": ("train", "train", "out-of-fold and test predictions for one model"),
     "tune": ("tune", "tune", "Optuna search for one RNN model"),
     "ensemble": ("ensemble", "ensemble", "stack/blend the models' out-of-fold predictions"),
@@ -36,14 +36,21 @@ _STAGES = {
 }
 
 
+def _params(args):
+    """``--params`` read, validated, and its model names checked against the registry."""
+    from .core.params import load_params
+    from .models import check_models
+
+    return check_models(load_params(args.params))
+
+
 def _stage(name: str):
     def run(args) -> None:
         import importlib
 
-        from .core.params import load_params
         from .core.tasks import get_task
 
-        params = load_params(args.params)
+        params = _params(args)
         task = get_task(args.task, params)
         if name in ("train", "tune"):
             _check_model(name, args.model)
@@ -72,24 +79,21 @@ def _check_model(stage: str, model: str) -> None:
 
 
 def _fingerprint(args) -> None:
-    from .core.params import load_params
     from .fingerprint import fingerprints
 
-    fingerprints(load_params(args.params))
+    fingerprints(_params(args))
 
 
 def _summary(args) -> None:
-    from .core.params import load_params
-    from .report import summary
+    from .summary import summary
 
-    summary(load_params(args.params))
+    summary(_params(args))
 
 
 def _submissions(args) -> None:
-    from .core.params import load_params
     from .submit import write_submissions
 
-    write_submissions(load_params(args.params))
+    write_submissions(_params(args))
 
 
 def _submit(args) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 from .core.outputs import load_sequences, save_vectors
 from .core.params import Params
 from .core.tasks import Task
-from .tokenize import PAD
+from .features.sequences import PAD
 
 log = logging.getLogger(__name__)
 # Keras' Embedding starts from uniform(-0.05, 0.05); vectors are scaled to a similar size so

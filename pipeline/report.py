@@ -6,7 +6,7 @@ where test labels are public; DVC shows them as ``cv.<model>.<metric>``), ``metr
 (the small series ``dvc plots`` draws, git-tracked so any commit's plots render from a
 clone: ROC points, confusion counts, RNN losses per epoch, tuning trials), ``plots/<task>/``
 (PNGs for offline viewing) and ``reports/<task>.md``. The ``summary``
-stage then gathers the validation tasks' test scores into ``metrics/validation.json`` with
+stage (:mod:`pipeline.summary`) then gathers the validation tasks' test scores into ``metrics/validation.json`` with
 the flat keys ``<task>.<model>.test_accuracy`` / ``test_f1_macro`` that outside scripts read,
 and the headline numbers into ``metrics/headline.json`` (the only file ``dvc.yaml`` declares
 as metrics, so ``dvc exp show`` fits a terminal).
@@ -21,8 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from .core.errors import StageOutputError
-from .core.io import atomic_path, read_json, write_json, write_text
+from .core.io import atomic_path, write_json, write_text
 from .core.outputs import (
+    METRICS_DIR,
+    PLOTS_DIR,
+    REPORTS_DIR,
     PredictionRecord,
     PreparedMeta,
     best_params_path,
@@ -31,18 +34,13 @@ from .core.outputs import (
     load_meta,
     load_predictions,
     load_prepared,
+    report_models,
     trials_path,
 )
 from .core.params import Params
 from .core.tasks import Task
 
 log = logging.getLogger(__name__)
-METRICS_DIR, PLOTS_DIR, REPORTS_DIR = Path("metrics"), Path("plots"), Path("reports")
-
-
-def report_models(params: Params, task: Task) -> list[str]:
-    """Models the report covers, in params order, the ensemble last once it exists."""
-    return list(task.models_to_run(params)) + ["ensemble"]
 
 
 def _pyplot():
@@ -456,55 +454,3 @@ def report(task: Task, params: Params) -> dict:
         ", ".join(f"{m}={r.cv[task.metric]:.4f}" for m, r in records.items()) or "unavailable",
     )
     return metrics
-
-
-VALIDATION_KEYS = ("accuracy", "f1_macro", "f1_weighted")
-
-
-def validation_summary(params: Params) -> dict:
-    """Gather ``metrics/<task>.json`` of the validation tasks into ``metrics/validation.json``.
-
-    Keys: ``<task>.<model>.test_<metric>`` and ``<task>.available``; an unavailable task
-    keeps its reason and fix so ``dvc metrics show`` says why it has no scores.
-    """
-    summary: dict = {}
-    for name in params.validation.tasks:
-        path = METRICS_DIR / f"{name}.json"
-        if not path.exists():
-            raise FileNotFoundError(f"{path} is missing: run `dvc repro report@{name}` first")
-        task_metrics = read_json(path)
-        summary[f"{name}.available"] = task_metrics.get("available", 0)
-        for model, scores in task_metrics.get("test", {}).items():
-            summary.update({f"{name}.{model}.test_{k}": scores[k] for k in VALIDATION_KEYS})
-        for key in ("unavailable_reason", "unavailable_fix"):
-            if key in task_metrics:
-                summary[f"{name}.{key}"] = task_metrics[key]
-    write_json(METRICS_DIR / "validation.json", summary)
-    log.info(
-        "[report validation] %s",
-        ", ".join(f"{k}={v:.4f}" for k, v in summary.items() if k.endswith(".test_accuracy"))
-        or "no test scores",
-    )
-    return summary
-
-
-def headline(params: Params) -> dict:
-    """``metrics/headline.json``, the few numbers ``dvc exp show`` lists: the competition's CV
-    ``competition.metric`` of the ensemble (``cv``) and of the best single model (``cv_single``),
-    and each validation task's ensemble test accuracy (``<task>_test``; null when unavailable).
-    Every score stays in ``metrics/<task>.json``."""
-    cv = read_json(METRICS_DIR / "competition.json").get("cv", {})
-    metric = params.competition.metric
-    singles = [scores[metric] for model, scores in cv.items() if model != "ensemble"]
-    numbers = {"cv": cv.get("ensemble", {}).get(metric), "cv_single": max(singles, default=None)}
-    for name in params.validation.tasks:
-        test = read_json(METRICS_DIR / f"{name}.json").get("test", {})
-        numbers[f"{name}_test"] = test.get("ensemble", {}).get("accuracy")
-    write_json(METRICS_DIR / "headline.json", numbers)
-    return numbers
-
-
-def summary(params: Params) -> dict:
-    """``summary`` stage: ``metrics/validation.json`` and ``metrics/headline.json``."""
-    validation_summary(params)
-    return headline(params)

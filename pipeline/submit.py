@@ -147,9 +147,8 @@ def write_submissions(params) -> dict:
     import json
     import logging
 
-    from .core.outputs import load_predictions, load_prepared
+    from .core.outputs import load_predictions, load_prepared, report_models
     from .core.tasks import get_task
-    from .report import report_models
     from .sources import read_source_record
 
     task = get_task("competition", params)
@@ -281,9 +280,10 @@ def main(args) -> None:
     from .core.errors import ParamsError, PipelineError
     from .core.params import load_params
     from .core.tasks import get_task
+    from .models import check_models
     from .sources import kaggle
 
-    params = load_params(args.params)
+    params = check_models(load_params(args.params))
     competition = params.competition.name
     index_path = SUBMISSIONS_DIR / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {"files": {}}

@@ -25,7 +25,8 @@ Static analysis with ``ast`` (nothing is executed, so it also covers TensorFlow 
   ``params.models.all`` and ``getattr(params.validation, name)`` read the whole section;
   ``params.model_dump()`` reads every key (``"*"``, the whole params.yaml); ``model_copy``
   reads nothing (the copy's reads are counted where they happen). Validation at load time
-  is not a read: it does not change what a stage writes. dvc.yaml lists keys at most two
+  is not a read: it does not change what a stage writes (nor is the registry's
+  ``check_models``, see ``VALIDATORS``). dvc.yaml lists keys at most two
   levels deep (``tfidf.word``), which covers the leaves below.
 
 Honest limits: a new by-name import (``importlib``) or a params object under another
@@ -216,10 +217,17 @@ def _chain(node: ast.AST) -> tuple[str, list[str]] | None:
     return (node.id, attrs[::-1]) if isinstance(node, ast.Name) else None
 
 
+# Functions that only validate params (they return them unchanged or raise), like the
+# schema's own validators: what they look at does not change what a stage writes.
+VALIDATORS = {"check_models"}
+
+
 def params_read(bodies: list[tuple[str, ast.AST]]) -> set[str]:
     """Params keys read in ``bodies`` (see the module docstring)."""
     reads: set[str] = set()
     for _, body in bodies:
+        if getattr(body, "name", "") in VALIDATORS:
+            continue
         nodes = _body_nodes(body)
         aliases = {"params": []}
         for node in nodes:  # x = params.a.b  ->  x.c reads a.b.c

@@ -240,14 +240,14 @@ def test_fetch_names_a_train_csv_that_is_not_a_file(tmp_path, make_odd, needle):
 
 
 def test_an_os_error_reading_is_not_reported_as_a_write_failure(tmp_path, monkeypatch, capsys):
-    import pipeline.sources as sources
+    import pipeline.fetch as fetch_module
 
     def missing(*args, **kwargs):
         raise FileNotFoundError(2, "No such file or directory", "data/raw/x.csv")
 
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path)
-    monkeypatch.setattr(sources, "fetch", missing)
+    monkeypatch.setattr(fetch_module, "fetch", missing)
     assert main(["fetch", "--task", "competition"]) == 2
     err = capsys.readouterr().err
     assert "cannot access data/raw/x.csv: No such file or directory; check that it exists" in err

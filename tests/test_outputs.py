@@ -79,10 +79,10 @@ def test_prepared_round_trip(task):
             [
                 "word_lr.json",
                 "python -m pipeline train --task competition --model word_lr",
-                "dvc repro train_tfidf@competition-word_lr",
+                "dvc repro --glob 'train_*@competition-word_lr'",
             ],
         ),
-        (lambda t: load_predictions(t, "lstm"), ["dvc repro train_rnn@competition-lstm"]),
+        (lambda t: load_predictions(t, "lstm"), ["dvc repro --glob 'train_*@competition-lstm'"]),
         (lambda t: load_predictions(t, "ensemble"), ["ensemble.json", "dvc repro ensemble@competition"]),
         (
             lambda t: load_best_params(t, "gru"),

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from pipeline.core.errors import ParamsError
 from pipeline.core.params import Params, load_params, parse_params
+from pipeline.models import check_models
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,21 +150,30 @@ def test_empty_text_columns_is_an_error():
 
 
 def test_unknown_tfidf_model_is_an_error():
+    # The registry, not the params schema, knows the model names (the core imports no model).
     with pytest.raises(ParamsError) as info:
-        parse_params({"models": {"tfidf": ["word_lr", "bert"]}})
+        check_models(parse_params({"models": {"tfidf": ["word_lr", "bert"]}}))
     message = str(info.value)
-    assert "models" in message and "'bert'" in message
+    assert "models.tfidf" in message and "'bert'" in message
     assert "word_lr" in message  # the known models are listed
 
 
 def test_rnn_model_in_tfidf_family_is_an_error():
-    with pytest.raises(ParamsError, match="lstm"):
-        parse_params({"models": {"tfidf": ["lstm"]}})
+    with pytest.raises(ParamsError, match="models.tfidf.*lstm"):
+        check_models(parse_params({"models": {"tfidf": ["lstm"]}}))
 
 
 def test_known_models_are_valid():
-    params = parse_params({"models": {"tfidf": ["nbsvm"], "rnn": ["gru"], "transformer": []}})
+    params = check_models(parse_params({"models": {"tfidf": ["nbsvm"], "rnn": ["gru"], "transformer": []}}))
     assert params.models.all == ("nbsvm", "gru")
+
+
+def test_the_cli_refuses_an_unknown_model_before_any_stage_runs(tmp_path, capsys):
+    from pipeline.__main__ import main
+
+    (tmp_path / "params.yaml").write_text("models: {rnn: [lstm, bert]}\n", encoding="utf-8")
+    assert main(["--params", str(tmp_path / "params.yaml"), "summary"]) == 2
+    assert "models.rnn: unknown rnn model(s) ['bert']" in capsys.readouterr().err
 
 
 def test_invalid_yaml_names_the_path(tmp_path):

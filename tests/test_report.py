@@ -284,7 +284,7 @@ def test_validation_summary_has_the_contract_keys(reuters, monkeypatch):
     """metrics/validation.json: <task>.<model>.test_accuracy / test_f1_macro, and why a task is missing."""
     import shutil
 
-    from pipeline.report import validation_summary
+    from pipeline.summary import validation_summary
 
     root = reuters["root"]
     monkeypatch.chdir(root)
@@ -346,7 +346,7 @@ def test_submissions_index(competition):
 
 def test_headline_holds_the_few_numbers_exp_show_lists(tmp_path, monkeypatch):
     from pipeline.core.io import write_json
-    from pipeline.report import headline
+    from pipeline.summary import headline
 
     monkeypatch.chdir(tmp_path)
     write_json(

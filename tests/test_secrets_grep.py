@@ -220,7 +220,7 @@ def test_fetch_error_chain_never_holds_the_key(tmp_path, monkeypatch, proxy):
     from pipeline.core.errors import SourceUnavailable
     from pipeline.core.params import parse_params
     from pipeline.core.tasks import get_task
-    from pipeline.sources import fetch
+    from pipeline.fetch import fetch
 
     env_vars, _ = plant("env", tmp_path)
     (tmp_path / "home").mkdir()
@@ -243,7 +243,8 @@ def test_successful_fetch_records_the_method_not_the_key(tmp_path, monkeypatch, 
     # A stand-in for kaggle's KaggleApi: the download succeeds, so source.json is written.
     from pipeline.core.params import parse_params
     from pipeline.core.tasks import get_task
-    from pipeline.sources import fetch, kaggle as ks
+    from pipeline.fetch import fetch
+    from pipeline.sources import kaggle as ks
 
     class Api(KaggleApiStub):
         def authenticate(self):

@@ -67,10 +67,10 @@ def test_params_are_the_keys_each_stage_reads(stages):
 
 
 def test_lazy_imports_inside_functions_are_followed():
-    # The registry names models/rnn.py's factory and plan hook; the hook imports tuned.py
-    # inside a function. Training never runs the tune stage's code.
+    # The registry names models/rnn.py's factory and plan hook; the factory imports
+    # features/sequences.py inside a function. Training never runs the tune stage's code.
     files, keys = derive("python -m pipeline train --task competition --model lstm")
-    assert {"pipeline/models/rnn.py", "pipeline/tuning/tuned.py", "pipeline/core/workers.py"} <= files
+    assert {"pipeline/models/rnn.py", "pipeline/features/sequences.py", "pipeline/core/workers.py"} <= files
     assert "pipeline/tune.py" not in files and "pipeline/models/tfidf.py" not in files
     assert "neural" in keys and "tfidf.test_predictions" not in keys
 

@@ -11,7 +11,8 @@ import pytest
 
 from pipeline.core.outputs import load_sequences
 from pipeline.core.tasks import get_task
-from pipeline.tokenize import OOV, PAD, effective_length, fit_vocabulary, to_matrix, tokenize
+from pipeline.features.sequences import OOV, PAD, effective_length, to_matrix
+from pipeline.tokenize import fit_vocabulary, tokenize
 from tiny_data import tiny_params, write_prepared
 
 FEATURES = Path("data/features/competition")

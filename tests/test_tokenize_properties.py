@@ -25,9 +25,8 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from pipeline.core.outputs import load_sequences
 from pipeline.core.tasks import get_task
+from pipeline.features.sequences import OOV, PAD
 from pipeline.tokenize import (
-    OOV,
-    PAD,
     _encode,
     _keep_ends,
     _lookup_layer,

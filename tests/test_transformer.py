@@ -232,7 +232,7 @@ def _saved(task, model):
 
 
 def test_frozen_model_runs_through_the_fold_loop(tmp_path, monkeypatch):
-    from pipeline.features.encoder import encode
+    from pipeline.encode import encode
     from pipeline.train import train
 
     monkeypatch.chdir(tmp_path)

@@ -24,9 +24,10 @@ from optuna.trial import TrialState
 
 from pipeline import tune as tune_mod
 from pipeline.core.errors import ParamsError, PipelineError
+from pipeline.core.outputs import tuned_config
 from pipeline.core.params import RNNConfig
 from pipeline.core.tasks import get_task
-from pipeline.tuning import study as study_mod, trials, tuned
+from pipeline.tuning import study as study_mod, trials
 from tiny_data import featurize, merge, tiny_params, write_learnable
 
 OUT = Path("data/tuning/competition/lstm")
@@ -92,7 +93,7 @@ def test_outputs_are_written(resumed):
 @pytest.mark.slow
 def test_best_config_reads_best_params(resumed, monkeypatch):
     monkeypatch.chdir(resumed["root"])
-    chosen = tuned.best_config(resumed["task"], "lstm", resumed["params"])
+    chosen = tuned_config(resumed["task"], "lstm", resumed["params"])
     assert chosen == RNNConfig.model_validate(resumed["result"]["config"])
 
 
@@ -308,7 +309,7 @@ def test_zero_trials_uses_defaults_without_a_study(project):
     assert "study" not in saved and "best_value" not in saved
     assert not (project / OUT / "trials.csv").exists()
     assert not (project / "data/optuna").exists()
-    assert tuned.best_config(task, "lstm", params) == params.neural.defaults
+    assert tuned_config(task, "lstm", params) == params.neural.defaults
 
 
 def test_untunable_baseline_is_recorded_without_a_study(project):

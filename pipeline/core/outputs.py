@@ -24,6 +24,8 @@ from .tasks import Task
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .params import Params, RNNConfig
+
 
 class StageRecord(BaseModel):
     """The JSON record every stage writes beside its arrays: ``available`` and, when not,
@@ -91,13 +93,10 @@ def _command(task: Task, stage: str, model: str | None = None) -> str:
     """How to make a stage's output: the CLI command and the ``dvc repro`` target."""
     if model is None:
         return f"`python -m pipeline {stage} --task {task.name}` (or `dvc repro {stage}@{task.name}`)"
-    from ..models import MODELS
-
-    dvc_stage = stage if stage != "train" else MODELS[model].stage
-    return (
-        f"`python -m pipeline {stage} --task {task.name} --model {model}` "
-        f"(or `dvc repro {dvc_stage}@{task.name}-{model}`)"
-    )
+    target = f"{stage}@{task.name}-{model}"
+    if stage == "train":  # train_<group>: the model's group is the registry's to say
+        target = f"--glob 'train_*@{task.name}-{model}'"
+    return f"`python -m pipeline {stage} --task {task.name} --model {model}` (or `dvc repro {target}`)"
 
 
 def read_record(path: Path, kind: type[R], task: Task, stage: str, model: str | None = None) -> R:
@@ -199,6 +198,15 @@ def load_vectors(task: Task) -> np.ndarray | None:
     return np.load(vectors_path(task)) if record.available else None
 
 
+def save_encoded(task: Task, arrays: dict[str, np.ndarray], record: dict) -> None:
+    """``train.npy`` and ``test.npy`` (when encoded) and ``encode.json``: the whole folder at once."""
+    with atomic_path(task.encoded_dir) as out:
+        out.mkdir()
+        for split, values in arrays.items():
+            np.save(out / f"{split}.npy", values)
+        write_json(out / "encode.json", record)
+
+
 def load_encoded(task: Task) -> tuple[StageRecord, np.ndarray, np.ndarray]:
     """``(record, train, test)``: the frozen-encoder embeddings ``encode`` stored."""
     path = task.encoded_dir / "encode.json"
@@ -209,6 +217,15 @@ def load_encoded(task: Task) -> tuple[StageRecord, np.ndarray, np.ndarray]:
             "frozen model to models.transformer"
         )
     return record, np.load(task.encoded_dir / "train.npy"), np.load(task.encoded_dir / "test.npy")
+
+
+# report, summary, submissions ----------------------------------------------------------
+METRICS_DIR, PLOTS_DIR, REPORTS_DIR = Path("metrics"), Path("plots"), Path("reports")
+
+
+def report_models(params: Params, task: Task) -> list[str]:
+    """Models the report and the submissions cover, in params order, the ensemble last."""
+    return list(task.models_to_run(params)) + ["ensemble"]
 
 
 # train, ensemble ------------------------------------------------------------------------
@@ -258,3 +275,12 @@ def trials_path(task: Task, model: str) -> Path:
 
 def load_best_params(task: Task, model: str) -> BestParams:
     return read_record(best_params_path(task, model), BestParams, task, "tune", model)
+
+
+def tuned_config(task: Task, model: str, params: Params) -> RNNConfig:
+    """The RNN configuration the ``tune`` stage chose (``neural.defaults`` without tuning)."""
+    from .params import RNNConfig
+
+    if not best_params_path(task, model).exists():
+        return params.neural.defaults
+    return RNNConfig.model_validate(load_best_params(task, model).config)

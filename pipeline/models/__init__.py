@@ -80,6 +80,24 @@ def in_group(group: str) -> list[str]:
     return sorted(name for name, spec in MODELS.items() if spec.group == group)
 
 
+def check_models(params: Params) -> Params:
+    """``params`` if every name in its ``models`` lists is a registry model of that group, else a
+    :class:`~pipeline.core.errors.ParamsError` naming the key, the unknown names and the known
+    ones. The registry, not the params schema, knows the names (the core imports no model code).
+    """
+    from ..core.errors import ParamsError
+
+    problems = []
+    for group in GROUPS:
+        known = in_group(group)
+        wrong = [m for m in getattr(params.models, group) if m not in known]
+        if wrong:
+            problems.append(f"models.{group}: unknown {group} model(s) {wrong}; known: {known}")
+    if problems:
+        raise ParamsError("invalid params:\n" + "\n".join(problems))
+    return params
+
+
 def _lazy(module: str, function: str) -> Callable[..., Any]:
     # Import on use: the TF-IDF stages must not pay for importing TensorFlow.
     # tests/stage_deps.py reads `module` and `function` from this closure.

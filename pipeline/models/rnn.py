@@ -174,14 +174,14 @@ class Tokens:
     def fit_config(self, config: RNNConfig) -> tuple[RNNConfig, int]:
         """``config`` with ``seq_len`` capped by :func:`pipeline.tokenize.effective_length`,
         and the embedding's vocabulary size (``config.vocab_size`` at most)."""
-        from ..tokenize import effective_length
+        from ..features.sequences import effective_length
 
         seq_len = effective_length(config.seq_len, self.arrays["train_lengths"])
         return config.model_copy(update={"seq_len": seq_len}), min(config.vocab_size, self.vocab_size)
 
     def token_matrix(self, split: str, config: RNNConfig, vocab_size: int) -> np.ndarray:
         """The ``split`` ("train" or "test") rows as ``config`` reads them."""
-        from ..tokenize import to_matrix
+        from ..features.sequences import to_matrix
 
         values, lengths = self.arrays[f"{split}_values"], self.arrays[f"{split}_lengths"]
         return to_matrix(values, lengths, config.seq_len, config.truncate, vocab_size)
@@ -336,9 +336,9 @@ def lstm_baseline(task, params, train, test, n_classes):
 
 def tuned_plan(task, model: str, params: Params) -> FoldPlan:
     """:func:`_plan`, and the factory gets the config the ``tune`` stage chose."""
-    from ..tuning.tuned import best_config
+    from ..core.outputs import tuned_config
 
-    return _plan(task, params, {"config": best_config(task, model, params)})
+    return _plan(task, params, {"config": tuned_config(task, model, params)})
 
 
 def baseline_plan(task, model: str, params: Params) -> FoldPlan:
