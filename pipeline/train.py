@@ -21,6 +21,7 @@ from .core.tasks import Task
 from .core.workers import worker_map
 from .cv.folds import fold_rows
 from .models import MODELS, FitPredict, FoldPlan
+from .models.common import Fold, FoldResult
 
 log = logging.getLogger(__name__)
 ALL_ROWS = -1  # work item: fit on every train row, predict test only
@@ -57,13 +58,11 @@ def train(task: Task, model: str, params: Params) -> dict:
     items = folds + ([ALL_ROWS] if plan.refit else [])  # refit last
     start_args = (task, model, plan.params, plan.trainer_args)
     with worker_map(plan.processes, _start_fold_worker, start_args) as run:
-        for done, (fold, valid_proba, test_proba, seconds, epochs) in enumerate(
-            run(_run_fold, items), start=1
-        ):
-            if epochs:
-                record.setdefault("epochs", []).extend({"fold": fold, **row} for row in epochs)
+        for done, (fold, result, seconds) in enumerate(run(_run_fold, items), start=1):
+            if result.epochs:
+                record.setdefault("epochs", []).extend({"fold": fold, **row} for row in result.epochs)
             if fold == ALL_ROWS:
-                refit_test = test_proba
+                refit_test = result.test_proba
                 log.info(
                     "[train %s/%s] refit on all %d train rows (%.1f s)",
                     task.name,
@@ -73,9 +72,9 @@ def train(task: Task, model: str, params: Params) -> dict:
                 )
                 continue
             valid_idx = np.flatnonzero(fold_of_row == fold)
-            oof[valid_idx] = valid_proba
-            test_sum += test_proba
-            fold_scores.append(score(task.metric, y[valid_idx], valid_proba))
+            oof[valid_idx] = result.valid_proba
+            test_sum += result.test_proba
+            fold_scores.append(score(task.metric, y[valid_idx], result.valid_proba))
             elapsed = time.perf_counter() - started
             log.info(
                 "[train %s/%s] fold %d/%d %s=%.4f (%.1f s, ~%.0f s left)",
@@ -132,16 +131,12 @@ def _start_fold_worker(task: Task, model: str, params: Params, trainer_args: dic
     )
 
 
-def _run_fold(worker: _FoldWorker, fold: int) -> tuple[int, np.ndarray, np.ndarray, float, list[dict]]:
+def _run_fold(worker: _FoldWorker, fold: int) -> tuple[int, FoldResult, float]:
     started = time.perf_counter()
     if fold == ALL_ROWS:
         train_idx, valid_idx = np.arange(len(worker.fold_of_row)), np.array([], dtype=int)
     else:
         train_idx, valid_idx = fold_rows(worker.fold_of_row, fold, worker.ordered)
-    fit_predict = worker.fit_predict
-    # Trainers that log (RNN epochs, TF-IDF convergence) start their lines with this tag
-    # (an attribute every trainer may read: the registry's call signature stays two arrays).
-    fit_predict.tag = f"{worker.tag} " + ("all rows" if fold == ALL_ROWS else f"fold {fold}")  # type: ignore[attr-defined]
-    valid_proba, test_proba = fit_predict(train_idx, valid_idx)
-    # RNN trainers leave their per-epoch losses on `fit_predict.epochs` (the report plots them).
-    return fold, valid_proba, test_proba, time.perf_counter() - started, getattr(fit_predict, "epochs", [])
+    tag = f"{worker.tag} " + ("all rows" if fold == ALL_ROWS else f"fold {fold}")
+    result = worker.fit_predict(Fold(train_idx, valid_idx, tag))
+    return fold, result, time.perf_counter() - started

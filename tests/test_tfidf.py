@@ -19,6 +19,7 @@ from sklearn.utils.estimator_checks import (
 )
 
 from pipeline.core.params import Params
+from pipeline.models.common import Fold
 from pipeline.models.tfidf import (
     TOKEN_PATTERN,
     HashedCharTfidf,
@@ -136,7 +137,7 @@ def test_wordchar_svc_adds_char_columns_to_the_word_svc_features():
     every_row = np.arange(len(train))
     for factory in (word_svc, wordchar_svc):
         fit_predict = factory(None, Params(), train, unseen, n_classes=2)
-        _, test_proba = fit_predict(every_row, every_row[:2])
+        test_proba = fit_predict(Fold(every_row, every_row[:2])).test_proba
         assert test_proba.shape == (2, 2) and np.allclose(test_proba.sum(axis=1), 1)
         if factory is word_svc:  # no known word: the same score for both texts
             assert np.allclose(test_proba[0], test_proba[1])
@@ -156,7 +157,8 @@ def test_wordchar_svc_multiclass_fold_misses_a_class():
     labels = np.array([0, 0, 1, 1, 2, 3])
     train, test = _frames(texts, labels)
     fit_predict = wordchar_svc(None, Params(), train, test, n_classes=4)
-    valid_proba, test_proba = fit_predict(np.arange(5), np.array([5]))  # class 3 unseen in training
+    result = fit_predict(Fold(np.arange(5), np.array([5])))  # class 3 unseen in training
+    valid_proba, test_proba = result.valid_proba, result.test_proba
     assert valid_proba.shape == (1, 4) and test_proba.shape == (3, 4)
     assert (test_proba[:, 3] == 0).all() and np.allclose(test_proba.sum(axis=1), 1)
     assert list(test_proba.argmax(axis=1)) == [0, 0, 1]

@@ -10,6 +10,7 @@ import pytest
 from pipeline.core.outputs import load_prepared, prediction_paths
 from pipeline.core.tasks import get_task
 from pipeline.models import MODELS
+from pipeline.models.common import Fold
 from pipeline.train import train
 from tiny_data import tiny_params, write_prepared
 
@@ -49,9 +50,12 @@ def test_refit_predicts_test_from_a_model_fitted_on_every_train_row(tmp_path, mo
     train_df, test_df, _ = load_prepared(task)
     fit_predict = MODELS[model].factory(task, params, train_df, test_df, 3)
     every_row, no_row = np.arange(len(train_df)), np.array([], dtype=int)
-    valid_proba, refit_test = fit_predict(every_row, no_row)
+    refit = fit_predict(Fold(every_row, no_row))
+    valid_proba, refit_test = refit.valid_proba, refit.test_proba
     folds = train_df["fold"].to_numpy()
-    fold_tests = [fit_predict(np.flatnonzero(folds != f), np.flatnonzero(folds == f))[1] for f in (0, 1)]
+    fold_tests = [
+        fit_predict(Fold(np.flatnonzero(folds != f), np.flatnonzero(folds == f))).test_proba for f in (0, 1)
+    ]
 
     (refit_record, refit_oof, refit_saved), (mean_record, mean_oof, mean_saved) = (
         runs["refit"],

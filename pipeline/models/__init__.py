@@ -1,8 +1,8 @@
 """The model registry: name → how to build a per-fold trainer, and how its folds run.
 
 A model factory takes ``(task, params, train, test, n_classes, **plan.trainer_args)`` and
-returns a callable ``fit_predict(train_idx, valid_idx) -> (valid_proba, test_proba)``;
-TF-IDF trainers also accept an empty ``valid_idx`` (the refit on all train rows).
+returns a callable ``fit_predict(fold: Fold) -> FoldResult`` (:mod:`.common`); TF-IDF trainers
+also accept a fold with no validation rows (the refit on all train rows).
 ``train.py`` runs every model through the same fold loop; what differs by family (which
 folds, how many processes, a refit, a task that does not run the model) comes from the
 optional hooks of its :class:`ModelSpec`. Adding a model is adding one entry here.
@@ -17,12 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     from ..core.params import Params
+    from .common import Fold, FoldResult
 
-FitPredict = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+FitPredict = Callable[["Fold"], "FoldResult"]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import numpy as np
 from ..core.keras_adapter import build_training_state
 from ..core.params import Neural, Params, RNNConfig
 from . import FoldPlan
+from .common import Fold, FoldResult
 from .keras_training import epoch_logger, set_determinism
 
 log = logging.getLogger(__name__)
@@ -241,8 +242,7 @@ def run(
 
 class FoldTrainer:
     """The registry's per-fold trainer for an RNN: one model per seed, probabilities
-    averaged. ``tag`` (set by ``train``) starts its log lines; after a call, ``epochs``
-    holds that fold's per-epoch curves (the report plots them)."""
+    averaged; the result carries each seed's per-epoch curves (the report plots them)."""
 
     def __init__(
         self,
@@ -254,12 +254,11 @@ class FoldTrainer:
     ):
         self.network, (self.X, self.X_test, self.y) = network, data
         self.seeds, self.schedule, self.threads = seeds, schedule, threads
-        self.tag = network.cell
-        self.epochs: list[dict] = []
 
-    def __call__(self, train_idx: np.ndarray, valid_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, fold: Fold) -> FoldResult:
+        train_idx, valid_idx, tag = fold.train_idx, fold.valid_idx, fold.tag or self.network.cell
         X_valid, y_valid = self.X[valid_idx], self.y[valid_idx]
-        valid, test, self.epochs = [], [], []
+        valid, test, epochs = [], [], []
         for seed in self.seeds:
             curves, (valid_proba, test_proba) = run(
                 self.network,
@@ -269,9 +268,9 @@ class FoldTrainer:
                 (self.X[train_idx], self.y[train_idx]),
                 (X_valid, y_valid),
                 [X_valid, self.X_test],
-                tag=f"{self.tag} seed {seed}",
+                tag=f"{tag} seed {seed}",
             )
-            self.epochs += [
+            epochs += [
                 {
                     "seed": seed,
                     "epoch": epoch + 1,
@@ -281,7 +280,7 @@ class FoldTrainer:
             ]
             valid.append(valid_proba)
             test.append(test_proba)
-        return _seed_mean(valid), _seed_mean(test)
+        return FoldResult(_seed_mean(valid), _seed_mean(test), tuple(epochs))
 
 
 def _seed_mean(probas: list[np.ndarray]) -> np.ndarray:

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..core.params import Params
 from . import FoldPlan
-from .common import expand_proba
+from .common import Fold, FoldResult, expand_proba
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,9 @@ def _fitter(
     features = sp.csr_matrix(features)
     X, X_test = features[: len(texts_train)], features[len(texts_train) :]
 
-    def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
-        model = _fit_quietly(
-            make_classifier(), X[train_idx], y[train_idx], getattr(fit_predict, "tag", "tfidf")
-        )  # train sets the fold's tag
+    def fit_predict(fold: Fold) -> FoldResult:
+        train_idx, valid_idx = fold.train_idx, fold.valid_idx
+        model = _fit_quietly(make_classifier(), X[train_idx], y[train_idx], fold.tag or "tfidf")
         if hasattr(model, "predict_proba"):
             predict = model.predict_proba
         else:
@@ -104,7 +103,7 @@ def _fitter(
 
         # No validation rows: the refit on every train row (``tfidf.test_predictions``).
         valid = predict(X[valid_idx]) if len(valid_idx) else np.zeros((0, len(model.classes_)))
-        return (
+        return FoldResult(
             expand_proba(valid, model.classes_, n_classes),
             expand_proba(predict(X_test), model.classes_, n_classes),
         )

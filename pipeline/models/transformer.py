@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core.params import FineTune, Params
-from .common import expand_proba
+from .common import Fold, FoldResult, expand_proba
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,15 @@ def frozen_lr(task, params: Params, train, test, n_classes: int):
         )
     y = train["y"].to_numpy()
 
-    def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
+    def fit_predict(fold: Fold) -> FoldResult:
+        train_idx, valid_idx = fold.train_idx, fold.valid_idx
         model = make_pipeline(StandardScaler(), LogisticRegression(C=params.transformer.C, max_iter=3000))
         model.fit(X[train_idx], y[train_idx])
         classes = model.classes_
         valid = model.predict_proba(X[valid_idx]) if len(valid_idx) else np.zeros((0, len(classes)))
-        return expand_proba(valid, classes, n_classes), expand_proba(
-            model.predict_proba(X_test), classes, n_classes
+        return FoldResult(
+            expand_proba(valid, classes, n_classes),
+            expand_proba(model.predict_proba(X_test), classes, n_classes),
         )
 
     return fit_predict
@@ -369,7 +371,8 @@ def finetune(task, params: Params, train, test, n_classes: int):
     y = train["y"].to_numpy()
     built: list[Classifier] = []  # once per process, on the first fold
 
-    def fit_predict(train_idx: np.ndarray, valid_idx: np.ndarray):
+    def fit_predict(fold: Fold) -> FoldResult:
+        train_idx, valid_idx = fold.train_idx, fold.valid_idx
         if not built:
             from .keras_training import set_determinism
 
@@ -385,7 +388,7 @@ def finetune(task, params: Params, train, test, n_classes: int):
             params.neural.threads,
             train_idx,
             valid_idx,
-            tag=getattr(fit_predict, "tag", "finetune"),
+            tag=fold.tag or "finetune",
             policy=policy,
             classifier=built[0],
         )
@@ -396,6 +399,6 @@ def finetune(task, params: Params, train, test, n_classes: int):
         )
         valid = _proba(model, data, valid_idx, n_classes)
         test_proba = _proba(model, test_data, np.arange(len(test)), n_classes)
-        return valid, test_proba
+        return FoldResult(valid, test_proba)
 
     return fit_predict
