@@ -14,7 +14,8 @@ The classifier is built once per process and reset between folds (:class:`Classi
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -218,31 +219,34 @@ def _proba(model, data: TokenIds, idx: np.ndarray, n_classes: int, batch_size: i
     return np.column_stack([1 - raw[:, 0], raw[:, 0]]) if n_classes == 2 else raw
 
 
-def fit_fold(
-    checkpoint,
-    data: TokenIds,
-    y: np.ndarray,
-    n_classes: int,
-    config: FineTune,
-    seed: int,
-    threads: int,
-    train_idx: np.ndarray,
-    valid_idx: np.ndarray,
-    callbacks=(),
-    tag: str = "finetune",
-    policy: str = "float32",
-    classifier: Classifier | None = None,
-):
-    """Train one fold on length-bucketed batches; return ``(model, history)``. ``data`` holds
-    the train rows' token ids. One log line per epoch, starting ``[tag]``. ``policy``: the
-    encoder's Keras dtype policy (:mod:`pipeline.features.precision`). With ``classifier`` (built
-    after the same seed, same dropout and policy) its model is reset and trained instead of
-    a new one."""
+@dataclass(frozen=True)
+class FineTuneInputs:
+    """What every fold of one fine-tuning run shares: the checkpoint, the train rows' token
+    ids and labels, the settings, and the Keras dtype policy of the encoder
+    (:mod:`pipeline.features.precision`)."""
+
+    checkpoint: Any
+    data: TokenIds
+    y: np.ndarray
+    n_classes: int
+    config: FineTune
+    seed: int
+    threads: int
+    policy: str = "float32"
+
+
+def fit_fold(inputs: FineTuneInputs, fold: Fold, classifier: Classifier | None = None):
+    """Train one fold on length-bucketed batches; return ``(model, history)``. One log line
+    per epoch, starting ``[fold.tag]``. With ``classifier`` (built after the same seed, same
+    dropout and policy) its model is reset and trained instead of a new one."""
     import keras
 
     from .keras_training import epoch_logger, set_determinism
 
-    set_determinism(seed, threads)
+    checkpoint, data, y, n_classes = inputs.checkpoint, inputs.data, inputs.y, inputs.n_classes
+    config, seed, policy = inputs.config, inputs.seed, inputs.policy
+    train_idx, valid_idx = fold.train_idx, fold.valid_idx
+    set_determinism(seed, inputs.threads)
     train_windows, valid_windows = data.windows(train_idx), data.windows(valid_idx)
     steps = config.epochs * int(np.ceil(len(train_windows) / config.batch_size))
     if classifier is None:
@@ -263,7 +267,7 @@ def fit_fold(
             if has_valid
             else None
         ),
-        callbacks=(stop if has_valid else []) + [epoch_logger(tag)] + list(callbacks),
+        callbacks=(stop if has_valid else []) + [epoch_logger(fold.tag or "finetune")],
     )
     return model, history
 
@@ -295,18 +299,11 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
             }
         )
         data = token_ids(tokenizer, train["text"].tolist(), trial_config)
+        inputs = FineTuneInputs(
+            checkpoint, data, y, len(meta.classes), trial_config, params.seed, threads, policy
+        )
         _, history = fit_fold(
-            checkpoint,
-            data,
-            y,
-            len(meta.classes),
-            trial_config,
-            params.seed,
-            threads,
-            train_idx,
-            valid_idx,
-            tag=f"tune {task.name} finetune trial {trial.number}",
-            policy=policy,
+            inputs, Fold(train_idx, valid_idx, f"tune {task.name} finetune trial {trial.number}")
         )
         return min(history.history["val_loss"])
 
@@ -368,36 +365,24 @@ def finetune(task, params: Params, train, test, n_classes: int):
     tokenizer = Tokenizer(checkpoint)
     data = token_ids(tokenizer, train["text"].tolist(), config)
     test_data = token_ids(tokenizer, test["text"].tolist(), config)
-    y = train["y"].to_numpy()
+    inputs = FineTuneInputs(
+        checkpoint, data, train["y"].to_numpy(), n_classes, config, params.seed, params.neural.threads, policy
+    )
     built: list[Classifier] = []  # once per process, on the first fold
 
     def fit_predict(fold: Fold) -> FoldResult:
-        train_idx, valid_idx = fold.train_idx, fold.valid_idx
         if not built:
             from .keras_training import set_determinism
 
             set_determinism(params.seed, params.neural.threads)  # as fit_fold, before building
             built.append(Classifier(checkpoint, n_classes, config.dropout, policy))
-        model, history = fit_fold(
-            checkpoint,
-            data,
-            y,
-            n_classes,
-            config,
-            params.seed,
-            params.neural.threads,
-            train_idx,
-            valid_idx,
-            tag=fold.tag or "finetune",
-            policy=policy,
-            classifier=built[0],
-        )
+        model, history = fit_fold(inputs, fold, classifier=built[0])
         log.info(
             "finetune: %d epoch(s), val_loss %s",
             len(history.history["loss"]),
             [round(v, 4) for v in history.history.get("val_loss", [])],
         )
-        valid = _proba(model, data, valid_idx, n_classes)
+        valid = _proba(model, data, fold.valid_idx, n_classes)
         test_proba = _proba(model, test_data, np.arange(len(test)), n_classes)
         return FoldResult(valid, test_proba)
 
