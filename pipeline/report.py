@@ -352,6 +352,44 @@ def _training_curves(
         )
 
 
+def _model_plots(
+    task: Task,
+    model: str,
+    record: PredictionRecord,
+    oof: np.ndarray,
+    y: np.ndarray,
+    classes: list[str],
+    plot_dir: Path,
+    series: Path,
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """One model's out-of-fold confusion matrix and (binary tasks) ROC curve, as DVC plot data
+    in ``series`` and PNGs in ``plot_dir``; returns the ROC ``(fpr, tpr, auc)`` or ``None``."""
+    from sklearn.metrics import confusion_matrix, roc_curve
+
+    scored = ~np.isnan(oof[:, 0])
+    pred = oof[scored].argmax(axis=1)
+    matrix = confusion_matrix(y[scored], pred, labels=range(len(classes)))
+    write_json(
+        series / "confusion" / f"{model}.json",
+        [
+            {"actual": classes[a], "predicted": classes[p], "count": int(matrix[a, p])}
+            for a, p in zip(*np.nonzero(matrix))
+        ],
+    )
+    _confusion_png(
+        matrix, classes, plot_dir / f"confusion_{model}.png", f"{task.name} / {model} (out-of-fold)"
+    )
+    if len(classes) != 2:
+        return None
+    fpr, tpr, _ = roc_curve(y[scored], oof[scored, 1])
+    step = max(1, len(fpr) // 400)  # keep the plot files small
+    write_json(
+        series / "roc" / f"{model}.json",
+        [{"fpr": round(float(a), 5), "tpr": round(float(b), 5)} for a, b in zip(fpr[::step], tpr[::step])],
+    )
+    return fpr, tpr, record.cv["roc_auc"]
+
+
 def report(task: Task, params: Params) -> dict:
     """Write metrics, plots and the markdown report for ``task``."""
     meta = load_meta(task)
@@ -366,8 +404,6 @@ def report(task: Task, params: Params) -> dict:
         plot_dir.mkdir()
         series.mkdir()
         if meta.available:
-            from sklearn.metrics import confusion_matrix, roc_curve
-
             from .core.metrics import all_scores
 
             train_df, test_df, _ = load_prepared(task)
@@ -381,36 +417,11 @@ def report(task: Task, params: Params) -> dict:
                     continue  # the ensemble before it exists
                 records[model] = record
                 metrics.setdefault("cv", {})[model] = record.cv
-                oof, test_proba = arrays["oof"], arrays["test"]
-                scored = ~np.isnan(oof[:, 0])
-                pred = oof[scored].argmax(axis=1)
-                matrix = confusion_matrix(y[scored], pred, labels=range(len(classes)))
-                write_json(
-                    series / "confusion" / f"{model}.json",
-                    [
-                        {"actual": classes[a], "predicted": classes[p], "count": int(matrix[a, p])}
-                        for a, p in zip(*np.nonzero(matrix))
-                    ],
-                )
-                _confusion_png(
-                    matrix,
-                    classes,
-                    plot_dir / f"confusion_{model}.png",
-                    f"{task.name} / {model} (out-of-fold)",
-                )
-                if len(classes) == 2:
-                    fpr, tpr, _ = roc_curve(y[scored], oof[scored, 1])
-                    step = max(1, len(fpr) // 400)  # keep the plot files small
-                    write_json(
-                        series / "roc" / f"{model}.json",
-                        [
-                            {"fpr": round(float(a), 5), "tpr": round(float(b), 5)}
-                            for a, b in zip(fpr[::step], tpr[::step])
-                        ],
-                    )
-                    curves[model] = (fpr, tpr, record.cv["roc_auc"])
+                curve = _model_plots(task, model, record, arrays["oof"], y, classes, plot_dir, series)
+                if curve is not None:
+                    curves[model] = curve
                 if task.has_test_labels:
-                    scores_test[model] = all_scores(test_df["y"].to_numpy(), test_proba)
+                    scores_test[model] = all_scores(test_df["y"].to_numpy(), arrays["test"])
             if "ensemble" in records:
                 _comparison_png(
                     records["ensemble"].weights,
