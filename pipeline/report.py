@@ -340,12 +340,14 @@ def _training_curves(
             )
     for model in params.models.rnn:
         history = tuning_history(task, model)
-        if history is None:
-            continue
-        done = history["trials"].query("state == 'COMPLETE'")
+        # An RNN that was not tuned (too few rows, no budget) gets an empty series: `dvc plots
+        # show` fails on a plot folder that does not exist, and draws nothing for an empty one.
+        done = history["trials"].query("state == 'COMPLETE'") if history else None
         write_json(
             plot_dir / "trials" / f"{model}.json",
-            [
+            []
+            if done is None
+            else [
                 {"trial": int(n), "value": round(float(v), 5), "best": round(float(b), 5)}
                 for n, v, b in zip(done["number"], done["value"], done["best"])
             ],

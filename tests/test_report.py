@@ -473,3 +473,17 @@ def test_report_shows_prepares_checks_and_their_warnings(tmp_path, monkeypatch, 
     assert "> **What to do:** set cv.group to the story column." in markdown  # before the tables
     assert markdown.index("What to do") < markdown.index("| model |")
     assert "WARNING folds (stratified)" in caplog.text
+
+
+def test_an_untuned_rnn_gets_an_empty_trials_series(tmp_path, monkeypatch):
+    # `dvc plots show` fails on a plot folder that does not exist; an empty series draws nothing.
+    from pipeline.ensemble import ensemble
+    from pipeline.report import report
+
+    monkeypatch.chdir(tmp_path)
+    params = make_params(rnn=["lstm"])
+    task, y, folds, test_y = fake_task("competition", params)
+    write_fake_models(task, y, folds, test_y, rnn_folds={"lstm": [0, 1]})
+    ensemble(task, params)
+    report(task, params)
+    assert json.loads((tmp_path / "metrics/competition/trials/lstm.json").read_text()) == []
