@@ -13,6 +13,11 @@ from pathlib import Path
 from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
+# ../shared/data beside the checkout, or beside a parent folder (git worktrees, scratch clones)
+SHARED_DATA = next(
+    (p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+    ROOT.parent / "shared" / "data",
+)
 
 
 @dataclass

@@ -29,12 +29,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .bench_child import ROOT, finish, start_child
+from .bench_child import ROOT, SHARED_DATA, finish, start_child
 
-IMDB = ROOT.parent / "shared" / "data" / "imdb"
+IMDB = SHARED_DATA / "imdb"
 FULL = (20_800, 5_200)  # Kaggle fake-news: train, test rows
 MEAN_CHARS = 4_500  # its mean article length
 LONG_SHARE, LONG_REVIEWS = 0.002, (60, 110)  # the long tail: ~0.2% of articles of 60-110 reviews
+# what a project of this pipeline needs besides params.yaml (every dvc.yaml: `dvc repro` reads them all)
+PROJECT_FILES = ("pipeline", "dvc.yaml", "data/fingerprints/dvc.yaml", ".dvcignore")
 AUTHORS, AUTHOR_LEAN, NO_AUTHOR, NO_TITLE = 3_000, 0.8, 0.09, 0.025
 
 
@@ -120,12 +122,13 @@ def make_competition(
 def scratch_project(dest: Path, data: Path) -> Path:
     """A git + DVC project of this checkout's pipeline reading the competition in ``data``,
     validation tasks off."""
-    for name in ("pipeline", "dvc.yaml", ".dvcignore"):
-        src = ROOT / name
+    for name in PROJECT_FILES:
+        src, dst = ROOT / name, dest / name
         if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy2(src, dest / name)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["competition"].update(source="local", local_dir=str(data))
     params["validation"]["tasks"] = []

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import yaml
 
-from .bench_child import ROOT, child_result, finish, run_child, start_child
+from .bench_child import ROOT, SHARED_DATA, child_result, finish, run_child, start_child
 
-IMDB = ROOT.parent / "shared" / "data" / "imdb"
+IMDB = SHARED_DATA / "imdb"
 TARGETS = {"tfidf_seconds": 180, "tfidf_peak_gib": 4.0, "tokenize_seconds": 30}
 
 

@@ -86,3 +86,15 @@ def test_scale_sizes_are_checked_before_anything_runs(args, capsys):
         main(["scale", *args])
     assert exit_info.value.code == 2
     assert "--fraction must be in (0, 1] and --rows at least 10" in capsys.readouterr().err
+
+
+def test_the_scratch_project_runs_the_pipelines_first_stages(shared_data, tmp_path):
+    """The benchmark's own project (every dvc.yaml of the checkout) runs the always-changed
+    fingerprint stage and the competition's fetch on the generated files."""
+    from devtools.bench_scale import bench_scale
+
+    result = bench_scale(tmp_path, 200, 50, upto="fetch@competition")
+    assert list(result["stages"]) == ["data/fingerprints/dvc.yaml:fingerprint", "fetch@competition"]
+    assert all(stage["seconds"] > 0 and stage["peak_gib"] > 0 for stage in result["stages"].values())
+    fetched = pd.read_csv(tmp_path / "project/data/raw/competition/train.csv", keep_default_na=False)
+    assert len(fetched) == 200 and list(fetched.columns) == ["id", "title", "author", "text", "label"]

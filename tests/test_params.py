@@ -122,6 +122,7 @@ def test_one_error_lists_field_and_cross_field_problems():
         ({"tfidf": {"test_predictions": "mean"}}, "tfidf.test_predictions"),
         ({"tfidf": {"wordchar_svc": {"C": 0}}}, "tfidf.wordchar_svc.C"),
         ({"tfidf": {"wordchar_svc": {"class_weight": "auto"}}}, "tfidf.wordchar_svc.class_weight"),
+        ({"transformer": {"finetune": {"max_train_rows": 99}}}, "transformer.finetune.max_train_rows"),
     ],
 )
 def test_bad_key_is_named(raw, key):

@@ -305,6 +305,59 @@ def test_finetune_tuning_trials_are_recorded_and_the_best_is_used(tmp_path, monk
     assert record["checkpoint"]["sha256"].startswith("53aa5117")
 
 
+def test_capped_training_rows_are_a_seeded_ordered_subset():
+    from pipeline.models.transformer import capped
+
+    rows = np.arange(0, 3000, 3)
+    assert capped(rows, 1000, seed=1) is rows  # at or below the cap: every row
+    sub = capped(rows, 400, seed=1)
+    assert len(sub) == 400 and len(set(sub)) == 400 and set(sub) <= set(rows)
+    assert (np.diff(sub) > 0).all()  # in the fold's order
+    np.testing.assert_array_equal(sub, capped(rows, 400, seed=1))
+    assert not np.array_equal(sub, capped(rows, 400, seed=2))
+
+
+def test_finetune_trains_on_at_most_max_train_rows_and_predicts_every_row(tmp_path, monkeypatch, caplog):
+    """The fold loop's wiring, training replaced by a spy: the fold's training rows are capped,
+    its validation rows and the test rows are all predicted, the cap is in the model's json."""
+    import pipeline.models.transformer as transformer
+    from pipeline.train import train
+
+    monkeypatch.chdir(tmp_path)
+    texts, y = learnable_texts(300, filler=1)
+    write_prepared(tmp_path, texts, y, texts[:5], folds=2)
+    trained: list[np.ndarray] = []
+
+    class Model:
+        def predict_on_batch(self, batch):
+            return np.full((len(next(iter(batch.values()))), 1), 0.25)
+
+    def fit_fold(inputs, fold, **kw):
+        trained.append(fold.train_idx)
+        return Model(), type("History", (), {"history": {"loss": [0.5], "val_loss": [0.5]}})()
+
+    monkeypatch.setattr(transformer, "fit_fold", fit_fold)
+    monkeypatch.setattr(transformer, "Classifier", lambda *args: None)
+    params = tiny_params(
+        models={"transformer": ["finetune"]},
+        transformer={"finetune": {"folds": 2, "max_tokens": 8, "max_train_rows": 100}},
+    )
+    task = get_task("competition", params)
+    with caplog.at_level("INFO"):
+        record = train(task, "finetune", params)
+    fold = pd.read_parquet(task.prepared_dir / "train.parquet")["fold"].to_numpy()
+    assert [len(rows) for rows in trained] == [100, 100]
+    for k, rows in enumerate(trained):
+        assert set(rows) <= set(np.flatnonzero(fold != k))
+    assert (
+        "finetune: 100 of the fold's 150 training rows (transformer.finetune.max_train_rows)" in caplog.text
+    )
+    assert record["finetune"]["max_train_rows"] == 100 and record["n_scored"] == 300
+    _, oof, test = _saved(task, "finetune")
+    np.testing.assert_allclose(oof[:, 1], 0.25)  # every row of both folds predicted
+    assert test.shape == (5, 2)
+
+
 def test_length_batches_group_similar_lengths_and_repeat_with_the_seed():
     from pipeline.features.encoder import length_batches
 

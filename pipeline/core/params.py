@@ -320,6 +320,7 @@ class FineTune(_LongText):
     epochs: int = Field(2, ge=1)
     patience: int = Field(1, ge=1)  # early stopping on the fold's validation loss
     batch_size: int = Field(32, ge=1)
+    max_train_rows: int = Field(8000, ge=100)  # a fold trains on a seeded subsample of at most this many rows
     max_tokens: int = Field(96, ge=8, le=512)
     window_overlap: int = Field(
         16, ge=0

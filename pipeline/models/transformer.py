@@ -9,6 +9,8 @@ are padded to their own length rounded up to 16 tokens; scoring runs length-sort
 and returns the rows in their original order. With ``long_text: windows`` a text's windows
 are rows of their own (with its label) and its prediction is the mean over its windows.
 The classifier is built once per process and reset between folds (:class:`Classifier`).
+A fold with more than ``finetune.max_train_rows`` training rows trains on a seeded subsample
+of that many (:func:`capped`); every validation and test row is still predicted.
 """
 
 from __future__ import annotations
@@ -272,6 +274,14 @@ def fit_fold(inputs: FineTuneInputs, fold: Fold, classifier: Classifier | None =
     return model, history
 
 
+def capped(train_idx: np.ndarray, most: int, seed: int) -> np.ndarray:
+    """``train_idx``, or a seeded subsample of ``most`` of its rows (in their order) when it
+    has more: fine-tuning's cost is linear in its training rows."""
+    if len(train_idx) <= most:
+        return train_idx
+    return np.sort(np.random.default_rng(seed).choice(train_idx, most, replace=False))
+
+
 def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
     """Optuna over ``transformer.finetune.space`` on fold 0 (minimum validation loss), the
     params' values as the first trial; returns the best config and every trial."""
@@ -289,6 +299,7 @@ def _tune(task, params: Params, checkpoint) -> tuple[FineTune, list[dict]]:
     tokenizer, y, fold = Tokenizer(checkpoint), train["y"].to_numpy(), train["fold"].to_numpy()
     threads = threads_per_process(params.neural.threads, 1)
     train_idx, valid_idx = fold_rows(fold, 0, meta.ordered)  # as tune.py
+    train_idx = capped(train_idx, config.max_train_rows, params.seed)  # as the folds train
 
     def objective(trial):
         trial_config = config.model_copy(
@@ -371,12 +382,19 @@ def finetune(task, params: Params, train, test, n_classes: int):
     built: list[Classifier] = []  # once per process, on the first fold
 
     def fit_predict(fold: Fold) -> FoldResult:
+        train_idx = capped(fold.train_idx, config.max_train_rows, params.seed)
+        if len(train_idx) < len(fold.train_idx):
+            log.info(
+                "finetune: %d of the fold's %d training rows (transformer.finetune.max_train_rows)",
+                len(train_idx),
+                len(fold.train_idx),
+            )
         if not built:
             from .keras_training import set_determinism
 
             set_determinism(params.seed, params.neural.threads)  # as fit_fold, before building
             built.append(Classifier(checkpoint, n_classes, config.dropout, policy))
-        model, history = fit_fold(inputs, fold, classifier=built[0])
+        model, history = fit_fold(inputs, Fold(train_idx, fold.valid_idx, fold.tag), classifier=built[0])
         log.info(
             "finetune: %d epoch(s), val_loss %s",
             len(history.history["loss"]),
