@@ -33,6 +33,8 @@ def start_child(args: list[str], cwd: Path | None = None, env: dict[str, str] | 
     the environment). Its output goes to temporary files (a full pipe would stall the child
     while we wait for it)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+    # stages run `python -m pipeline ...`: this interpreter's, whether or not its bin/ is on PATH
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
     proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, stdout=out, stderr=err, text=True)
     return Child(args, proc, out, err)

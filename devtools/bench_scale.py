@@ -22,6 +22,7 @@ import contextlib
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -135,7 +136,8 @@ def scratch_project(dest: Path, data: Path) -> Path:
     for task in ("imdb", "reuters"):
         params["validation"][task] = {"source": "local", "local_dir": ""}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
+    dvc = [sys.executable, "-m", "dvc"]  # this interpreter's DVC, whether or not its bin/ is on PATH
+    for cmd in (["git", "init", "-q"], [*dvc, "init", "-q"], [*dvc, "config", "core.analytics", "false"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
     shutil.copytree(ROOT / ".dvc" / "plots", dest / ".dvc" / "plots")
     return dest
