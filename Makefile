@@ -25,7 +25,7 @@ run: $(STAMP)
 	dvc repro
 
 test: $(STAMP)
-	python -m pytest -q
+	python -m pytest -q --durations=15
 
 # The edit-test loop: everything but the tests marked slow (whole runs, TensorFlow training,
 # subprocess stages, network timeouts); `make test` still runs them all.
