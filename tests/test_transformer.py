@@ -310,6 +310,7 @@ def test_capped_training_rows_are_a_seeded_ordered_subset():
 
     rows = np.arange(0, 3000, 3)
     assert capped(rows, 1000, seed=1) is rows  # at or below the cap: every row
+    assert capped(rows, 0, seed=1) is rows  # 0: no cap
     sub = capped(rows, 400, seed=1)
     assert len(sub) == 400 and len(set(sub)) == 400 and set(sub) <= set(rows)
     assert (np.diff(sub) > 0).all()  # in the fold's order

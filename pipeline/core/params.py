@@ -320,7 +320,8 @@ class FineTune(_LongText):
     epochs: int = Field(2, ge=1)
     patience: int = Field(1, ge=1)  # early stopping on the fold's validation loss
     batch_size: int = Field(32, ge=1)
-    max_train_rows: int = Field(8000, ge=100)  # a fold trains on a seeded subsample of at most this many rows
+    # 0 = every row; else a fold trains on a seeded subsample of at most this many rows
+    max_train_rows: int = Field(0, ge=0)
     max_tokens: int = Field(96, ge=8, le=512)
     window_overlap: int = Field(
         16, ge=0
@@ -328,6 +329,13 @@ class FineTune(_LongText):
     dropout: float = Field(0.1, ge=0, lt=1)
     budget: Budget = Budget(n_trials=0, timeout=3600)  # Optuna trials on fold 0 (0: the values above)
     space: FineTuneSpace = FineTuneSpace()
+
+    @field_validator("max_train_rows")
+    @classmethod
+    def _cap(cls, value: int) -> int:
+        if 0 < value < 100:
+            raise ValueError(f"{value} rows are too few to fine-tune on: 0 (every row) or at least 100")
+        return value
 
 
 class Transformer(_LongText):

@@ -276,8 +276,8 @@ def fit_fold(inputs: FineTuneInputs, fold: Fold, classifier: Classifier | None =
 
 def capped(train_idx: np.ndarray, most: int, seed: int) -> np.ndarray:
     """``train_idx``, or a seeded subsample of ``most`` of its rows (in their order) when it
-    has more: fine-tuning's cost is linear in its training rows."""
-    if len(train_idx) <= most:
+    has more (``most`` 0: every row): fine-tuning's cost is linear in its training rows."""
+    if not most or len(train_idx) <= most:
         return train_idx
     return np.sort(np.random.default_rng(seed).choice(train_idx, most, replace=False))
 
